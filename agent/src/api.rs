@@ -1,0 +1,260 @@
+//! The versioned JSON API (`/api/v1/…`) for the Command Center, LuCI and scripts. Bound only to the
+//! configured addresses (default: the LAN devices' addresses and loopback); a request whose Host header
+//! is not one of the router's own addresses is refused (DNS rebinding); every error has a JSON body.
+
+use crate::config::Config;
+use crate::consts::API_MAX_HEADERS;
+use crate::daemon::Shared;
+use crate::firewall::apply::Counts;
+use crate::netinfo;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tiny_http::{Header, Method, Request, Response, Server};
+
+/// Live table facts are read from the kernel at most this often, however hard a client polls.
+const LIVE_CACHE: Duration = Duration::from_secs(1);
+
+type Live = Option<(bool, BTreeMap<String, Counts>)>;
+
+struct Api {
+    shared: Arc<Shared>,
+    live: Mutex<Option<(Instant, Live)>>,
+}
+
+/// The running listeners, one per address.
+#[derive(Default)]
+pub struct Servers {
+    running: HashMap<SocketAddr, (Arc<Server>, JoinHandle<()>)>,
+    api: Option<Arc<Api>>,
+}
+
+/// Where the API listens: `api_listen`, or the LAN devices' IPv4 addresses plus loopback.
+pub fn listen_addresses(config: &Config, addrs: &[netinfo::IfAddr]) -> Vec<SocketAddr> {
+    let ips: Vec<IpAddr> = if config.api_listen.is_empty() {
+        let mut v: Vec<IpAddr> = addrs
+            .iter()
+            .filter(|a| config.lan_devices.contains(&a.device) && a.addr.is_ipv4())
+            .map(|a| a.addr)
+            .collect();
+        v.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        v
+    } else {
+        config.api_listen.clone()
+    };
+    let mut out: Vec<SocketAddr> = ips
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, config.api_port))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl Servers {
+    /// Starts listeners for new addresses and stops those no longer wanted (addresses come and go).
+    pub fn sync(&mut self, config: &Config, shared: &Arc<Shared>) {
+        let api = self
+            .api
+            .get_or_insert_with(|| {
+                Arc::new(Api {
+                    shared: shared.clone(),
+                    live: Mutex::new(None),
+                })
+            })
+            .clone();
+        let wanted = listen_addresses(config, &netinfo::addresses());
+        let stale: Vec<SocketAddr> = self
+            .running
+            .keys()
+            .filter(|a| !wanted.contains(a))
+            .copied()
+            .collect();
+        for addr in stale {
+            if let Some((server, handle)) = self.running.remove(&addr) {
+                server.unblock();
+                let _ = handle.join();
+                info!("API stopped listening on {addr}");
+            }
+        }
+        for addr in wanted {
+            if self.running.contains_key(&addr) {
+                continue;
+            }
+            match Server::http(addr) {
+                Ok(server) => {
+                    let server = Arc::new(server);
+                    let (s, a) = (server.clone(), api.clone());
+                    let handle = std::thread::spawn(move || {
+                        for request in s.incoming_requests() {
+                            a.handle(request);
+                        }
+                    });
+                    info!("API listening on http://{addr}/api/v1/");
+                    self.running.insert(addr, (server, handle));
+                }
+                Err(e) => warning!("API cannot listen on {addr}: {e}"),
+            }
+        }
+    }
+
+    pub fn stop(&mut self) {
+        for (_, (server, handle)) in self.running.drain() {
+            server.unblock();
+            let _ = handle.join();
+        }
+    }
+}
+
+/// A JSON error body: `{"error": {"status": 404, "message": "…"}}`.
+fn error_body(status: u16, message: &str) -> Value {
+    json!({"error": {"status": status, "message": message}})
+}
+
+/// Host header value -> the host part, without port or IPv6 brackets.
+fn host_part(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("");
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+/// Is `host` (a Host header) one of the router's own addresses?
+pub fn host_allowed(host: &str, own: &[IpAddr]) -> bool {
+    let h = host_part(host.trim());
+    if h.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    h.parse::<IpAddr>().is_ok_and(|ip| own.contains(&ip))
+}
+
+impl Api {
+    fn handle(&self, request: Request) {
+        let (status, body, allow) = self.route(&request);
+        let mut response = Response::from_string(format!("{body}\n"))
+            .with_status_code(status)
+            .with_header(Header::from_bytes("Content-Type", "application/json").unwrap())
+            .with_header(Header::from_bytes("Cache-Control", "no-store").unwrap());
+        if let Some(methods) = allow {
+            response.add_header(Header::from_bytes("Allow", methods).unwrap());
+        }
+        let _ = request.respond(response);
+    }
+
+    fn route(&self, request: &Request) -> (u16, Value, Option<&'static str>) {
+        if request.headers().len() > API_MAX_HEADERS {
+            return (431, error_body(431, "too many header fields"), None);
+        }
+        let host = request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Host"))
+            .map(|h| h.value.as_str());
+        let Some(host) = host else {
+            return (400, error_body(400, "a Host header is required"), None);
+        };
+        let own: Vec<IpAddr> = netinfo::addresses().into_iter().map(|a| a.addr).collect();
+        if !host_allowed(host, &own) {
+            return (
+                403,
+                error_body(403, "the Host header must be one of the router's own addresses (DNS rebinding protection)"),
+                None,
+            );
+        }
+        let path = request.url().split(['?', '#']).next().unwrap_or("");
+        let path = path
+            .strip_suffix('/')
+            .filter(|p| !p.is_empty())
+            .unwrap_or(path);
+        let get_only = matches!(request.method(), Method::Get | Method::Head);
+        let known = matches!(path, "/api/v1" | "/api/v1/status" | "/api/v1/health");
+        if !known {
+            return (
+                404,
+                error_body(404, &format!("no such endpoint: {path}; see GET /api/v1")),
+                None,
+            );
+        }
+        if !get_only {
+            let m = request.method().as_str().to_string();
+            return (
+                405,
+                error_body(
+                    405,
+                    &format!("method {m} is not allowed on {path}; use GET"),
+                ),
+                Some("GET, HEAD"),
+            );
+        }
+        match path {
+            "/api/v1" => (
+                200,
+                json!({"api_version": crate::status::API_VERSION, "endpoints": ["/api/v1/status", "/api/v1/health"]}),
+                None,
+            ),
+            "/api/v1/status" => {
+                let live = self.live();
+                let snap = self.shared.snapshot.lock().unwrap().clone();
+                let status = snap.status(live.as_ref().map(|(p, c)| (*p, c)));
+                (
+                    200,
+                    serde_json::to_value(status).unwrap_or(Value::Null),
+                    None,
+                )
+            }
+            _ => {
+                let problems = self.shared.snapshot.lock().unwrap().problems();
+                if problems.is_empty() {
+                    (200, json!({"status": "ok"}), None)
+                } else {
+                    (
+                        503,
+                        json!({"status": "degraded", "problems": problems}),
+                        None,
+                    )
+                }
+            }
+        }
+    }
+
+    /// The table's presence and counters, from the kernel, cached briefly.
+    fn live(&self) -> Live {
+        let mut cache = self.live.lock().unwrap();
+        if let Some((at, live)) = &*cache {
+            if at.elapsed() < LIVE_CACHE {
+                return live.clone();
+            }
+        }
+        let live = match self.shared.nft.list_table() {
+            Ok(Some(t)) => Some((true, crate::firewall::apply::counters(&t))),
+            Ok(None) => Some((false, BTreeMap::new())),
+            Err(_) => None,
+        };
+        *cache = Some((Instant::now(), live.clone()));
+        live
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_must_name_the_router() {
+        let own: Vec<IpAddr> = vec!["192.168.1.1".parse().unwrap(), "::1".parse().unwrap()];
+        assert!(host_allowed("192.168.1.1:8780", &own));
+        assert!(host_allowed("192.168.1.1", &own));
+        assert!(host_allowed("[::1]:8780", &own));
+        assert!(host_allowed("localhost:8780", &own));
+        assert!(!host_allowed("evil.example:8780", &own));
+        assert!(!host_allowed("192.168.1.2:8780", &own));
+        assert!(!host_allowed("192.168.1.1.evil.example", &own));
+        assert!(!host_allowed("", &own));
+    }
+}

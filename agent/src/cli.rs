@@ -1,0 +1,276 @@
+//! The command line: `run`, `check`, `print-ruleset`, `status`, `--version`. Hand-written (no parser
+//! crate) to keep the router binary small.
+
+use crate::config::{self, Config, Overrides};
+use crate::consts::{DEFAULT_CONFIG, FW4_FORWARD_INCLUDE};
+use crate::daemon::{self, include_status};
+use crate::firewall::{render, static_forwards, text};
+use crate::netinfo;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const USAGE: &str = "\
+usage: wilife-agent COMMAND [OPTIONS]
+
+commands:
+  run            run the daemon (applies the firewall, serves the API)
+  check          validate the configuration and exit (non-zero on error)
+  print-ruleset  print the nftables table that would be applied, without touching the kernel
+  status         ask the running daemon for its status
+  --version      print the version
+
+options:
+  --config FILE        configuration file (default /etc/config/wilife)
+  --wan-device DEV     WAN device, overrides the file (the init script passes it)
+  --lan-device DEV     LAN device, overrides the file; may be repeated
+  --foreground         (run) log to stderr instead of syslog
+  --debug              (run) log debug messages too
+  --nft PATH           (run) the nft program (default: nft from PATH)
+  --fw4-include FILE   (run, check) the installed fw4 include (default /usr/share/nftables.d/…/30-wilife.nft)
+  --json               (status) print the raw JSON; (print-ruleset) print only the nft JSON
+  --text               (print-ruleset) print only the nft text
+";
+
+struct Args {
+    command: String,
+    config: PathBuf,
+    overrides: Overrides,
+    foreground: bool,
+    debug: bool,
+    json: bool,
+    text: bool,
+    nft: PathBuf,
+    fw4_include: PathBuf,
+}
+
+fn parse_args(args: &[String]) -> Result<Args, String> {
+    let mut it = args.iter();
+    let command = it.next().cloned().ok_or("no command given")?;
+    let mut a = Args {
+        command,
+        config: PathBuf::from(DEFAULT_CONFIG),
+        overrides: Overrides::default(),
+        foreground: false,
+        debug: false,
+        json: false,
+        text: false,
+        nft: PathBuf::from("nft"),
+        fw4_include: PathBuf::from(FW4_FORWARD_INCLUDE),
+    };
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--config" | "-c" => a.config = PathBuf::from(value()?),
+            "--wan-device" => a.overrides.wan_device = Some(value()?),
+            "--lan-device" => a.overrides.lan_devices.push(value()?),
+            "--nft" => a.nft = PathBuf::from(value()?),
+            "--fw4-include" => a.fw4_include = PathBuf::from(value()?),
+            "--foreground" | "-f" => a.foreground = true,
+            "--debug" => a.debug = true,
+            "--json" => a.json = true,
+            "--text" => a.text = true,
+            other => return Err(format!("unknown option '{other}'")),
+        }
+    }
+    Ok(a)
+}
+
+/// Runs the command line; returns the exit code (0 ok, 1 failure, 2 usage error).
+pub fn main(args: &[String]) -> i32 {
+    match args.first().map(String::as_str) {
+        Some("--version" | "-V" | "version") => {
+            println!("wilife-agent {}", env!("CARGO_PKG_VERSION"));
+            return 0;
+        }
+        Some("--help" | "-h" | "help") => {
+            print!("{USAGE}");
+            return 0;
+        }
+        _ => {}
+    }
+    let a = match parse_args(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("wilife-agent: {e}\n\n{USAGE}");
+            return 2;
+        }
+    };
+    match a.command.as_str() {
+        "run" => run(a),
+        "check" => check(a),
+        "print-ruleset" => print_ruleset(a),
+        "status" => status(a),
+        other => {
+            eprintln!("wilife-agent: unknown command '{other}'\n\n{USAGE}");
+            2
+        }
+    }
+}
+
+fn load(a: &Args) -> Result<Config, i32> {
+    config::load(&a.config, &a.overrides).map_err(|e| {
+        eprintln!("wilife-agent: {e}");
+        1
+    })
+}
+
+fn run(a: Args) -> i32 {
+    crate::log::init(a.foreground, a.debug);
+    let opts = daemon::Options {
+        config_path: a.config,
+        overrides: a.overrides,
+        nft: a.nft,
+        fw4_include: a.fw4_include,
+    };
+    match daemon::run(opts) {
+        Ok(()) => 0,
+        Err(e) => {
+            crate::error!("{e}");
+            if !a.foreground {
+                // Also on stderr: `run` failing at start is something the person at the console must see.
+                eprintln!("wilife-agent: {e}");
+            }
+            1
+        }
+    }
+}
+
+fn check(a: Args) -> i32 {
+    let c = match load(&a) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    println!(
+        "{}: valid (direct access {:?}, {} Command Center(s), {} camera(s))",
+        a.config.display(),
+        c.direct_access,
+        c.command_centers.len(),
+        c.cameras.len()
+    );
+    let inc = include_status(&a.fw4_include, c.connmark, None);
+    if inc.present && !inc.matches_connmark {
+        eprintln!(
+            "wilife-agent: {} does not accept connmark 0x{:08x}: set agent.connmark to the bit it accepts",
+            inc.path, c.connmark
+        );
+        return 1;
+    }
+    0
+}
+
+fn print_ruleset(a: Args) -> i32 {
+    let c = match load(&a) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    // Read-only: the interface addresses fill the reflection sets; nothing is written.
+    let facts = netinfo::facts(&c, &netinfo::addresses());
+    let forwards = static_forwards(&c);
+    let batch = render::render(&render::Desired {
+        config: &c,
+        forwards: &forwards,
+        facts: &facts,
+    });
+    let json = serde_json::to_value(&batch).expect("a rendered batch serializes");
+    let both = !a.json && !a.text;
+    if a.json || both {
+        if both {
+            println!("# nft JSON, as `nft -j -f -` receives it");
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_default()
+        );
+    }
+    if a.text || both {
+        if both {
+            println!("\n# the same, as nft text");
+        }
+        print!("{}", text::to_text(&json));
+    }
+    0
+}
+
+/// Minimal HTTP GET to the local daemon.
+fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .map_err(|e| format!("cannot reach the agent at {addr}: {e} (is it running?)"))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or("malformed HTTP answer")?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("malformed status line")?;
+    Ok((code, body.to_string()))
+}
+
+fn status(a: Args) -> i32 {
+    let c = match load(&a) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), c.api_port);
+    let (code, body) = match http_get(addr, "/api/v1/status") {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wilife-agent: {e}");
+            return 1;
+        }
+    };
+    if a.json || code != 200 {
+        println!("{}", body.trim());
+        return if code == 200 { 0 } else { 1 };
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let fw = &v["firewall"];
+    println!(
+        "wilife-agent {} — up {} s, direct access: {}",
+        v["version"].as_str().unwrap_or("?"),
+        v["uptime_s"],
+        v["mode"].as_str().unwrap_or("?")
+    );
+    println!(
+        "WAN {}: {}",
+        v["wan"]["device"].as_str().unwrap_or("?"),
+        v["wan"]["ipv4"]
+    );
+    println!(
+        "firewall: table {} {}, fw4 include {}, last reconcile {} ({})",
+        fw["table"].as_str().unwrap_or("?"),
+        if fw["table_present"] == true {
+            "in force"
+        } else {
+            "MISSING"
+        },
+        if fw["fw4_include"]["in_fw4_ruleset"] == true {
+            "active"
+        } else {
+            "NOT ACTIVE"
+        },
+        fw["last_reconcile"]["result"].as_str().unwrap_or("none"),
+        fw["last_reconcile"]["error"].as_str().unwrap_or("no error"),
+    );
+    for f in v["forwards"].as_array().into_iter().flatten() {
+        let ports = &f["external"];
+        println!(
+            "forward tcp {}-{} -> {} ({}): {} connections, {} bytes",
+            ports["first"],
+            ports["last"],
+            f["target"].as_str().unwrap_or("?"),
+            f["origin"].as_str().unwrap_or("?"),
+            f["connections"],
+            f["bytes"]
+        );
+    }
+    0
+}

@@ -1,0 +1,452 @@
+use super::*;
+
+const GOOD: &str = "\
+config agent 'main'
+\toption direct_access 'static'
+\toption wan_device 'wan0'
+\tlist lan_device 'br-lan'
+\toption api_port '8780'
+\toption api_token '0123456789abcdef'
+\toption state_dir '/var/run/wilife'
+config direct 'direct'
+\toption ports '20570-20575'
+\toption custom_port ''
+config command_center
+\toption name 'office-pc'
+\toption ip '192.168.1.10'
+\toption mac '00:11:22:33:44:55'
+config camera
+\toption name 'porch'
+\toption mac '00:11:22:33:44:66'
+";
+
+fn parse_str(text: &str) -> Result<Config, ConfigError> {
+    parse(text, Path::new("/etc/config/wilife"), &Overrides::default())
+}
+
+#[test]
+fn good_config_parses_with_defaults() {
+    let c = parse_str(GOOD).unwrap();
+    assert_eq!(c.direct_access, DirectAccess::Static);
+    assert_eq!(c.wan_device, "wan0");
+    assert_eq!(c.lan_devices, vec!["br-lan".to_string()]);
+    assert_eq!(
+        c.direct.ports,
+        PortRange {
+            first: 20570,
+            last: 20575
+        }
+    );
+    assert_eq!(c.direct.custom_port, None);
+    assert!(c.direct.reflection);
+    assert_eq!(c.connmark, consts::DEFAULT_CONNMARK);
+    assert_eq!(
+        c.command_centers[0].mac.unwrap().to_string(),
+        "00:11:22:33:44:55"
+    );
+    assert_eq!(c.cameras[0].name, "porch");
+    assert!(c.camera_rules.isolation);
+    assert_eq!(c.camera_rules.video_port, 22211);
+    assert_eq!(c.outbound.smtp_port, 25);
+    let (cc, ip) = c.static_target().unwrap();
+    assert_eq!(
+        (cc.name.as_str(), ip),
+        ("office-pc", "192.168.1.10".parse().unwrap())
+    );
+}
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../openwrt-package/wilife-agent/files/wilife.config"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let o = Overrides {
+        wan_device: Some("eth1".into()),
+        lan_devices: vec!["br-lan".into()],
+    };
+    let c = parse(&text, Path::new(path), &o).unwrap();
+    assert_eq!(c.direct_access, DirectAccess::Upnp);
+    assert!(c.camera_rules.isolation);
+}
+
+#[test]
+fn overrides_replace_devices() {
+    let o = Overrides {
+        wan_device: Some("eth9".into()),
+        lan_devices: vec!["lan1".into(), "lan2".into()],
+    };
+    let c = parse(GOOD, Path::new("x"), &o).unwrap();
+    assert_eq!(c.wan_device, "eth9");
+    assert_eq!(c.lan_devices, vec!["lan1", "lan2"]);
+}
+
+/// Replaces the first line containing `from` (a whole line of GOOD) by `to`.
+fn with(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "fixture lacks {from:?}");
+    GOOD.replacen(from, to, 1)
+}
+
+/// (case, text, expected line, section, option, words the message must contain)
+type Case = (
+    &'static str,
+    String,
+    Option<usize>,
+    Option<&'static str>,
+    Option<&'static str>,
+    &'static str,
+);
+
+#[test]
+fn bad_configs_get_precise_errors() {
+    // (case, text, expected line, expected section, expected option, words the message must contain)
+    let cases: Vec<Case> = vec![
+        (
+            "unknown option",
+            with("\toption api_port '8780'", "\toption api_prot '8780'"),
+            Some(5),
+            Some("agent 'main'"),
+            Some("api_prot"),
+            "unknown option; valid options here: enabled, direct_access",
+        ),
+        (
+            "bad port",
+            with("\toption api_port '8780'", "\toption api_port '70000'"),
+            Some(5),
+            Some("agent 'main'"),
+            Some("api_port"),
+            "'70000' is not a port: use a number from 1 to 65535",
+        ),
+        (
+            "port zero",
+            with("\toption api_port '8780'", "\toption api_port '0'"),
+            Some(5),
+            Some("agent 'main'"),
+            Some("api_port"),
+            "is not a port",
+        ),
+        (
+            "range reversed",
+            with(
+                "\toption ports '20570-20575'",
+                "\toption ports '20575-20570'",
+            ),
+            Some(9),
+            Some("direct 'direct'"),
+            Some("ports"),
+            "'20575-20570' is reversed",
+        ),
+        (
+            "range garbage",
+            with(
+                "\toption ports '20570-20575'",
+                "\toption ports '20570..20575'",
+            ),
+            Some(9),
+            Some("direct 'direct'"),
+            Some("ports"),
+            "is not a port range: use FIRST-LAST",
+        ),
+        (
+            "bad IP",
+            with("\toption ip '192.168.1.10'", "\toption ip '192.168.1.300'"),
+            Some(13),
+            Some("command_center #1"),
+            Some("ip"),
+            "'192.168.1.300' is not an IPv4 address",
+        ),
+        (
+            "broadcast IP",
+            with(
+                "\toption ip '192.168.1.10'",
+                "\toption ip '255.255.255.255'",
+            ),
+            Some(13),
+            Some("command_center #1"),
+            Some("ip"),
+            "is not a host address",
+        ),
+        (
+            "bad MAC",
+            with(
+                "\toption mac '00:11:22:33:44:55'",
+                "\toption mac '00:11:22:33:44'",
+            ),
+            Some(14),
+            Some("command_center #1"),
+            Some("mac"),
+            "is not a MAC address",
+        ),
+        (
+            "multicast MAC",
+            with(
+                "\toption mac '00:11:22:33:44:55'",
+                "\toption mac '01:00:5e:00:00:01'",
+            ),
+            Some(14),
+            Some("command_center #1"),
+            Some("mac"),
+            "is not a unicast MAC",
+        ),
+        (
+            "unterminated quote",
+            with("\toption name 'porch'", "\toption name 'porch"),
+            Some(17),
+            None,
+            None,
+            "unterminated quote",
+        ),
+        (
+            "duplicate section",
+            format!("{GOOD}config agent 'main'\n"),
+            Some(18),
+            Some("agent 'main'"),
+            None,
+            "duplicate section (first on line 1)",
+        ),
+        (
+            "second direct section",
+            format!("{GOOD}config direct 'other'\n"),
+            Some(18),
+            Some("direct 'other'"),
+            None,
+            "only one `config direct`",
+        ),
+        (
+            "unknown section type",
+            format!("{GOOD}config cameraa\n"),
+            Some(18),
+            Some("config cameraa"),
+            None,
+            "unknown section type; valid types: agent, direct",
+        ),
+        (
+            "bad mode",
+            with(
+                "\toption direct_access 'static'",
+                "\toption direct_access 'auto'",
+            ),
+            Some(2),
+            Some("agent 'main'"),
+            Some("direct_access"),
+            "use upnp, static or off",
+        ),
+        (
+            "option twice",
+            with(
+                "\toption api_port '8780'",
+                "\toption api_port '8780'\n\toption api_port '8781'",
+            ),
+            Some(6),
+            Some("agent 'main'"),
+            Some("api_port"),
+            "given twice (first on line 5)",
+        ),
+        (
+            "list for a single option",
+            with("\toption api_port '8780'", "\tlist api_port '8780'"),
+            Some(5),
+            Some("agent 'main'"),
+            Some("api_port"),
+            "takes one value",
+        ),
+        (
+            "missing wan device",
+            with("\toption wan_device 'wan0'\n", ""),
+            Some(1),
+            Some("agent 'main'"),
+            Some("wan_device"),
+            "missing: set the WAN network device",
+        ),
+        (
+            "bad device name",
+            with("\toption wan_device 'wan0'", "\toption wan_device 'a/b'"),
+            Some(3),
+            Some("agent 'main'"),
+            Some("wan_device"),
+            "is not a network device name",
+        ),
+        (
+            "device too long",
+            with(
+                "\toption wan_device 'wan0'",
+                "\toption wan_device 'averyveryverylongname'",
+            ),
+            Some(3),
+            Some("agent 'main'"),
+            Some("wan_device"),
+            "1-15 characters",
+        ),
+        (
+            "wan is lan",
+            with("\toption wan_device 'wan0'", "\toption wan_device 'br-lan'"),
+            Some(4),
+            Some("agent 'main'"),
+            Some("lan_device"),
+            "is the WAN device too",
+        ),
+        (
+            "custom port inside range",
+            with("\toption custom_port ''", "\toption custom_port '20572'"),
+            Some(10),
+            Some("direct 'direct'"),
+            Some("custom_port"),
+            "is inside ports 20570-20575",
+        ),
+        (
+            "short token",
+            with(
+                "\toption api_token '0123456789abcdef'",
+                "\toption api_token 'secret'",
+            ),
+            Some(6),
+            Some("agent 'main'"),
+            Some("api_token"),
+            "16-256 printable",
+        ),
+        (
+            "relative state dir",
+            with(
+                "\toption state_dir '/var/run/wilife'",
+                "\toption state_dir 'run/wilife'",
+            ),
+            Some(7),
+            Some("agent 'main'"),
+            Some("state_dir"),
+            "is not an absolute path",
+        ),
+        (
+            "connmark two bits",
+            GOOD.replace(
+                "\toption state_dir '/var/run/wilife'",
+                "\toption state_dir '/var/run/wilife'\n\toption connmark '0x3'",
+            ),
+            Some(8),
+            Some("agent 'main'"),
+            Some("connmark"),
+            "is not a single bit",
+        ),
+        (
+            "command center without identity",
+            with(
+                "\toption ip '192.168.1.10'\n\toption mac '00:11:22:33:44:55'\n",
+                "",
+            ),
+            Some(11),
+            Some("command_center #1"),
+            Some("ip"),
+            "identify the Command Center PC by 'ip' and/or 'mac'",
+        ),
+        (
+            "camera without mac",
+            with("\toption mac '00:11:22:33:44:66'\n", ""),
+            Some(15),
+            Some("camera #1"),
+            Some("mac"),
+            "cameras are identified by MAC",
+        ),
+        (
+            "camera has the cc's mac",
+            with(
+                "\toption mac '00:11:22:33:44:66'",
+                "\toption mac '00:11:22:33:44:55'",
+            ),
+            Some(17),
+            Some("camera #1"),
+            Some("mac"),
+            "is the MAC of command_center 'office-pc'",
+        ),
+        (
+            "static without ip",
+            with("\toption ip '192.168.1.10'\n", ""),
+            Some(2),
+            Some("agent 'main'"),
+            Some("direct_access"),
+            "needs a command_center with an 'ip'",
+        ),
+        (
+            "unknown static host",
+            with("\toption custom_port ''", "\toption static_host 'den-pc'"),
+            Some(10),
+            Some("direct 'direct'"),
+            Some("static_host"),
+            "'den-pc' is not a command_center; known: office-pc",
+        ),
+        (
+            "bad boolean",
+            with("\toption custom_port ''", "\toption reflection 'maybe'"),
+            Some(10),
+            Some("direct 'direct'"),
+            Some("reflection"),
+            "is not a boolean",
+        ),
+        (
+            "option before config",
+            format!("option x y\n{GOOD}"),
+            Some(1),
+            None,
+            None,
+            "before any `config` section",
+        ),
+        (
+            "duplicate cc ip",
+            format!("{GOOD}config command_center\n\toption ip '192.168.1.10'\n"),
+            Some(19),
+            Some("command_center #2"),
+            Some("ip"),
+            "belongs to command_center 'office-pc' already",
+        ),
+    ];
+    assert!(cases.len() >= 15);
+    for (case, text, line, section, option, needle) in cases {
+        let e = parse_str(&text).expect_err(case);
+        assert_eq!(e.file, "/etc/config/wilife", "{case}");
+        assert_eq!(e.line, line, "{case}: {e}");
+        assert_eq!(e.section.as_deref(), section, "{case}: {e}");
+        assert_eq!(e.option.as_deref(), option, "{case}: {e}");
+        assert!(e.message.contains(needle), "{case}: {e}");
+        assert!(
+            e.to_string().starts_with("/etc/config/wilife:"),
+            "{case}: {e}"
+        );
+    }
+}
+
+#[test]
+fn error_display_is_one_readable_line() {
+    let e = parse_str(&with("\toption api_port '8780'", "\toption api_port 'x'")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "/etc/config/wilife:5: agent 'main', option 'api_port': 'x' is not a port: use a number from 1 to 65535"
+    );
+}
+
+#[test]
+fn scalar_parsers() {
+    assert_eq!(parse_bit("0x10000000"), Ok(0x1000_0000));
+    assert_eq!(parse_bit("256"), Ok(256));
+    assert!(parse_bit("0").is_err());
+    assert_eq!(parse_range("80"), Ok(PortRange::single(80)));
+    assert!(parse_port("+80").is_err());
+    assert!(parse_port("080a").is_err());
+    assert_eq!(
+        parse_mac("AA-bb-CC-dd-EE-f0").unwrap().to_string(),
+        "aa:bb:cc:dd:ee:f0"
+    );
+    assert!(
+        parse_host_ip("010.1.1.1").is_err(),
+        "octal-looking addresses are refused"
+    );
+    assert_eq!(parse_bool("on"), Ok(true));
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let e = load(Path::new("/nonexistent/wilife"), &Overrides::default()).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/wilife: cannot read the file:"),
+        "{e}"
+    );
+}

@@ -1,0 +1,36 @@
+//! Named constants: priorities, defaults, limits. One place, so a reader sees every magic number.
+
+/// Our nftables table (family inet).
+pub const TABLE: &str = "wilife";
+
+/// Hook priorities, relative to the standard ones fw4 uses (dstnat -100, filter 0, srcnat 100):
+/// ours run just before fw4's, so our DNAT is seen by fw4's forward chain and our drops come first.
+pub const PRIO_DSTNAT: i32 = -100 - 10;
+pub const PRIO_FILTER: i32 = -10;
+pub const PRIO_SRCNAT: i32 = 100 - 10;
+
+/// Default connmark bit: clear of mwan3 (0x3f00), pbr (0x00ff0000) and qosify/SQM (low byte).
+pub const DEFAULT_CONNMARK: u32 = 0x1000_0000;
+
+/// WiLife direct-mode ports (vendor manual).
+pub const DEFAULT_DIRECT_PORTS: (u16, u16) = (20570, 20575);
+
+/// The JSON API's default TCP port (not used by any stock OpenWrt service).
+pub const DEFAULT_API_PORT: u16 = 8780;
+
+pub const DEFAULT_CONFIG: &str = "/etc/config/wilife";
+pub const DEFAULT_STATE_DIR: &str = "/var/run/wilife";
+
+/// Where OpenWrt's fw4 picks up our static forward-chain include.
+pub const FW4_FORWARD_INCLUDE: &str = "/usr/share/nftables.d/chain-pre/forward/30-wilife.nft";
+
+/// How soon after a ruleset change event the table is checked (coalesces bursts like `fw4 reload`).
+pub const DRIFT_DEBOUNCE_MS: u64 = 150;
+/// Safety-net check of the table even when no netlink event came (a lost event, ENOBUFS).
+pub const PERIODIC_CHECK_SECS: u64 = 10;
+/// Retry back-off after a failed apply: from 1 s, doubling, up to this.
+pub const MAX_RETRY_SECS: u64 = 30;
+
+/// API limits: a router serves a handful of LAN clients, never a crowd.
+pub const API_MAX_BODY: usize = 16 * 1024;
+pub const API_MAX_HEADERS: usize = 64;

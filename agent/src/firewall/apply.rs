@@ -1,0 +1,381 @@
+//! The only code that talks to nft: apply a rendered batch in one transaction, read the table back,
+//! verify it, and fingerprint it so later changes by anyone else are noticed.
+//!
+//! We run the `nft` binary (OpenWrt's `nftables-json`) ourselves rather than through the nftables
+//! crate's helper: the helper does not capture nft's stderr, and that text is what tells the user why the
+//! kernel refused a ruleset.
+
+use super::render::{CHAIN_DSTNAT, CHAIN_FORWARD, CHAIN_SRCNAT};
+use crate::consts::TABLE;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FirewallError {
+    /// The nft program could not be started.
+    #[error("cannot run {program}: {source} (is the nftables-json package installed?)")]
+    NftNotRunnable {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// nft refused the batch; the kernel transaction was not committed, so nothing changed.
+    #[error("nft refused the ruleset, nothing was changed: {0}")]
+    Rejected(String),
+    /// Listing the table failed for another reason than its absence.
+    #[error("nft could not list table inet {TABLE}: {0}")]
+    ListFailed(String),
+    /// nft printed something that is not the JSON we expect.
+    #[error("nft printed unreadable JSON: {0}")]
+    BadOutput(String),
+    /// The table read back differs from what was applied (someone changed it at the same moment).
+    #[error("table inet {TABLE} read back differs from what was applied: {0}")]
+    VerifyFailed(String),
+}
+
+/// Packets and bytes of a named counter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// What the kernel holds after a successful apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Canonical form of the table, without handles or counter values.
+    pub fingerprint: String,
+}
+
+/// The state of our table compared with the last applied one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drift {
+    InForce,
+    Missing,
+    Changed,
+}
+
+pub struct Nft {
+    program: PathBuf,
+}
+
+impl Nft {
+    pub fn new(program: PathBuf) -> Self {
+        Nft { program }
+    }
+
+    fn run(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> Result<(bool, String, String), FirewallError> {
+        let not_runnable = |source| FirewallError::NftNotRunnable {
+            program: self.program.display().to_string(),
+            source,
+        };
+        let mut child = Command::new(&self.program)
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(not_runnable)?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            // A write error means nft exited early; its exit status and stderr say why.
+            let _ = pipe.write_all(text.as_bytes());
+        }
+        let out = child.wait_with_output().map_err(not_runnable)?;
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).trim().to_string();
+        Ok((out.status.success(), text(out.stdout), text(out.stderr)))
+    }
+
+    /// Applies a JSON batch in one nft transaction: all of it, or nothing.
+    pub fn apply(&self, batch: &Value) -> Result<(), FirewallError> {
+        let (ok, _, err) = self.run(&["-j", "-f", "-"], Some(&batch.to_string()))?;
+        if ok {
+            Ok(())
+        } else {
+            Err(FirewallError::Rejected(one_line(&err)))
+        }
+    }
+
+    /// `nft -j list table inet wilife`; `None` when the table does not exist.
+    pub fn list_table(&self) -> Result<Option<Value>, FirewallError> {
+        let (ok, out, err) = self.run(&["-j", "list", "table", "inet", TABLE], None)?;
+        if !ok {
+            if err.contains("No such file or directory") {
+                return Ok(None);
+            }
+            return Err(FirewallError::ListFailed(one_line(&err)));
+        }
+        serde_json::from_str(&out)
+            .map(Some)
+            .map_err(|e| FirewallError::BadOutput(e.to_string()))
+    }
+
+    /// Removes our table (on stop). Absent already is fine.
+    pub fn delete_table(&self) -> Result<(), FirewallError> {
+        let table = json!({"table": {"family": "inet", "name": TABLE}});
+        self.apply(&json!({"nftables": [{"add": table}, {"delete": table}]}))
+    }
+
+    /// Replaces the table with `batch`, carrying named counter values over, then reads it back and
+    /// verifies it. The counters of the table in force are read first so a re-apply keeps them.
+    pub fn replace(&self, batch: &Value) -> Result<Applied, FirewallError> {
+        let before = self.list_table()?;
+        let carried = before.as_ref().map(counters).unwrap_or_default();
+        let mut batch = batch.clone();
+        with_counter_values(&mut batch, &carried);
+        self.apply(&batch)?;
+        let after = self
+            .list_table()?
+            .ok_or_else(|| FirewallError::VerifyFailed("the table is missing".into()))?;
+        verify(&batch, &after).map_err(FirewallError::VerifyFailed)?;
+        Ok(Applied {
+            fingerprint: fingerprint(&after),
+        })
+    }
+
+    /// Compares the table in the kernel with the last applied fingerprint.
+    pub fn drift(&self, applied: &Applied) -> Result<Drift, FirewallError> {
+        Ok(match self.list_table()? {
+            None => Drift::Missing,
+            Some(t) if fingerprint(&t) != applied.fingerprint => Drift::Changed,
+            Some(_) => Drift::InForce,
+        })
+    }
+
+    /// Does fw4's live forward chain accept flows carrying `bit` (our include)? `None`: no fw4 table.
+    pub fn fw4_accepts(&self, bit: u32) -> Result<Option<bool>, FirewallError> {
+        let (ok, out, err) = self.run(&["-j", "list", "chain", "inet", "fw4", "forward"], None)?;
+        if !ok {
+            if err.contains("No such file or directory") {
+                return Ok(None);
+            }
+            return Err(FirewallError::ListFailed(one_line(&err)));
+        }
+        let listing: Value =
+            serde_json::from_str(&out).map_err(|e| FirewallError::BadOutput(e.to_string()))?;
+        let accepts = objects(&listing)
+            .filter(|(k, _)| k.as_str() == "rule")
+            .any(|(_, r)| accepts_mark(r, bit));
+        Ok(Some(accepts))
+    }
+}
+
+/// `ct mark & BIT == BIT … accept`
+fn accepts_mark(rule: &Value, bit: u32) -> bool {
+    let stmts = rule["expr"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let matches_bit = stmts.iter().any(|s| {
+        let m = &s["match"];
+        m["op"] == "=="
+            && m["right"] == bit
+            && m["left"]["&"][0]["ct"]["key"] == "mark"
+            && m["left"]["&"][1] == bit
+    });
+    matches_bit && stmts.iter().any(|s| s.get("accept").is_some())
+}
+
+fn one_line(s: &str) -> String {
+    let joined: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let mut t = joined.join(" | ");
+    if t.is_empty() {
+        t = "nft failed without a message".into();
+    }
+    t.truncate(2000);
+    t
+}
+
+fn objects(listing: &Value) -> impl Iterator<Item = (&String, &Value)> {
+    listing["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o.as_object())
+        .filter_map(|o| o.iter().next())
+}
+
+/// Named counters of a listing.
+pub fn counters(listing: &Value) -> BTreeMap<String, Counts> {
+    objects(listing)
+        .filter(|(k, _)| k.as_str() == "counter")
+        .map(|(_, c)| {
+            let counts = Counts {
+                packets: c["packets"].as_u64().unwrap_or(0),
+                bytes: c["bytes"].as_u64().unwrap_or(0),
+            };
+            (c["name"].as_str().unwrap_or("").to_string(), counts)
+        })
+        .collect()
+}
+
+/// Sets the initial values of the batch's `add counter` commands (u64: bytes outgrow 32 bits).
+fn with_counter_values(batch: &mut Value, values: &BTreeMap<String, Counts>) {
+    for cmd in batch["nftables"].as_array_mut().into_iter().flatten() {
+        if let Some(c) = cmd.pointer_mut("/add/counter") {
+            let v = c["name"]
+                .as_str()
+                .and_then(|n| values.get(n))
+                .copied()
+                .unwrap_or_default();
+            c["packets"] = v.packets.into();
+            c["bytes"] = v.bytes.into();
+        }
+    }
+}
+
+/// The table without what changes on its own (handles, counter values) and nft's metainfo.
+pub fn fingerprint(listing: &Value) -> String {
+    let mut out = Vec::new();
+    for (kind, body) in objects(listing) {
+        if kind == "metainfo" {
+            continue;
+        }
+        let mut body = body.clone();
+        if let Some(o) = body.as_object_mut() {
+            o.remove("handle");
+            if kind == "counter" {
+                o.remove("packets");
+                o.remove("bytes");
+            }
+        }
+        out.push(json!({ kind: body }));
+    }
+    Value::Array(out).to_string()
+}
+
+/// What we check after an apply: the chains with their hooks, each chain's rules in order (by the comment
+/// every rule of ours carries), the counters, and the sets with their element counts.
+fn summary_of_batch(batch: &Value) -> Vec<String> {
+    let mut items = Vec::new();
+    for cmd in batch["nftables"].as_array().into_iter().flatten() {
+        if let Some(obj) = cmd.get("add").and_then(|o| o.as_object()) {
+            if let Some((k, v)) = obj.iter().next() {
+                items.extend(summary_item(k, v));
+            }
+        }
+    }
+    items.sort();
+    items
+}
+
+fn summary_of_listing(listing: &Value) -> Vec<String> {
+    let mut items: Vec<String> = objects(listing)
+        .flat_map(|(k, v)| summary_item(k, v))
+        .collect();
+    items.sort();
+    items
+}
+
+fn summary_item(kind: &str, v: &Value) -> Option<String> {
+    let name = v["name"].as_str().unwrap_or("");
+    match kind {
+        "chain" => Some(format!(
+            "chain {name} {} {} {} {}",
+            v["type"], v["hook"], v["prio"], v["policy"]
+        )),
+        "counter" => Some(format!("counter {name}")),
+        "set" => Some(format!(
+            "set {name} {}",
+            v["elem"].as_array().map(|e| e.len()).unwrap_or(0)
+        )),
+        // Rules are compared per chain and in order: the comment says which rule it is.
+        "rule" => Some(format!(
+            "rule {} {}",
+            v["chain"].as_str().unwrap_or(""),
+            v["comment"]
+        )),
+        _ => None,
+    }
+}
+
+fn verify(batch: &Value, listing: &Value) -> Result<(), String> {
+    let want = summary_of_batch(batch);
+    let got = summary_of_listing(listing);
+    if want == got {
+        return rule_order(batch, listing);
+    }
+    let missing: Vec<&String> = want.iter().filter(|w| !got.contains(w)).collect();
+    let extra: Vec<&String> = got.iter().filter(|g| !want.contains(g)).collect();
+    Err(format!("missing {missing:?}, unexpected {extra:?}"))
+}
+
+fn rule_order(batch: &Value, listing: &Value) -> Result<(), String> {
+    let comments = |objs: Vec<&Value>, chain: &str| -> Vec<String> {
+        objs.into_iter()
+            .filter(|r| r["chain"] == chain)
+            .map(|r| r["comment"].to_string())
+            .collect()
+    };
+    let batch_rules: Vec<&Value> = batch["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.pointer("/add/rule"))
+        .collect();
+    let listed_rules: Vec<&Value> = objects(listing)
+        .filter(|(k, _)| k.as_str() == "rule")
+        .map(|(_, v)| v)
+        .collect();
+    for chain in [CHAIN_DSTNAT, CHAIN_FORWARD, CHAIN_SRCNAT] {
+        if comments(batch_rules.clone(), chain) != comments(listed_rules.clone(), chain) {
+            return Err(format!("rules of chain {chain} are out of order"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_ignores_handles_and_counter_values_only() {
+        let a = json!({"nftables": [
+            {"metainfo": {"version": "1"}},
+            {"counter": {"family": "inet", "table": "wilife", "name": "c", "handle": 3, "packets": 1, "bytes": 2}},
+            {"rule": {"family": "inet", "table": "wilife", "chain": "forward", "handle": 9, "expr": [{"drop": null}]}}
+        ]});
+        let mut b = a.clone();
+        b["nftables"][1]["counter"]["packets"] = 99.into();
+        b["nftables"][1]["counter"]["handle"] = 7.into();
+        b["nftables"][2]["rule"]["handle"] = 11.into();
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        b["nftables"][2]["rule"]["expr"] = json!([{"accept": null}]);
+        assert_ne!(fingerprint(&a), fingerprint(&b));
+    }
+
+    #[test]
+    fn counter_values_are_carried_as_u64() {
+        let mut batch = json!({"nftables": [{"add": {"counter": {"name": "c"}}}, {"add": {"counter": {"name": "new"}}}]});
+        let values = BTreeMap::from([(
+            "c".to_string(),
+            Counts {
+                packets: 7,
+                bytes: 5_000_000_000,
+            },
+        )]);
+        with_counter_values(&mut batch, &values);
+        assert_eq!(
+            batch["nftables"][0]["add"]["counter"]["bytes"],
+            5_000_000_000u64
+        );
+        assert_eq!(batch["nftables"][1]["add"]["counter"]["packets"], 0);
+    }
+
+    #[test]
+    fn nft_messages_become_one_line() {
+        assert_eq!(one_line("Error: x\n  ^^^\n\n"), "Error: x | ^^^");
+        assert_eq!(one_line(""), "nft failed without a message");
+    }
+}

@@ -1,0 +1,16 @@
+//! wilife-agent: makes an OpenWrt router do what the WiLife / Logitech Alert camera system needs.
+//!
+//! The pure core — `config` → `firewall::render` (+ `firewall::text`) — takes values and returns values;
+//! the I/O shells around it are `firewall::apply` (nft), `firewall::monitor` (netlink), `netinfo`
+//! (interface addresses), `api` (HTTP) and `daemon` (the state owner and its threads).
+
+#[macro_use]
+pub mod log;
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod consts;
+pub mod daemon;
+pub mod firewall;
+pub mod netinfo;
+pub mod status;

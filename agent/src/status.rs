@@ -1,0 +1,173 @@
+//! What the daemon tells the world: a snapshot the state owner publishes after every change and the API
+//! serves. Plain data.
+
+use crate::config::{Config, DirectAccess};
+use crate::firewall::apply::Counts;
+use crate::firewall::Forward;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+pub const API_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reconcile {
+    /// Unix time, seconds.
+    pub at: u64,
+    /// Why it ran: startup, reload, restore, retry, network.
+    pub reason: String,
+    /// "ok" or "error".
+    pub result: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Fw4Include {
+    /// The static include file the package installs.
+    pub path: String,
+    pub present: bool,
+    /// The file accepts our connmark bit.
+    pub matches_connmark: bool,
+    /// fw4's live forward chain accepts our bit (null: there is no fw4 table).
+    pub in_fw4_ruleset: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FirewallHealth {
+    pub table: &'static str,
+    pub table_present: bool,
+    pub connmark: String,
+    pub last_reconcile: Option<Reconcile>,
+    /// Times the table was found missing or altered and restored.
+    pub restores: u64,
+    pub fw4_include: Fw4Include,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigStatus {
+    pub path: String,
+    /// The last SIGHUP reload that was refused, if the newest one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reload_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ForwardStatus {
+    #[serde(flatten)]
+    pub forward: Forward,
+    pub protocol: &'static str,
+    pub connections: u64,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Wan {
+    pub device: String,
+    pub ipv4: Vec<Ipv4Addr>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub api_version: u32,
+    pub version: &'static str,
+    pub uptime_s: u64,
+    pub enabled: bool,
+    pub mode: DirectAccess,
+    pub wan: Wan,
+    pub lan_devices: Vec<String>,
+    pub forwards: Vec<ForwardStatus>,
+    pub firewall: FirewallHealth,
+    pub config: ConfigStatus,
+}
+
+/// What the state owner knows; the API adds live counters and uptime when it answers.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub started: std::time::Instant,
+    pub config: Config,
+    pub forwards: Vec<Forward>,
+    pub wan_ipv4: Vec<Ipv4Addr>,
+    pub table_present: bool,
+    pub last_reconcile: Option<Reconcile>,
+    pub restores: u64,
+    pub fw4_include: Fw4Include,
+    pub reload_error: Option<String>,
+}
+
+impl Snapshot {
+    /// The status document with what was just read from the kernel: whether the table is there and its
+    /// counters (`None`: the kernel could not be asked; the snapshot's knowledge is used).
+    pub fn status(&self, live: Option<(bool, &BTreeMap<String, Counts>)>) -> Status {
+        let counters = live.map(|l| l.1);
+        let get = |name: String| {
+            counters
+                .and_then(|c| c.get(&name))
+                .copied()
+                .unwrap_or_default()
+        };
+        Status {
+            api_version: API_VERSION,
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_s: self.started.elapsed().as_secs(),
+            enabled: self.config.enabled,
+            mode: self.config.direct_access,
+            wan: Wan {
+                device: self.config.wan_device.clone(),
+                ipv4: self.wan_ipv4.clone(),
+            },
+            lan_devices: self.config.lan_devices.clone(),
+            forwards: self
+                .forwards
+                .iter()
+                .map(|f| {
+                    let traffic = get(f.traffic_counter());
+                    ForwardStatus {
+                        forward: f.clone(),
+                        protocol: "tcp",
+                        connections: get(f.conns_counter()).packets,
+                        packets: traffic.packets,
+                        bytes: traffic.bytes,
+                    }
+                })
+                .collect(),
+            firewall: FirewallHealth {
+                table: "inet wilife",
+                table_present: live.map_or(self.table_present, |l| l.0),
+                connmark: format!("0x{:08x}", self.config.connmark),
+                last_reconcile: self.last_reconcile.clone(),
+                restores: self.restores,
+                fw4_include: self.fw4_include.clone(),
+            },
+            config: ConfigStatus {
+                path: self.config.path.display().to_string(),
+                reload_error: self.reload_error.clone(),
+            },
+        }
+    }
+
+    /// Problems that make the agent unhealthy, in words.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !self.config.enabled {
+            return p;
+        }
+        match &self.last_reconcile {
+            None => p.push("the firewall has not been set up yet".to_string()),
+            Some(r) if r.result != "ok" => p.push(format!(
+                "the last firewall update failed: {}",
+                r.error.clone().unwrap_or_default()
+            )),
+            Some(_) => {}
+        }
+        if !self.table_present {
+            p.push("table inet wilife is not in the kernel".into());
+        }
+        if self.fw4_include.in_fw4_ruleset == Some(false) {
+            p.push("fw4's forward chain does not accept wilife-marked flows: is the fw4 include installed?".into());
+        }
+        p
+    }
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The demo: builds the agent, builds a router from network namespaces, shows a connection from the
+# simulated internet reaching the Command Center through the agent's forward, prints /api/v1/status,
+# tears everything down. Needs root, nft and ip (see README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build -q -p wilife-agent
+cargo run -q -p wilife-lab --bin demo

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit tests, and the end-to-end lab tests (root: they build a
+# router from network namespaces). Usage: bash tests/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+    echo "tests/run.sh: the lab tests need root (network namespaces, nft); run it as root" >&2
+    exit 1
+fi
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo build --locked -p wilife-agent
+cargo test --workspace --locked

@@ -1,0 +1,586 @@
+//! The simulated router lab: network namespaces wired like a home network, with the real fw4 ruleset.
+//!
+//! ```text
+//!  remote (203.0.113.100) ──wan0── router ──br-lan (192.168.50.1/24)── cc (192.168.50.10)
+//!                        203.0.113.1         └─────────────────────── camera (192.168.50.20)
+//! ```
+//!
+//! Every namespace name carries a per-lab sequence number and the test process id, so tests run in
+//! parallel; `Drop` kills the agent and deletes every namespace, also when a test panics, and a new lab
+//! first sweeps namespaces left by processes that died. Nothing touches the host's own network.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub const WAN_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+pub const REMOTE_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 100);
+pub const LAN_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 50, 1);
+pub const CC_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 50, 10);
+pub const CAMERA_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 50, 20);
+pub const WAN_DEV: &str = "wan0";
+pub const LAN_DEV: &str = "br-lan";
+pub const API_PORT: u16 = 8780;
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// Root of the repository (this crate lives in `tests/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The agent binary under test: `WILIFE_AGENT_BIN`, else the workspace's debug build.
+pub fn agent_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("WILIFE_AGENT_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("target"));
+    let bin = target.join("debug/wilife-agent");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p wilife-agent` (tests/run.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The package's static fw4 include for fw4's forward chain.
+pub fn forward_include_path() -> PathBuf {
+    repo_root().join(
+        "openwrt-package/wilife-agent/files/usr/share/nftables.d/chain-pre/forward/30-wilife.nft",
+    )
+}
+
+fn fixture_path() -> PathBuf {
+    std::env::var("WILIFE_FW4_FIXTURE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("../shared/fixtures/fw4/stock.nft"))
+}
+
+/// Runs a command; panics with its output if it cannot start.
+fn cmd(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} {args:?}: {e}"))
+}
+
+fn must(program: &str, args: &[&str]) -> Output {
+    let out = cmd(program, args);
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Deletes namespaces of earlier labs whose process is gone (a test run killed with SIGKILL).
+fn sweep_stale() {
+    let Ok(entries) = fs::read_dir("/run/netns") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(rest) = name.strip_prefix("wl") else {
+            continue;
+        };
+        let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !pid_alive(pid) {
+                let _ = cmd("ip", &["netns", "del", &name]);
+            }
+        }
+    }
+}
+
+pub struct Lab {
+    pub router: String,
+    pub cc: String,
+    pub camera: String,
+    pub remote: String,
+    pub dir: PathBuf,
+    agent: Option<Child>,
+    agent_log: PathBuf,
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Lab::new()
+    }
+}
+
+impl Lab {
+    /// Builds the four hosts and loads fw4's stock ruleset with the package's include in the router.
+    pub fn new() -> Lab {
+        sweep_stale();
+        let seq = SEQ.fetch_add(1, Ordering::SeqCst);
+        let id = format!("wl{seq}-{}", std::process::id());
+        let dir = std::env::temp_dir().join(format!("wilife-lab-{id}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let lab = Lab {
+            router: format!("{id}-router"),
+            cc: format!("{id}-cc"),
+            camera: format!("{id}-camera"),
+            remote: format!("{id}-remote"),
+            agent_log: dir.join("agent.log"),
+            dir,
+            agent: None,
+        };
+        // From here on, Drop cleans up whatever was created.
+        for ns in [&lab.router, &lab.cc, &lab.camera, &lab.remote] {
+            must("ip", &["netns", "add", ns]);
+            lab.ip(ns, &["link", "set", "lo", "up"]);
+        }
+        let r = lab.router.as_str();
+        // WAN: router wan0 <-> remote eth0 (created inside the namespaces, never in the host's).
+        lab.ip(
+            r,
+            &[
+                "link",
+                "add",
+                WAN_DEV,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                &lab.remote,
+            ],
+        );
+        lab.ip(r, &["addr", "add", &format!("{WAN_IP}/24"), "dev", WAN_DEV]);
+        lab.ip(r, &["link", "set", WAN_DEV, "up"]);
+        lab.ip(
+            &lab.remote,
+            &["addr", "add", &format!("{REMOTE_IP}/24"), "dev", "eth0"],
+        );
+        lab.ip(&lab.remote, &["link", "set", "eth0", "up"]);
+        // LAN: a bridge in the router, like OpenWrt's br-lan, with one port per host.
+        lab.ip(r, &["link", "add", LAN_DEV, "type", "bridge"]);
+        lab.ip(r, &["addr", "add", &format!("{LAN_IP}/24"), "dev", LAN_DEV]);
+        lab.ip(r, &["link", "set", LAN_DEV, "up"]);
+        for (ns, port, ip) in [
+            (&lab.cc, "lan-cc", CC_IP),
+            (&lab.camera, "lan-cam", CAMERA_IP),
+        ] {
+            lab.ip(
+                r,
+                &[
+                    "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns,
+                ],
+            );
+            lab.ip(r, &["link", "set", port, "master", LAN_DEV]);
+            lab.ip(r, &["link", "set", port, "up"]);
+            lab.ip(ns, &["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+            lab.ip(ns, &["link", "set", "eth0", "up"]);
+            lab.ip(ns, &["route", "add", "default", "via", &LAN_IP.to_string()]);
+        }
+        // Forwarding on; bridged frames stay out of the IP hooks, as on a stock OpenWrt (no br_netfilter).
+        lab.sh(
+            r,
+            "echo 1 > /proc/sys/net/ipv4/ip_forward; \
+             for f in iptables ip6tables arptables; do p=/proc/sys/net/bridge/bridge-nf-call-$f; \
+             [ -e $p ] && echo 0 > $p; done; true",
+        );
+        lab.load_fw4();
+        lab
+    }
+
+    pub fn ip(&self, ns: &str, args: &[&str]) -> Output {
+        let mut full = vec!["-n", ns];
+        full.extend_from_slice(args);
+        must("ip", &full)
+    }
+
+    /// A shell command inside a namespace; panics if it fails.
+    pub fn sh(&self, ns: &str, script: &str) -> Output {
+        must("ip", &["netns", "exec", ns, "sh", "-c", script])
+    }
+
+    /// Runs a command inside a namespace and returns its output, whatever the exit status.
+    pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
+        let mut full = vec!["netns", "exec", ns];
+        full.extend_from_slice(args);
+        cmd("ip", &full)
+    }
+
+    pub fn nft(&self, args: &[&str]) -> Output {
+        let mut full = vec!["nft"];
+        full.extend_from_slice(args);
+        self.exec(&self.router, &full)
+    }
+
+    fn nft_stdin(&self, text: &str) -> Output {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.router, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run nft");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// The fw4 ruleset as fw4 would render it here, with the package's include spliced in.
+    pub fn fw4_ruleset(&self) -> String {
+        let path = fixture_path();
+        let stock = fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "the fw4 fixture {} is missing ({e}); set WILIFE_FW4_FIXTURE",
+                path.display()
+            )
+        });
+        let include =
+            fs::read_to_string(forward_include_path()).expect("the package's fw4 include");
+        // Literal replacement (no sed: the include is full of `&`). The chain-pre placeholders are also
+        // named in the header comment: only a line that is the placeholder alone is where fw4 inlines.
+        stock
+            .lines()
+            .map(|line| match line.trim() {
+                "@CHAIN_PRE_FORWARD@" => include.clone(),
+                "@CHAIN_PRE_INPUT@" => String::new(),
+                _ => line
+                    .replace("@LAN_DEV@", LAN_DEV)
+                    .replace("@WAN_DEV@", WAN_DEV)
+                    .replace("@LAN_SUBNET@", "192.168.50.0/24")
+                    .replace("@WAN_SUBNET@", "203.0.113.0/24"),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Loads (or reloads, like `fw4 reload`) fw4's table; panics if nft refuses it.
+    pub fn load_fw4(&self) {
+        let out = self.nft_stdin(&self.fw4_ruleset());
+        assert!(
+            out.status.success(),
+            "loading fw4 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listed = self.nft(&["list", "chain", "inet", "fw4", "forward"]);
+        assert!(
+            String::from_utf8_lossy(&listed.stdout).contains("flows granted by wilife-agent"),
+            "the fw4 include is not in fw4's forward chain"
+        );
+    }
+
+    /// `service firewall stop`: every table goes.
+    pub fn flush_ruleset(&self) {
+        assert!(self.nft(&["flush", "ruleset"]).status.success());
+    }
+
+    pub fn table_present(&self) -> bool {
+        self.nft(&["list", "table", "inet", "wilife"])
+            .status
+            .success()
+    }
+
+    pub fn table_text(&self) -> String {
+        String::from_utf8_lossy(&self.nft(&["list", "table", "inet", "wilife"]).stdout).to_string()
+    }
+
+    /// Writes a config file into the lab directory and returns its path.
+    pub fn write_config(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// A config for this lab: `mode` direct access, the cc as the Command Center, plus `extra` lines.
+    pub fn config(&self, mode: &str, extra: &str) -> String {
+        format!(
+            "config agent 'main'\n\toption direct_access '{mode}'\n\toption wan_device '{WAN_DEV}'\n\tlist lan_device '{LAN_DEV}'\n\toption api_port '{API_PORT}'\n\toption state_dir '{}'\n\nconfig direct 'direct'\n\toption ports '20570-20575'\n\nconfig command_center\n\toption name 'office-pc'\n\toption ip '{CC_IP}'\n{extra}",
+            self.dir.join("state").display()
+        )
+    }
+
+    /// Starts the agent in the router with `config` and waits until it applied (or failed to apply) its
+    /// table. `extra` adds command-line arguments.
+    pub fn start_agent(&mut self, config: &Path, extra: &[&str]) {
+        self.spawn_agent(config, extra, &[], true);
+        self.wait_log("table inet wilife", Duration::from_secs(10));
+    }
+
+    /// Starts the agent without waiting; `foreground: false` makes it log to syslog (see `env`).
+    pub fn spawn_agent(
+        &mut self,
+        config: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        foreground: bool,
+    ) {
+        assert!(self.agent.is_none(), "an agent is running already");
+        let log = fs::File::create(&self.agent_log).unwrap();
+        let bin = agent_bin();
+        let include = forward_include_path();
+        let mut args = vec![
+            "netns".to_string(),
+            "exec".into(),
+            self.router.clone(),
+            bin.display().to_string(),
+            "run".into(),
+            "--config".into(),
+            config.display().to_string(),
+            "--fw4-include".into(),
+            include.display().to_string(),
+        ];
+        if foreground {
+            args.push("--foreground".into());
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new("ip")
+            .args(&args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start the agent");
+        self.agent = Some(child);
+    }
+
+    /// Runs the agent to completion (for commands that exit, or a `run` that must fail).
+    pub fn run_agent(&self, args: &[&str]) -> Output {
+        let bin = agent_bin();
+        let mut full = vec![bin.to_str().unwrap()];
+        full.extend_from_slice(args);
+        self.exec(&self.router, &full)
+    }
+
+    pub fn agent_pid(&self) -> Option<u32> {
+        self.agent.as_ref().map(|c| c.id())
+    }
+
+    pub fn signal_agent(&self, sig: nix::sys::signal::Signal) {
+        let pid = self.agent_pid().expect("agent running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
+    }
+
+    /// SIGTERM and wait for the exit.
+    pub fn stop_agent(&mut self) -> ExitStatus {
+        self.signal_agent(nix::sys::signal::Signal::SIGTERM);
+        let mut child = self.agent.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "the agent did not stop within 10 s of SIGTERM:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill_agent(&mut self) {
+        if let Some(mut c) = self.agent.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.agent_log).unwrap_or_default()
+    }
+
+    /// Waits until the agent's log contains `needle` (counting from the start of the log).
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        self.wait_log_count(needle, 1, timeout);
+    }
+
+    /// Waits until `needle` occurs at least `count` times in the agent's log.
+    pub fn wait_log_count(&self, needle: &str, count: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.log().matches(needle).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} (x{count}) in the agent's log after {timeout:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs `f` on a fresh thread that has entered namespace `ns`; sockets it makes live there.
+    pub fn in_ns<T: Send + 'static>(&self, ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{ns}");
+        std::thread::spawn(move || {
+            let file = fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            f()
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+
+    /// A TCP server in `ns` on `port` that answers each line with `NAME:line`.
+    pub fn echo_server(&self, ns: &str, port: u16, name: &str) -> EchoServer {
+        let listener = self.in_ns(ns, move || {
+            TcpListener::bind(("0.0.0.0", port)).expect("bind echo server")
+        });
+        EchoServer::start(listener, name.to_string())
+    }
+
+    /// A UDP socket in `ns` bound to `port`.
+    pub fn udp_socket(&self, ns: &str, port: u16) -> UdpSocket {
+        self.in_ns(ns, move || {
+            UdpSocket::bind(("0.0.0.0", port)).expect("bind udp")
+        })
+    }
+
+    /// Connects from `ns` to `to`, sends one line, returns the answer line.
+    pub fn tcp_exchange(&self, ns: &str, to: SocketAddr, line: &str) -> std::io::Result<String> {
+        let line = line.to_string();
+        self.in_ns(ns, move || exchange(to, &line))
+    }
+
+    /// Opens a TCP connection from `ns` (for tests that keep a session open).
+    pub fn tcp_connect(&self, ns: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
+        self.in_ns(ns, move || {
+            let s = TcpStream::connect_timeout(&to, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            Ok(s)
+        })
+    }
+
+    /// An HTTP request from `ns`; returns (status, body). `host` is the Host header.
+    pub fn http(
+        &self,
+        ns: &str,
+        to: SocketAddr,
+        method: &str,
+        path: &str,
+        host: &str,
+    ) -> std::io::Result<(u16, String)> {
+        let request =
+            format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        self.in_ns(ns, move || {
+            let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(request.as_bytes())?;
+            let mut raw = String::new();
+            s.read_to_string(&mut raw)?;
+            let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+            let code = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            Ok((code, body.to_string()))
+        })
+    }
+
+    /// GET `/api/v1/status` from the router's loopback, parsed.
+    pub fn api_status(&self) -> serde_json::Value {
+        let to = SocketAddr::from((Ipv4Addr::LOCALHOST, API_PORT));
+        let (code, body) = self
+            .http(&self.router, to, "GET", "/api/v1/status", "127.0.0.1:8780")
+            .expect("API answers");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("status is JSON")
+    }
+}
+
+/// One line out, one line back.
+pub fn exchange(to: SocketAddr, line: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.write_all(format!("{line}\n").as_bytes())?;
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer)?;
+    Ok(answer.trim().to_string())
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.kill_agent();
+        for ns in [&self.router, &self.cc, &self.camera, &self.remote] {
+            let _ = cmd("ip", &["netns", "del", ns]);
+        }
+        if std::env::var_os("WILIFE_KEEP_LAB").is_none() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A line-echo TCP server on its own thread; stops on drop.
+pub struct EchoServer {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+    pub accepted: Arc<AtomicUsize>,
+}
+
+impl EchoServer {
+    fn start(listener: TcpListener, name: String) -> EchoServer {
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (st, acc) = (stop.clone(), accepted.clone());
+        let handle = std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        acc.fetch_add(1, Ordering::SeqCst);
+                        let name = name.clone();
+                        std::thread::spawn(move || serve_echo(s, &name));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        EchoServer {
+            stop,
+            handle: Some(handle),
+            accepted,
+        }
+    }
+}
+
+fn serve_echo(s: TcpStream, name: &str) {
+    let _ = s.set_nonblocking(false);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut w = s.try_clone().unwrap();
+    for line in BufReader::new(s).lines() {
+        let Ok(line) = line else { return };
+        if w.write_all(format!("{name}:{line}\n").as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
