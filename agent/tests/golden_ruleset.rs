@@ -1,0 +1,63 @@
+//! Golden tests: the rendered table, as readable nft text, for fixed configs and network facts.
+//! `UPDATE_GOLDEN=1 cargo test -p wilife-agent --test golden_ruleset` rewrites the files after a
+//! deliberate change; review the diff like code.
+
+use std::path::Path;
+use wilife_agent::config::{self, Overrides};
+use wilife_agent::firewall::{render, static_forwards, text, NetFacts};
+
+fn facts() -> NetFacts {
+    NetFacts {
+        wan_ipv4: vec!["203.0.113.1".parse().unwrap()],
+        lan_ipv4_nets: vec![("192.168.1.0".parse().unwrap(), 24)],
+        lan_ipv4: vec!["192.168.1.1".parse().unwrap()],
+    }
+}
+
+fn golden(name: &str, uci: &str) {
+    let c = config::parse(uci, Path::new(name), &Overrides::default()).unwrap();
+    let forwards = static_forwards(&c);
+    let facts = facts();
+    let batch = render::render(&render::Desired {
+        config: &c,
+        forwards: &forwards,
+        facts: &facts,
+    });
+    let got = text::to_text(&serde_json::to_value(&batch).unwrap());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.nft"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        got,
+        want,
+        "rendered ruleset differs from {}",
+        path.display()
+    );
+}
+
+const BASE: &str = "config agent 'main'\n\toption wan_device 'eth1'\n\tlist lan_device 'br-lan'\n\tlist lan_device 'br-guest'\n";
+
+#[test]
+fn static_mode_with_custom_port_and_reflection() {
+    golden(
+        "static",
+        &format!("{BASE}\toption direct_access 'static'\nconfig direct 'direct'\n\toption custom_port '8443'\nconfig command_center\n\toption name 'pc'\n\toption ip '192.168.1.10'\n"),
+    );
+}
+
+#[test]
+fn static_mode_without_reflection_and_another_bit() {
+    golden(
+        "static-noreflection",
+        &format!("{BASE}\toption direct_access 'static'\n\toption connmark '0x00800000'\nconfig direct 'direct'\n\toption ports '20570'\n\toption reflection '0'\nconfig command_center\n\toption ip '192.168.1.10'\n"),
+    );
+}
+
+#[test]
+fn off_mode_renders_the_empty_skeleton() {
+    golden("off", &format!("{BASE}\toption direct_access 'off'\nconfig command_center\n\toption ip '192.168.1.10'\n"));
+}
