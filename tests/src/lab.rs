@@ -194,11 +194,19 @@ impl Lab {
             lab.ip(ns, &["route", "add", "default", "via", &LAN_IP.to_string()]);
         }
         // Forwarding on; bridged frames stay out of the IP hooks, as on a stock OpenWrt (no br_netfilter).
+        // WILIFE_LAB_BR_NETFILTER=1 keeps them in (a router with kmod-br-netfilter installed).
+        let br_nf = if std::env::var_os("WILIFE_LAB_BR_NETFILTER").is_some() {
+            1
+        } else {
+            0
+        };
         lab.sh(
             r,
-            "echo 1 > /proc/sys/net/ipv4/ip_forward; \
-             for f in iptables ip6tables arptables; do p=/proc/sys/net/bridge/bridge-nf-call-$f; \
-             [ -e $p ] && echo 0 > $p; done; true",
+            &format!(
+                "echo 1 > /proc/sys/net/ipv4/ip_forward; \
+                 for f in iptables ip6tables arptables; do p=/proc/sys/net/bridge/bridge-nf-call-$f; \
+                 [ -e $p ] && echo {br_nf} > $p; done; true"
+            ),
         );
         lab.load_fw4();
         lab
@@ -323,6 +331,15 @@ impl Lab {
     pub fn start_agent(&mut self, config: &Path, extra: &[&str]) {
         self.spawn_agent(config, extra, &[], true);
         self.wait_log("table inet wilife", Duration::from_secs(10));
+        // The API starts after the first reconcile; both LAN and loopback listeners must be up.
+        self.wait_log(
+            &format!("API listening on http://{LAN_IP}:{API_PORT}"),
+            Duration::from_secs(5),
+        );
+        self.wait_log(
+            &format!("API listening on http://127.0.0.1:{API_PORT}"),
+            Duration::from_secs(5),
+        );
     }
 
     /// Starts the agent without waiting; `foreground: false` makes it log to syslog (see `env`).
