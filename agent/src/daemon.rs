@@ -231,10 +231,8 @@ impl Owner {
                 Some(e.to_string())
             }
         };
-        let present = match self.shared.nft.list_table() {
-            Ok(t) => t.is_some(),
-            Err(_) => false,
-        };
+        // A successful replace has just read the table back; only a failure leaves it to be asked.
+        let present = error.is_none() || self.shared.nft.list_table().is_ok_and(|t| t.is_some());
         let in_fw4 = self
             .shared
             .nft
