@@ -168,12 +168,11 @@ fn print_ruleset(a: Args) -> i32 {
     // Read-only: the interface addresses fill the reflection sets; nothing is written.
     let facts = netinfo::facts(&c, &netinfo::addresses());
     let forwards = static_forwards(&c);
-    let batch = render::render(&render::Desired {
+    let json = render::render_json(&render::Desired {
         config: &c,
         forwards: &forwards,
         facts: &facts,
     });
-    let json = serde_json::to_value(&batch).expect("a rendered batch serializes");
     let both = !a.json && !a.text;
     if a.json || both {
         if both {

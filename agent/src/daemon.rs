@@ -201,12 +201,11 @@ impl Owner {
         let started = Instant::now();
         self.facts = netinfo::facts(&self.config, &netinfo::addresses());
         self.forwards = static_forwards(&self.config);
-        let batch = render::render(&render::Desired {
+        let batch = render::render_json(&render::Desired {
             config: &self.config,
             forwards: &self.forwards,
             facts: &self.facts,
         });
-        let batch = serde_json::to_value(&batch).expect("a rendered batch serializes");
         let result = self.shared.nft.replace(&batch);
         let duration_ms = started.elapsed().as_millis() as u64;
         let error = match result {

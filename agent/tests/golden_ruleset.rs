@@ -18,12 +18,12 @@ fn golden(name: &str, uci: &str) {
     let c = config::parse(uci, Path::new(name), &Overrides::default()).unwrap();
     let forwards = static_forwards(&c);
     let facts = facts();
-    let batch = render::render(&render::Desired {
+    let batch = render::render_json(&render::Desired {
         config: &c,
         forwards: &forwards,
         facts: &facts,
     });
-    let got = text::to_text(&serde_json::to_value(&batch).unwrap());
+    let got = text::to_text(&batch);
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(format!("{name}.nft"));

@@ -60,6 +60,11 @@ pub fn render(d: &Desired) -> Nftables<'static> {
     }
 }
 
+/// The batch as the JSON document `nft -j -f -` reads (what the applier and the printer take).
+pub fn render_json(d: &Desired) -> serde_json::Value {
+    serde_json::to_value(render(d)).expect("a rendered batch serializes")
+}
+
 #[derive(Default)]
 struct Builder {
     cmds: Vec<NfObject<'static>>,

@@ -27,12 +27,11 @@ fn main() {
         move || wilife_agent::netinfo::facts(&c, &wilife_agent::netinfo::addresses())
     });
     let forwards = static_forwards(&cfg);
-    let batch = render::render(&render::Desired {
+    let batch = render::render_json(&render::Desired {
         config: &cfg,
         forwards: &forwards,
         facts: &facts,
     });
-    let batch = serde_json::to_value(&batch).unwrap();
 
     let b = batch.clone();
     let (ours, peer) = lab.in_ns(&lab.router, move || {
