@@ -4,16 +4,18 @@
 
 use crate::config::Config;
 use crate::consts::API_MAX_HEADERS;
-use crate::daemon::Shared;
+use crate::daemon::{Event, Shared, UpnpCommand};
 use crate::firewall::apply::Counts;
+use crate::listeners::{Handler, Listeners};
 use crate::netinfo;
+use crate::status::{mapping_statuses, Decision};
+use crate::upnp::error::UpnpError;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tiny_http::{Header, Method, Request, Response, Server};
+use tiny_http::{Header, Method, Request, Response};
 
 /// Live table facts are read from the kernel at most this often, however hard a client polls.
 const LIVE_CACHE: Duration = Duration::from_secs(1);
@@ -25,11 +27,19 @@ struct Api {
     live: Mutex<Option<(Instant, Live)>>,
 }
 
-/// The running listeners, one per address.
-#[derive(Default)]
+/// The API's listeners.
 pub struct Servers {
-    running: HashMap<SocketAddr, (Arc<Server>, JoinHandle<()>)>,
-    api: Option<Arc<Api>>,
+    listeners: Listeners,
+    handler: Option<Handler>,
+}
+
+impl Default for Servers {
+    fn default() -> Self {
+        Servers {
+            listeners: Listeners::new("API", "/api/v1/"),
+            handler: None,
+        }
+    }
 }
 
 /// Where the API listens: `api_listen`, or the LAN devices' IPv4 addresses plus loopback.
@@ -55,63 +65,39 @@ pub fn listen_addresses(config: &Config, addrs: &[netinfo::IfAddr]) -> Vec<Socke
 }
 
 impl Servers {
-    /// Starts listeners for new addresses and stops those no longer wanted (addresses come and go).
+    /// Listens on the wanted addresses (addresses come and go).
     pub fn sync(&mut self, config: &Config, shared: &Arc<Shared>) {
-        let api = self
-            .api
+        let handler = self
+            .handler
             .get_or_insert_with(|| {
-                Arc::new(Api {
+                let api = Api {
                     shared: shared.clone(),
                     live: Mutex::new(None),
-                })
+                };
+                Arc::new(move |request| api.handle(request)) as Handler
             })
             .clone();
         let wanted = listen_addresses(config, &netinfo::addresses());
-        let stale: Vec<SocketAddr> = self
-            .running
-            .keys()
-            .filter(|a| !wanted.contains(a))
-            .copied()
-            .collect();
-        for addr in stale {
-            if let Some((server, handle)) = self.running.remove(&addr) {
-                server.unblock();
-                let _ = handle.join();
-                info!("API stopped listening on {addr}");
-            }
-        }
-        for addr in wanted {
-            if self.running.contains_key(&addr) {
-                continue;
-            }
-            match Server::http(addr) {
-                Ok(server) => {
-                    let server = Arc::new(server);
-                    let (s, a) = (server.clone(), api.clone());
-                    let handle = std::thread::spawn(move || {
-                        for request in s.incoming_requests() {
-                            a.handle(request);
-                        }
-                    });
-                    info!("API listening on http://{addr}/api/v1/");
-                    self.running.insert(addr, (server, handle));
-                }
-                Err(e) => warning!("API cannot listen on {addr}: {e}"),
-            }
-        }
+        self.listeners.sync(&wanted, &handler);
     }
 
     pub fn stop(&mut self) {
-        for (_, (server, handle)) in self.running.drain() {
-            server.unblock();
-            let _ = handle.join();
-        }
+        self.listeners.stop();
     }
 }
 
 /// A JSON error body: `{"error": {"status": 404, "message": "…"}}`.
 fn error_body(status: u16, message: &str) -> Value {
     json!({"error": {"status": status, "message": message}})
+}
+
+/// Compares secrets without an early exit on the first difference.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// Host header value -> the host part, without port or IPv6 brackets.
@@ -172,8 +158,14 @@ impl Api {
             .strip_suffix('/')
             .filter(|p| !p.is_empty())
             .unwrap_or(path);
+        if let Some(rest) = path.strip_prefix("/api/v1/mappings/") {
+            return self.mapping_item(request, rest);
+        }
         let get_only = matches!(request.method(), Method::Get | Method::Head);
-        let known = matches!(path, "/api/v1" | "/api/v1/status" | "/api/v1/health");
+        let known = matches!(
+            path,
+            "/api/v1" | "/api/v1/status" | "/api/v1/health" | "/api/v1/mappings"
+        );
         if !known {
             return (
                 404,
@@ -195,7 +187,9 @@ impl Api {
         match path {
             "/api/v1" => (
                 200,
-                json!({"api_version": crate::status::API_VERSION, "endpoints": ["/api/v1/status", "/api/v1/health"]}),
+                json!({"api_version": crate::status::API_VERSION, "endpoints": [
+                    "GET /api/v1/status", "GET /api/v1/health", "GET /api/v1/mappings",
+                    "DELETE /api/v1/mappings/{protocol}/{port}"]}),
                 None,
             ),
             "/api/v1/status" => {
@@ -207,6 +201,24 @@ impl Api {
                     serde_json::to_value(status).unwrap_or(Value::Null),
                     None,
                 )
+            }
+            "/api/v1/mappings" => {
+                let live = self.live();
+                let mappings = self.shared.snapshot.lock().unwrap().mappings.clone();
+                let decisions: Vec<Decision> = self
+                    .shared
+                    .decisions
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .cloned()
+                    .collect();
+                let list = mapping_statuses(
+                    &mappings,
+                    live.as_ref().map(|(_, c)| c),
+                    crate::daemon::unix_now(),
+                );
+                (200, json!({"mappings": list, "decisions": decisions}), None)
             }
             _ => {
                 let problems = self.shared.snapshot.lock().unwrap().problems();
@@ -220,6 +232,120 @@ impl Api {
                     )
                 }
             }
+        }
+    }
+
+    /// `DELETE /api/v1/mappings/{protocol}/{port}`: the administrator removes a mapping and its live
+    /// sessions. Needs `Authorization: Bearer <api_token>`.
+    fn mapping_item(&self, request: &Request, rest: &str) -> (u16, Value, Option<&'static str>) {
+        if request.method() != &Method::Delete {
+            let m = request.method().as_str().to_string();
+            return (
+                405,
+                error_body(405, &format!("method {m} is not allowed here; use DELETE")),
+                Some("DELETE"),
+            );
+        }
+        let token = self
+            .shared
+            .snapshot
+            .lock()
+            .unwrap()
+            .config
+            .api_token
+            .clone();
+        let Some(token) = token else {
+            return (
+                403,
+                error_body(
+                    403,
+                    "changes through the API are disabled: set agent.api_token",
+                ),
+                None,
+            );
+        };
+        let given = request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Authorization"))
+            .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
+            .map(str::trim);
+        if !given.is_some_and(|g| same_secret(g, &token)) {
+            return (
+                401,
+                error_body(
+                    401,
+                    "a valid 'Authorization: Bearer <api_token>' header is required",
+                ),
+                None,
+            );
+        }
+        let Some((proto, port)) = rest.split_once('/') else {
+            return (
+                404,
+                error_body(
+                    404,
+                    "use /api/v1/mappings/{protocol}/{port}, e.g. /api/v1/mappings/tcp/20570",
+                ),
+                None,
+            );
+        };
+        let Ok(port) = port.parse::<u16>() else {
+            return (
+                400,
+                error_body(400, &format!("'{port:.20}' is not a port")),
+                None,
+            );
+        };
+        match proto.to_ascii_lowercase().as_str() {
+            "tcp" => {}
+            "udp" => {
+                return (
+                    404,
+                    error_body(404, &format!("there is no udp mapping of port {port}")),
+                    None,
+                )
+            }
+            _ => {
+                return (
+                    400,
+                    error_body(
+                        400,
+                        &format!("'{proto:.20}' is not a protocol: use tcp or udp"),
+                    ),
+                    None,
+                )
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let sent = self
+            .shared
+            .owner
+            .lock()
+            .unwrap()
+            .send(Event::Upnp(UpnpCommand::Remove { port }, tx));
+        if sent.is_err() {
+            return (503, error_body(503, "the agent is stopping"), None);
+        }
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(outcome)) => {
+                let now = crate::daemon::unix_now();
+                (
+                    200,
+                    json!({"removed": mapping_statuses(&outcome.mappings, None, now),
+                           "sessions_ended": outcome.sessions_ended}),
+                    None,
+                )
+            }
+            Ok(Err(r)) if r.error == UpnpError::NoSuchEntryInArray => {
+                (404, error_body(404, &r.reason), None)
+            }
+            Ok(Err(r)) => (500, error_body(500, &r.reason), None),
+            Err(_) => (
+                503,
+                error_body(503, "the agent did not answer in time"),
+                None,
+            ),
         }
     }
 

@@ -34,3 +34,25 @@ pub const MAX_RETRY_SECS: u64 = 30;
 /// API limits: a router serves a handful of LAN clients, never a crowd.
 pub const API_MAX_BODY: usize = 16 * 1024;
 pub const API_MAX_HEADERS: usize = 64;
+
+/// UPnP IGD HTTP port (description, control, events) on the LAN addresses. 5431 is the port IGDs of the
+/// Broadcom lineage use; it keeps clear of miniupnpd's 5000 and of the kernel's ephemeral range.
+pub const DEFAULT_UPNP_PORT: u16 = 5431;
+/// Mappings one client may hold: a Command Center needs one; two lets it move port without a gap.
+pub const DEFAULT_UPNP_MAX_PER_CLIENT: usize = 2;
+/// SSDP ssdp:alive period (the advertisement's max-age is three times this).
+pub const DEFAULT_SSDP_NOTIFY_SECS: u32 = 300;
+/// IGD v2's longest lease; v2 "lease 0" means this.
+pub const IGD2_MAX_LEASE: u32 = 604_800;
+
+/// UPnP limits: SOAP bodies are a few hundred bytes; nothing legitimate comes near these.
+pub const UPNP_MAX_BODY: usize = 16 * 1024;
+pub const XML_MAX_DEPTH: usize = 16;
+pub const XML_MAX_ELEMENTS: usize = 256;
+pub const GENA_MAX_SUBSCRIPTIONS: usize = 32;
+pub const GENA_DEFAULT_TIMEOUT_SECS: u64 = 1800;
+/// SSDP answers per source: a burst of this many datagrams, refilled at `SSDP_RATE_PER_SEC`.
+pub const SSDP_BURST: f64 = 40.0;
+pub const SSDP_RATE_PER_SEC: f64 = 20.0;
+/// Decisions (grants, refusals) the API remembers.
+pub const DECISIONS_KEPT: usize = 100;

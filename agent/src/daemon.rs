@@ -2,16 +2,23 @@
 //! (signals, nftables change notifications) or serve the published snapshot (the API).
 
 use crate::config::{self, Config, Overrides};
-use crate::consts::{DRIFT_DEBOUNCE_MS, MAX_RETRY_SECS, PERIODIC_CHECK_SECS};
+use crate::consts::{DECISIONS_KEPT, DRIFT_DEBOUNCE_MS, MAX_RETRY_SECS, PERIODIC_CHECK_SECS};
 use crate::firewall::apply::{Applied, Drift, Nft};
 use crate::firewall::monitor::RulesetEvents;
-use crate::firewall::{render, static_forwards, Forward, NetFacts};
-use crate::status::{Fw4Include, Reconcile, Snapshot};
+use crate::firewall::{conntrack, render, static_forwards, Forward, NetFacts};
+use crate::status::{Decision, Fw4Include, Reconcile, Snapshot, UpnpStatus};
+use crate::upnp::description::{uuid_from_mac, Identity};
+use crate::upnp::error::{Refusal, UpnpError};
+use crate::upnp::leases::{self, Mapping};
+use crate::upnp::policy::{self, AddRequest, Scope};
+use crate::upnp::server::IgdRuntime;
 use crate::{api, netinfo};
 use nix::sys::signal::{SigSet, Signal};
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -22,16 +29,82 @@ pub struct Options {
     pub fw4_include: PathBuf,
 }
 
-enum Event {
+/// What the state owner acts on.
+pub enum Event {
     Reload,
     Stop(Signal),
     RulesetChanged,
+    /// A change of the UPnP mappings, answered once the firewall holds it.
+    Upnp(UpnpCommand, SyncSender<Result<Outcome, Refusal>>),
 }
 
-/// State shared with the API threads: the snapshot (written only by the owner) and the nft runner.
+/// The mapping changes the IGD and the API ask for.
+#[derive(Debug, Clone)]
+pub enum UpnpCommand {
+    Add(AddRequest),
+    Delete {
+        requester: Ipv4Addr,
+        remote_host: String,
+        port: u16,
+        protocol: String,
+    },
+    DeleteRange {
+        requester: Ipv4Addr,
+        start: u16,
+        end: u16,
+        protocol: String,
+    },
+    /// The administrator (API token) removes a mapping, whoever holds it.
+    Remove {
+        port: u16,
+    },
+}
+
+/// What a mapping change did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The mapping(s) granted or removed.
+    pub mappings: Vec<Mapping>,
+    /// Live sessions cut (conntrack entries deleted).
+    pub sessions_ended: usize,
+}
+
+/// State shared with the API and IGD threads: the snapshot (written only by the owner), the nft runner,
+/// the decision log and the way to the owner.
 pub struct Shared {
     pub snapshot: Mutex<Snapshot>,
     pub nft: Nft,
+    pub decisions: Mutex<VecDeque<Decision>>,
+    pub owner: Mutex<Sender<Event>>,
+}
+
+impl Shared {
+    /// Logs an IGD decision and keeps it for the API.
+    pub fn record(&self, d: Decision) {
+        let port = d
+            .external_port
+            .map_or(String::new(), |p| format!(" port {p}"));
+        match d.error_code {
+            Some(code) => notice!(
+                "UPnP {}{port} from {} refused ({code}): {}",
+                d.action,
+                d.client,
+                d.reason
+            ),
+            None => notice!(
+                "UPnP {}{port} for {} {}: {}",
+                d.action,
+                d.client,
+                d.result,
+                d.reason
+            ),
+        }
+        let mut log = self.decisions.lock().unwrap();
+        if log.len() >= DECISIONS_KEPT {
+            log.pop_front();
+        }
+        log.push_back(d);
+    }
 }
 
 struct Owner {
@@ -41,6 +114,8 @@ struct Owner {
     applied: Option<Applied>,
     facts: NetFacts,
     forwards: Vec<Forward>,
+    mappings: Vec<Mapping>,
+    identity: Identity,
     /// When set, the last apply failed and is retried at this instant.
     retry_at: Option<Instant>,
     retry_delay: Duration,
@@ -72,12 +147,19 @@ pub fn run(opts: Options) -> Result<(), String> {
     spawn_ruleset_monitor(tx.clone(), pending.clone());
 
     let nft = Nft::new(opts.nft.clone());
+    let mappings = restore_mappings(&config);
+    let boot_id = unix_now() as u32;
+    let identity = identity(&config, boot_id);
     let shared = Arc::new(Shared {
+        decisions: Mutex::new(VecDeque::new()),
+        owner: Mutex::new(tx.clone()),
         snapshot: Mutex::new(Snapshot {
             started: Instant::now(),
             config: config.clone(),
             forwards: Vec::new(),
-            wan_ipv4: Vec::new(),
+            facts: NetFacts::default(),
+            mappings: Vec::new(),
+            upnp: None,
             table_present: false,
             last_reconcile: None,
             restores: 0,
@@ -93,11 +175,14 @@ pub fn run(opts: Options) -> Result<(), String> {
         applied: None,
         facts: NetFacts::default(),
         forwards: Vec::new(),
+        mappings,
+        identity,
         retry_at: None,
         retry_delay: Duration::from_secs(1),
         ruleset_event_pending: pending,
     };
     let mut servers = api::Servers::default();
+    let mut igd = IgdRuntime::default();
     info!(
         "starting {} (mode {:?}, wan {}, lan {})",
         env!("CARGO_PKG_VERSION"),
@@ -107,13 +192,19 @@ pub fn run(opts: Options) -> Result<(), String> {
     );
     owner.reconcile("startup");
     servers.sync(&owner.config, &shared);
+    igd.sync(&owner.config, &owner.identity, &shared);
+    owner.publish_upnp(&igd);
 
     let mut next_check = Instant::now() + Duration::from_secs(PERIODIC_CHECK_SECS);
     loop {
-        let deadline = owner.retry_at.map_or(next_check, |r| r.min(next_check));
+        let mut deadline = owner.retry_at.map_or(next_check, |r| r.min(next_check));
+        if let Some(at) = owner.next_expiry() {
+            deadline = deadline.min(at);
+        }
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(Event::Stop(sig)) => {
                 info!("{sig} received: removing table inet wilife and stopping");
+                igd.stop();
                 servers.stop();
                 if let Err(e) = shared.nft.delete_table() {
                     error!("could not remove table inet wilife: {e}");
@@ -123,6 +214,13 @@ pub fn run(opts: Options) -> Result<(), String> {
             Ok(Event::Reload) => {
                 owner.reload();
                 servers.sync(&owner.config, &shared);
+                igd.sync(&owner.config, &owner.identity, &shared);
+                owner.publish_upnp(&igd);
+            }
+            Ok(Event::Upnp(command, reply)) => {
+                let result = owner.upnp(command);
+                let _ = reply.send(result);
+                owner.publish_upnp(&igd);
             }
             Ok(Event::RulesetChanged) => {
                 // Let a burst (fw4 reload, nft -f) finish, then look once.
@@ -135,16 +233,22 @@ pub fn run(opts: Options) -> Result<(), String> {
                     }
                 }
                 owner.check();
+                owner.publish_upnp(&igd);
             }
             Err(RecvTimeoutError::Timeout) => {
                 if owner.retry_at.is_some_and(|r| r <= Instant::now()) {
                     owner.reconcile("retry");
                 }
+                if owner.next_expiry().is_some_and(|at| at <= Instant::now()) {
+                    owner.expire();
+                }
                 if next_check <= Instant::now() {
                     owner.check();
                     servers.sync(&owner.config, &shared);
+                    igd.sync(&owner.config, &owner.identity, &shared);
                     next_check = Instant::now() + Duration::from_secs(PERIODIC_CHECK_SECS);
                 }
+                owner.publish_upnp(&igd);
             }
             Err(RecvTimeoutError::Disconnected) => {
                 return Err("internal error: event channel closed".into())
@@ -188,7 +292,8 @@ fn spawn_ruleset_monitor(tx: Sender<Event>, pending: Arc<AtomicBool>) {
     });
 }
 
-fn unix_now() -> u64 {
+/// Unix time in seconds (leases are kept in it: they must survive restarts).
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -201,6 +306,9 @@ impl Owner {
         let started = Instant::now();
         self.facts = netinfo::facts(&self.config, &netinfo::addresses());
         self.forwards = static_forwards(&self.config);
+        if self.config.enabled && self.config.direct_access == config::DirectAccess::Upnp {
+            self.forwards.extend(leases::forwards(&self.mappings));
+        }
         let batch = render::render_json(&render::Desired {
             config: &self.config,
             forwards: &self.forwards,
@@ -232,16 +340,26 @@ impl Owner {
         };
         // A successful replace has just read the table back; only a failure leaves it to be asked.
         let present = error.is_none() || self.shared.nft.list_table().is_ok_and(|t| t.is_some());
-        let in_fw4 = self
-            .shared
-            .nft
-            .fw4_accepts(self.config.connmark)
-            .ok()
-            .flatten();
+        // fw4's chain is not ours to change; a mapping change need not ask nft about it again.
+        let in_fw4 = if reason == "upnp" {
+            self.shared
+                .snapshot
+                .lock()
+                .unwrap()
+                .fw4_include
+                .in_fw4_ruleset
+        } else {
+            self.shared
+                .nft
+                .fw4_accepts(self.config.connmark)
+                .ok()
+                .flatten()
+        };
         let mut snap = self.shared.snapshot.lock().unwrap();
         snap.config = self.config.clone();
         snap.forwards = self.forwards.clone();
-        snap.wan_ipv4 = self.facts.wan_ipv4.clone();
+        snap.facts = self.facts.clone();
+        snap.mappings = self.mappings.clone();
         snap.table_present = present;
         snap.fw4_include = include_status(&self.opts.fw4_include, self.config.connmark, in_fw4);
         snap.last_reconcile = Some(Reconcile {
@@ -310,14 +428,310 @@ impl Owner {
                     self.opts.config_path.display()
                 );
                 self.config = new;
+                self.identity = identity(&self.config, self.identity.boot_id);
                 self.shared.snapshot.lock().unwrap().reload_error = None;
+                self.revalidate("configuration reload");
                 self.reconcile("reload");
+                self.persist();
             }
             Err(e) => {
                 error!("reload refused, the previous configuration stays in force: {e}");
                 self.shared.snapshot.lock().unwrap().reload_error = Some(e.to_string());
             }
         }
+    }
+}
+
+impl Owner {
+    fn scope_neighbour(ip: Ipv4Addr) -> Option<config::Mac> {
+        netinfo::neighbour(ip)
+    }
+
+    /// Runs one mapping change through the policy, and commits it to the firewall before answering.
+    fn upnp(&mut self, command: UpnpCommand) -> Result<Outcome, Refusal> {
+        let now = unix_now();
+        let lan_nets = self.facts.lan_ipv4_nets.clone();
+        let scope = Scope {
+            config: &self.config,
+            lan_nets: &lan_nets,
+            neighbour: &Self::scope_neighbour,
+        };
+        let (action, client, port) = match &command {
+            UpnpCommand::Add(r) => (
+                if r.any_port {
+                    "AddAnyPortMapping"
+                } else {
+                    "AddPortMapping"
+                },
+                r.requester,
+                Some(r.external_port),
+            ),
+            UpnpCommand::Delete {
+                requester, port, ..
+            } => ("DeletePortMapping", *requester, Some(*port)),
+            UpnpCommand::DeleteRange {
+                requester, start, ..
+            } => ("DeletePortMappingRange", *requester, Some(*start)),
+            UpnpCommand::Remove { port } => ("API delete", Ipv4Addr::LOCALHOST, Some(*port)),
+        };
+        let decided = match &command {
+            UpnpCommand::Add(req) => {
+                policy::add(&scope, &self.mappings, req, now).map(|(t, m)| (t, vec![m], false))
+            }
+            UpnpCommand::Delete {
+                requester,
+                remote_host,
+                port,
+                protocol,
+            } => policy::delete(&self.mappings, *requester, remote_host, *port, protocol)
+                .map(|(t, m)| (t, vec![m], true)),
+            UpnpCommand::DeleteRange {
+                requester,
+                start,
+                end,
+                protocol,
+            } => policy::delete_range(&self.mappings, *requester, *start, *end, protocol)
+                .map(|(t, gone)| (t, gone, true)),
+            UpnpCommand::Remove { port } => {
+                match self.mappings.iter().find(|m| m.external_port == *port) {
+                    Some(m) => Ok((
+                        self.mappings
+                            .iter()
+                            .filter(|x| x.external_port != *port)
+                            .cloned()
+                            .collect(),
+                        vec![m.clone()],
+                        true,
+                    )),
+                    None => Err(Refusal::new(
+                        UpnpError::NoSuchEntryInArray,
+                        format!("there is no mapping of port {port}"),
+                    )),
+                }
+            }
+        };
+        let (table, affected, removal) = match decided {
+            Ok(d) => d,
+            Err(refusal) => {
+                self.shared
+                    .record(Decision::refused(client, action, port, &refusal));
+                return Err(refusal);
+            }
+        };
+        self.commit(table)?;
+        let mut sessions_ended = 0;
+        for m in &affected {
+            let (result, reason) = if removal {
+                sessions_ended += self.end_sessions(m.external_port);
+                (
+                    "removed",
+                    format!(
+                        "{} -> {}:{}",
+                        m.external_port, m.internal_client, m.internal_port
+                    ),
+                )
+            } else {
+                let lease = m.expires.map_or("until removed".to_string(), |e| {
+                    format!("lease {} s", e.saturating_sub(now))
+                });
+                (
+                    "granted",
+                    format!(
+                        "{} -> {}:{} for {} ({lease}, \"{}\")",
+                        m.external_port, m.internal_client, m.internal_port, m.owner, m.description
+                    ),
+                )
+            };
+            let who = if removal { client } else { m.internal_client };
+            self.shared
+                .record(Decision::done(who, action, m.external_port, result, reason));
+        }
+        Ok(Outcome {
+            mappings: affected,
+            sessions_ended,
+        })
+    }
+
+    /// Makes `table` the mapping table: firewall first, then the file; the old table stays if nft refuses.
+    fn commit(&mut self, table: Vec<Mapping>) -> Result<(), Refusal> {
+        let old = std::mem::replace(&mut self.mappings, table);
+        self.reconcile("upnp");
+        if self.applied.is_none() {
+            let why = self
+                .shared
+                .snapshot
+                .lock()
+                .unwrap()
+                .last_reconcile
+                .as_ref()
+                .and_then(|r| r.error.clone())
+                .unwrap_or_default();
+            self.mappings = old;
+            self.reconcile("rollback");
+            return Err(Refusal::new(
+                UpnpError::ActionFailed,
+                format!("the firewall refused the change: {why}"),
+            ));
+        }
+        self.persist();
+        Ok(())
+    }
+
+    /// Conntrack entries of the port's granted flows go; the viewer is cut off at once.
+    fn end_sessions(&self, port: u16) -> usize {
+        match conntrack::end_sessions(self.config.connmark, port) {
+            Ok(n) => {
+                if n > 0 {
+                    info!("ended {n} live session(s) on port {port}");
+                }
+                n
+            }
+            Err(e) => {
+                warning!("could not end live sessions on port {port}: {e} (the revoke rule still drops them)");
+                0
+            }
+        }
+    }
+
+    fn persist(&self) {
+        if let Err(e) = leases::save(&self.config.state_dir, &self.mappings) {
+            error!(
+                "could not save the mappings to {}: {e}; they will not survive a restart",
+                leases::path(&self.config.state_dir).display()
+            );
+        }
+    }
+
+    /// When the next lease ends, as an instant.
+    fn next_expiry(&self) -> Option<Instant> {
+        let at = leases::next_expiry(&self.mappings)?;
+        let now = unix_now();
+        Some(Instant::now() + Duration::from_secs(at.saturating_sub(now)))
+    }
+
+    /// Removes the mappings whose lease has ended.
+    fn expire(&mut self) {
+        let now = unix_now();
+        let (gone, kept): (Vec<Mapping>, Vec<Mapping>) =
+            self.mappings.iter().cloned().partition(|m| m.expired(now));
+        if gone.is_empty() {
+            return;
+        }
+        if self.commit(kept).is_err() {
+            return; // retried at the next expiry check
+        }
+        for m in gone {
+            self.end_sessions(m.external_port);
+            self.shared.record(Decision::done(
+                m.internal_client,
+                "lease",
+                m.external_port,
+                "expired",
+                format!("the lease of {} ({}) ended", m.external_port, m.owner),
+            ));
+        }
+    }
+
+    /// Drops mappings the current configuration no longer allows.
+    fn revalidate(&mut self, why: &str) {
+        let lan_nets = netinfo::facts(&self.config, &netinfo::addresses()).lan_ipv4_nets;
+        let scope = Scope {
+            config: &self.config,
+            lan_nets: &lan_nets,
+            neighbour: &Self::scope_neighbour,
+        };
+        let (kept, dropped) = policy::revalidate(&scope, &self.mappings);
+        for (m, reason) in dropped {
+            self.shared.record(Decision::done(
+                m.internal_client,
+                why,
+                m.external_port,
+                "removed",
+                reason,
+            ));
+        }
+        self.mappings = kept;
+    }
+
+    /// Publishes the IGD's state and sends changed events.
+    fn publish_upnp(&self, igd: &IgdRuntime) {
+        let active = self.config.enabled && self.config.direct_access == config::DirectAccess::Upnp;
+        {
+            let mut snap = self.shared.snapshot.lock().unwrap();
+            snap.mappings = self.mappings.clone();
+            snap.upnp = active.then(|| UpnpStatus {
+                uuid: self.identity.uuid.clone(),
+                description_port: self.config.upnp.port,
+                mappings: self.mappings.len(),
+                subscriptions: igd.subscriptions(),
+            });
+        }
+        igd.publish(&self.shared);
+    }
+}
+
+/// The mappings saved by the previous run, minus those expired meanwhile or no longer allowed.
+fn restore_mappings(config: &Config) -> Vec<Mapping> {
+    let now = unix_now();
+    let loaded = match leases::load(&config.state_dir) {
+        Ok(m) => m,
+        Err(e) => {
+            let path = leases::path(&config.state_dir);
+            let aside = path.with_extension("json.bad");
+            let _ = std::fs::rename(&path, &aside);
+            error!(
+                "{} is damaged ({e}); kept aside as {} and starting with no mappings",
+                path.display(),
+                aside.display()
+            );
+            return Vec::new();
+        }
+    };
+    let total = loaded.len();
+    let lan_nets = netinfo::facts(config, &netinfo::addresses()).lan_ipv4_nets;
+    let scope = Scope {
+        config,
+        lan_nets: &lan_nets,
+        neighbour: &netinfo::neighbour,
+    };
+    let live: Vec<Mapping> = loaded.into_iter().filter(|m| !m.expired(now)).collect();
+    let (kept, dropped) = policy::revalidate(&scope, &live);
+    for (m, why) in &dropped {
+        notice!(
+            "not restoring the mapping of port {}: {why}",
+            m.external_port
+        );
+    }
+    if total > 0 {
+        info!(
+            "restored {} of {total} saved mapping(s) from {}",
+            kept.len(),
+            leases::path(&config.state_dir).display()
+        );
+    }
+    kept
+}
+
+/// The IGD's identity: the configured UUID, or one derived from the first LAN device's MAC address.
+fn identity(config: &Config, boot_id: u32) -> Identity {
+    let mac = config.lan_devices.iter().find_map(|d| netinfo::mac(d));
+    let uuid = config.upnp.uuid.clone().unwrap_or_else(|| {
+        uuid_from_mac(mac.unwrap_or_else(|| {
+            // No MAC (a device without one): the device names still tell routers apart poorly but
+            // stably.
+            let mut m = [2u8, 0, 0, 0, 0, 0];
+            for (i, b) in config.lan_devices.join(",").bytes().enumerate() {
+                m[1 + i % 5] ^= b;
+            }
+            m
+        }))
+    });
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    Identity {
+        uuid,
+        friendly_name: format!("WiLife gateway ({})", host.trim()),
+        boot_id,
+        config_id: 1,
     }
 }
 

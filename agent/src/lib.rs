@@ -12,5 +12,7 @@ pub mod config;
 pub mod consts;
 pub mod daemon;
 pub mod firewall;
+pub mod listeners;
 pub mod netinfo;
 pub mod status;
+pub mod upnp;

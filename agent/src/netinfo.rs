@@ -1,7 +1,8 @@
 //! Reads the router's interface addresses (getifaddrs, read-only) into plain values for the pure core.
 
-use crate::config::Config;
+use crate::config::{Config, Mac};
 use crate::firewall::NetFacts;
+use crate::upnp::control::Link;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// One address on one device.
@@ -68,6 +69,56 @@ pub fn facts(config: &Config, addrs: &[IfAddr]) -> NetFacts {
     f
 }
 
+/// The hardware address of a device.
+pub fn mac(device: &str) -> Option<[u8; 6]> {
+    nix::ifaddrs::getifaddrs()
+        .ok()?
+        .filter(|ifa| ifa.interface_name == device)
+        .find_map(|ifa| ifa.address?.as_link_addr()?.addr())
+        .filter(|m| *m != [0; 6])
+}
+
+/// The MAC address the neighbour (ARP) table holds for `ip`, if the entry is complete.
+pub fn neighbour(ip: Ipv4Addr) -> Option<Mac> {
+    let table = std::fs::read_to_string("/proc/net/arp").ok()?;
+    parse_arp(&table, ip)
+}
+
+/// `/proc/net/arp`: "IP address  HW type  Flags  HW address  Mask  Device"; flag 0x2 = complete.
+pub fn parse_arp(table: &str, ip: Ipv4Addr) -> Option<Mac> {
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let flags = u32::from_str_radix(f.get(2)?.trim_start_matches("0x"), 16).ok()?;
+        if f.first()?.parse::<Ipv4Addr>().ok()? != ip || flags & 0x2 == 0 {
+            return None;
+        }
+        crate::config::parse_mac(f.get(3)?).ok()
+    })
+}
+
+/// The WAN link as sysfs tells it: state, speed and counters.
+pub fn link(device: &str) -> Link {
+    let dir = std::path::Path::new("/sys/class/net").join(device);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    let num = |f: &str| read(f).trim().parse::<u64>().unwrap_or(0);
+    let state = read("operstate");
+    let up = match state.trim() {
+        "up" => true,
+        // PPP and tunnel devices report "unknown"; their carrier tells.
+        "unknown" => read("carrier").trim() == "1",
+        _ => false,
+    };
+    let speed = read("speed").trim().parse::<i64>().unwrap_or(0).max(0) as u64;
+    Link {
+        up,
+        speed_bps: speed * 1_000_000,
+        tx_bytes: num("statistics/tx_bytes"),
+        rx_bytes: num("statistics/rx_bytes"),
+        tx_packets: num("statistics/tx_packets"),
+        rx_packets: num("statistics/rx_packets"),
+    }
+}
+
 /// The network address of `ip/len`.
 pub fn network(ip: Ipv4Addr, len: u8) -> Ipv4Addr {
     let mask = if len == 0 {
@@ -81,6 +132,21 @@ pub fn network(ip: Ipv4Addr, len: u8) -> Ipv4Addr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arp_table_lookup() {
+        let table = "IP address       HW type     Flags       HW address            Mask     Device
+192.168.50.10    0x1         0x2         0a:00:00:00:00:10     *        br-lan
+192.168.50.20    0x1         0x0         00:00:00:00:00:00     *        br-lan
+";
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert_eq!(
+            parse_arp(table, ip("192.168.50.10")).unwrap().to_string(),
+            "0a:00:00:00:00:10"
+        );
+        assert_eq!(parse_arp(table, ip("192.168.50.20")), None, "incomplete");
+        assert_eq!(parse_arp(table, ip("192.168.50.30")), None);
+    }
 
     #[test]
     fn network_masks_host_bits() {

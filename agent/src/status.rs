@@ -3,7 +3,9 @@
 
 use crate::config::{Config, DirectAccess};
 use crate::firewall::apply::Counts;
-use crate::firewall::Forward;
+use crate::firewall::{Forward, NetFacts};
+use crate::upnp::error::Refusal;
+use crate::upnp::leases::Mapping;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -80,7 +82,119 @@ pub struct Status {
     pub lan_devices: Vec<String>,
     pub forwards: Vec<ForwardStatus>,
     pub firewall: FirewallHealth,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upnp: Option<UpnpStatus>,
     pub config: ConfigStatus,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UpnpStatus {
+    pub uuid: String,
+    pub description_port: u16,
+    pub mappings: usize,
+    pub subscriptions: usize,
+}
+
+/// One decision of the IGD: a grant, a refusal (with the UPnP error and the reason), a removal.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    /// Unix seconds.
+    pub at: u64,
+    pub client: Ipv4Addr,
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_port: Option<u16>,
+    /// granted, refused, removed, expired.
+    pub result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<u16>,
+    pub reason: String,
+}
+
+impl Decision {
+    pub fn refused(client: Ipv4Addr, action: &str, port: Option<u16>, r: &Refusal) -> Decision {
+        Decision {
+            at: crate::daemon::unix_now(),
+            client,
+            action: action.to_string(),
+            external_port: port,
+            result: "refused",
+            error_code: Some(r.error.code()),
+            reason: r.reason.clone(),
+        }
+    }
+    pub fn done(
+        client: Ipv4Addr,
+        action: &str,
+        port: u16,
+        result: &'static str,
+        reason: String,
+    ) -> Decision {
+        Decision {
+            at: crate::daemon::unix_now(),
+            client,
+            action: action.to_string(),
+            external_port: Some(port),
+            result,
+            error_code: None,
+            reason,
+        }
+    }
+}
+
+/// A mapping as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MappingStatus {
+    pub protocol: &'static str,
+    pub external_port: u16,
+    pub internal_client: Ipv4Addr,
+    pub internal_port: u16,
+    pub owner: String,
+    pub description: String,
+    pub enabled: bool,
+    /// Seconds left; null: until removed.
+    pub lease_left_s: Option<u64>,
+    pub age_s: u64,
+    pub igd_version: u8,
+    pub connections: u64,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// The mappings with their live counters.
+pub fn mapping_statuses(
+    mappings: &[Mapping],
+    counters: Option<&BTreeMap<String, Counts>>,
+    now: u64,
+) -> Vec<MappingStatus> {
+    mappings
+        .iter()
+        .map(|m| {
+            let f = m.forward();
+            let get = |name: String| {
+                counters
+                    .and_then(|c| c.get(&name))
+                    .copied()
+                    .unwrap_or_default()
+            };
+            let traffic = get(f.traffic_counter());
+            MappingStatus {
+                protocol: "TCP",
+                external_port: m.external_port,
+                internal_client: m.internal_client,
+                internal_port: m.internal_port,
+                owner: m.owner.clone(),
+                description: m.description.clone(),
+                enabled: m.enabled,
+                lease_left_s: m.expires.map(|e| e.saturating_sub(now)),
+                age_s: now.saturating_sub(m.created),
+                igd_version: m.igd_version,
+                connections: get(f.conns_counter()).packets,
+                packets: traffic.packets,
+                bytes: traffic.bytes,
+            }
+        })
+        .collect()
 }
 
 /// What the state owner knows; the API adds live counters and uptime when it answers.
@@ -89,7 +203,11 @@ pub struct Snapshot {
     pub started: std::time::Instant,
     pub config: Config,
     pub forwards: Vec<Forward>,
-    pub wan_ipv4: Vec<Ipv4Addr>,
+    pub facts: NetFacts,
+    /// The UPnP mappings in force, in port order.
+    pub mappings: Vec<Mapping>,
+    /// The IGD's identity and state, when it runs.
+    pub upnp: Option<UpnpStatus>,
     pub table_present: bool,
     pub last_reconcile: Option<Reconcile>,
     pub restores: u64,
@@ -116,7 +234,7 @@ impl Snapshot {
             mode: self.config.direct_access,
             wan: Wan {
                 device: self.config.wan_device.clone(),
-                ipv4: self.wan_ipv4.clone(),
+                ipv4: self.facts.wan_ipv4.clone(),
             },
             lan_devices: self.config.lan_devices.clone(),
             forwards: self
@@ -133,6 +251,7 @@ impl Snapshot {
                     }
                 })
                 .collect(),
+            upnp: self.upnp.clone(),
             firewall: FirewallHealth {
                 table: "inet wilife",
                 table_present: live.map_or(self.table_present, |l| l.0),

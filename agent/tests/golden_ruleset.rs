@@ -5,6 +5,7 @@
 use std::path::Path;
 use wilife_agent::config::{self, Overrides};
 use wilife_agent::firewall::{render, static_forwards, text, NetFacts};
+use wilife_agent::upnp::leases::{self, Mapping};
 
 fn facts() -> NetFacts {
     NetFacts {
@@ -15,8 +16,13 @@ fn facts() -> NetFacts {
 }
 
 fn golden(name: &str, uci: &str) {
+    golden_with(name, uci, &[]);
+}
+
+fn golden_with(name: &str, uci: &str, mappings: &[Mapping]) {
     let c = config::parse(uci, Path::new(name), &Overrides::default()).unwrap();
-    let forwards = static_forwards(&c);
+    let mut forwards = static_forwards(&c);
+    forwards.extend(leases::forwards(mappings));
     let facts = facts();
     let batch = render::render_json(&render::Desired {
         config: &c,
@@ -60,4 +66,28 @@ fn static_mode_without_reflection_and_another_bit() {
 #[test]
 fn off_mode_renders_the_empty_skeleton() {
     golden("off", &format!("{BASE}\toption direct_access 'off'\nconfig command_center\n\toption ip '192.168.1.10'\n"));
+}
+
+#[test]
+fn upnp_mode_with_two_mappings_one_translated() {
+    let m = |port: u16, client: [u8; 4], internal: u16| Mapping {
+        external_port: port,
+        internal_client: client.into(),
+        internal_port: internal,
+        description: "WiLife".into(),
+        enabled: true,
+        created: 0,
+        expires: None,
+        lease_requested: 0,
+        igd_version: 1,
+        owner: "pc".into(),
+    };
+    golden_with(
+        "upnp",
+        &format!("{BASE}config command_center\n\toption name 'pc'\n\toption ip '192.168.1.10'\n"),
+        &[
+            m(20570, [192, 168, 1, 10], 20570),
+            m(20571, [192, 168, 1, 11], 20570),
+        ],
+    );
 }

@@ -123,6 +123,25 @@ impl Direct {
     }
 }
 
+/// The UPnP IGD (mode `upnp`): how far it may go.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Upnp {
+    /// TCP port of the description/control/event HTTP server on the LAN addresses.
+    pub port: u16,
+    /// Any LAN host may map ports to itself, not only the configured Command Centers.
+    pub any_lan_host: bool,
+    /// Mappings one internal client may hold at once.
+    pub max_per_client: usize,
+    /// Longest lease granted, seconds; 0: v1 "lease 0" mappings last until removed.
+    pub max_lease: u32,
+    /// AddPortMapping must keep the internal port equal to the external one.
+    pub same_port: bool,
+    /// Seconds between SSDP ssdp:alive announcements.
+    pub notify_interval: u32,
+    /// Device UUID override; empty: derived from the first LAN device's MAC address.
+    pub uuid: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Config {
     #[serde(skip)]
@@ -143,6 +162,7 @@ pub struct Config {
     pub cameras: Vec<Camera>,
     pub camera_rules: CameraRules,
     pub outbound: Outbound,
+    pub upnp: Upnp,
 }
 
 impl Config {
@@ -248,6 +268,15 @@ const OUTBOUND_OPTIONS: &[&str] = &[
     "smtp_port",
     "remote_client",
 ];
+const UPNP_OPTIONS: &[&str] = &[
+    "port",
+    "any_lan_host",
+    "max_per_client",
+    "max_lease",
+    "same_port",
+    "notify_interval",
+    "uuid",
+];
 /// Section types and the options each accepts.
 const SECTION_TYPES: &[(&str, &[&str])] = &[
     ("agent", AGENT_OPTIONS),
@@ -256,11 +285,12 @@ const SECTION_TYPES: &[(&str, &[&str])] = &[
     ("camera", CAMERA_OPTIONS),
     ("camera_rules", CAMERA_RULES_OPTIONS),
     ("outbound", OUTBOUND_OPTIONS),
+    ("upnp", UPNP_OPTIONS),
 ];
 /// Options that may be given as `list` (several values).
 const LIST_OPTIONS: &[&str] = &["lan_device", "api_listen"];
 /// Types of which at most one section may exist.
-const SINGLETONS: &[&str] = &["agent", "direct", "camera_rules", "outbound"];
+const SINGLETONS: &[&str] = &["agent", "direct", "camera_rules", "outbound", "upnp"];
 
 struct Validator<'a> {
     file: &'a str,
@@ -680,6 +710,54 @@ impl<'a> Validator<'a> {
                 .unwrap_or(false),
         };
 
+        // config upnp 'upnp'
+        let u = one("upnp", "upnp", UPNP_OPTIONS)?;
+        let in_range = |lo: u64, hi: u64, what: &'static str| {
+            move |v: &str| match v.parse::<u64>() {
+                Ok(n) if (lo..=hi).contains(&n) && !v.starts_with('+') => Ok(n),
+                _ => Err(format!("is not {what}: use a number from {lo} to {hi}")),
+            }
+        };
+        let upnp = Upnp {
+            port: self
+                .parsed(&u, "port", parse_port)?
+                .unwrap_or(consts::DEFAULT_UPNP_PORT),
+            any_lan_host: self
+                .parsed(&u, "any_lan_host", parse_bool)?
+                .unwrap_or(false),
+            max_per_client: self
+                .parsed(&u, "max_per_client", in_range(1, 64, "a mapping count"))?
+                .map_or(consts::DEFAULT_UPNP_MAX_PER_CLIENT, |n| n as usize),
+            max_lease: self
+                .parsed(
+                    &u,
+                    "max_lease",
+                    in_range(0, 31_536_000, "a lease in seconds"),
+                )?
+                .map_or(0, |n| n as u32),
+            same_port: self.parsed(&u, "same_port", parse_bool)?.unwrap_or(true),
+            notify_interval: self
+                .parsed(
+                    &u,
+                    "notify_interval",
+                    in_range(30, 86_400, "an interval in seconds"),
+                )?
+                .map_or(consts::DEFAULT_SSDP_NOTIFY_SECS, |n| n as u32),
+            uuid: self.parsed(&u, "uuid", parse_uuid)?,
+        };
+        if upnp.port == api_port {
+            let line = self.get(&u, "port").map(|e| e.line);
+            return Err(self.err(
+                line,
+                Some(&u.label),
+                Some("port"),
+                format!(
+                    "'{}' is the API port too; give UPnP its own port",
+                    upnp.port
+                ),
+            ));
+        }
+
         let config = Config {
             path: path.to_path_buf(),
             enabled,
@@ -701,6 +779,7 @@ impl<'a> Validator<'a> {
             cameras,
             camera_rules,
             outbound,
+            upnp,
         };
 
         // Cross-section rules.
@@ -830,6 +909,21 @@ pub fn parse_device(v: &str) -> Result<String, String> {
         Ok(v.to_string())
     } else {
         Err("is not a network device name (1-15 characters, no '/', quotes or spaces)".into())
+    }
+}
+
+/// A UUID in its 8-4-4-4-12 hex form, stored lowercase.
+pub fn parse_uuid(v: &str) -> Result<String, String> {
+    let v = v.strip_prefix("uuid:").unwrap_or(v);
+    let groups: Vec<&str> = v.split('-').collect();
+    let ok = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(v.to_ascii_lowercase())
+    } else {
+        Err("is not a UUID (e.g. 4c1f3a52-9b1e-8d4a-a1b2-0123456789ab)".into())
     }
 }
 

@@ -48,6 +48,10 @@ fn good_config_parses_with_defaults() {
     assert!(c.camera_rules.isolation);
     assert_eq!(c.camera_rules.video_port, 22211);
     assert_eq!(c.outbound.smtp_port, 25);
+    assert_eq!(c.upnp.port, consts::DEFAULT_UPNP_PORT);
+    assert_eq!(c.upnp.max_per_client, 2);
+    assert!(c.upnp.same_port && !c.upnp.any_lan_host);
+    assert_eq!((c.upnp.max_lease, c.upnp.uuid.clone()), (0, None));
     let (cc, ip) = c.static_target().unwrap();
     assert_eq!(
         (cc.name.as_str(), ip),
@@ -396,6 +400,38 @@ fn bad_configs_get_precise_errors() {
             Some("command_center #2"),
             Some("ip"),
             "belongs to command_center 'office-pc' already",
+        ),
+        (
+            "upnp port equals api port",
+            format!("{GOOD}config upnp 'upnp'\n\toption port '8780'\n"),
+            Some(19),
+            Some("upnp 'upnp'"),
+            Some("port"),
+            "is the API port too",
+        ),
+        (
+            "upnp cap zero",
+            format!("{GOOD}config upnp 'upnp'\n\toption max_per_client '0'\n"),
+            Some(19),
+            Some("upnp 'upnp'"),
+            Some("max_per_client"),
+            "is not a mapping count: use a number from 1 to 64",
+        ),
+        (
+            "upnp bad uuid",
+            format!("{GOOD}config upnp 'upnp'\n\toption uuid 'not-a-uuid'\n"),
+            Some(19),
+            Some("upnp 'upnp'"),
+            Some("uuid"),
+            "is not a UUID",
+        ),
+        (
+            "upnp notify too often",
+            format!("{GOOD}config upnp 'upnp'\n\toption notify_interval '5'\n"),
+            Some(19),
+            Some("upnp 'upnp'"),
+            Some("notify_interval"),
+            "from 30 to 86400",
         ),
     ];
     assert!(cases.len() >= 15);

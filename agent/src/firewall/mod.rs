@@ -2,6 +2,7 @@
 //! a readable-text printer of that batch, and the one place that talks to `nft` (apply, read back, verify).
 
 pub mod apply;
+pub mod conntrack;
 pub mod monitor;
 pub mod render;
 pub mod text;

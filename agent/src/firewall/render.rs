@@ -6,7 +6,7 @@
 //! Our own chains only ever *restrict* (drop) or mark: an accept in our table would not be final anyway.
 
 use super::{Forward, NetFacts};
-use crate::config::Config;
+use crate::config::{Config, DirectAccess};
 use crate::consts::{PRIO_DSTNAT, PRIO_FILTER, PRIO_SRCNAT, TABLE};
 use nftables::expr::{
     BinaryOperation, CTDir, Expression as E, Meta, MetaKey, NamedExpression as N, Payload,
@@ -24,6 +24,7 @@ use std::collections::HashSet;
 pub const CHAIN_DSTNAT: &str = "dstnat";
 pub const CHAIN_FORWARD: &str = "forward";
 pub const CHAIN_SRCNAT: &str = "srcnat";
+pub const CHAIN_INPUT: &str = "input";
 
 pub const SET_WAN_IPV4: &str = "wan_ipv4";
 pub const SET_LAN_IPV4: &str = "lan_ipv4";
@@ -44,6 +45,7 @@ pub fn render(d: &Desired) -> Nftables<'static> {
     b.counters(d.forwards);
     b.sets(d);
     b.chains();
+    b.guard_lan_services(d.config);
     b.revoke_ungranted(d.config.connmark);
     for f in d.forwards {
         b.direct_forward(d.config, f);
@@ -211,6 +213,57 @@ impl Builder {
             NfHook::Postrouting,
             PRIO_SRCNAT,
         ));
+        // chain input { type filter hook input priority filter - 10; policy accept; }
+        self.add(chain(
+            CHAIN_INPUT,
+            NfChainType::Filter,
+            NfHook::Input,
+            PRIO_FILTER,
+        ));
+    }
+
+    /// The agent's LAN-only services (UPnP IGD, the API on its default addresses) are unreachable from
+    /// any other device, whatever fw4's zones say: the kernel drops such packets before a socket sees them.
+    fn guard_lan_services(&mut self, c: &Config) {
+        // Not from loopback (`iiftype`, not a second name in the set: nft lists multi-name sets in an
+        // order of its own) and not from a LAN device.
+        let foreign = || {
+            vec![
+                not(meta(MetaKey::Iiftype), E::String("loopback".into())),
+                not(meta(MetaKey::Iifname), ifname_set(&c.lan_devices)),
+            ]
+        };
+        let mut tcp: Vec<u16> = Vec::new();
+        if c.enabled && c.direct_access == DirectAccess::Upnp {
+            // meta iiftype != loopback iifname != "br-lan" udp dport 1900 drop
+            let mut expr = foreign();
+            expr.push(is(payload("udp", "dport"), E::Number(1900)));
+            expr.push(S::Drop(None));
+            self.rule(CHAIN_INPUT, "wilife: SSDP only from the LAN".into(), expr);
+            tcp.push(c.upnp.port);
+        }
+        if c.api_listen.is_empty() {
+            tcp.push(c.api_port);
+        }
+        if tcp.is_empty() {
+            return;
+        }
+        tcp.sort_unstable();
+        // meta iiftype != loopback iifname != "br-lan" tcp dport { 5431, 8780 } drop
+        let ports = if let [one] = tcp.as_slice() {
+            E::Number((*one).into())
+        } else {
+            E::Named(N::Set(
+                tcp.iter()
+                    .map(|p| nftables::expr::SetItem::Element(E::Number((*p).into())))
+                    .collect(),
+            ))
+        };
+        self.rule(
+            CHAIN_INPUT,
+            "wilife: UPnP and API only from the LAN".into(),
+            [foreign(), vec![is(tcp_dport(), ports), S::Drop(None)]].concat(),
+        );
     }
 
     /// A forward that is revoked must end live sessions too: conntrack keeps their NAT and fw4 accepts

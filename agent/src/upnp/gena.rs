@@ -1,0 +1,371 @@
+//! GENA eventing: SUBSCRIBE / renew / UNSUBSCRIBE, and NOTIFY of evented state variables (an initial
+//! event at subscription, then on every change). A callback must point at the subscriber's own address
+//! (CallStranger, CVE-2020-12695: otherwise the router could be made to send traffic anywhere), the
+//! number of subscriptions is capped, and NOTIFYs are sent by one thread with short timeouts so a dead
+//! subscriber costs nothing but its own slot until it expires.
+
+use super::description::Service;
+use super::xml::escape;
+use crate::consts::{GENA_DEFAULT_TIMEOUT_SECS, GENA_MAX_SUBSCRIPTIONS};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Where a subscriber wants its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callback {
+    pub addr: SocketAddrV4,
+    pub path: String,
+}
+
+/// Reads a CALLBACK header (`<http://192.168.1.10:2869/upnp/eventing/abc>`, possibly several URLs) and
+/// keeps the first one that points at the requester itself.
+pub fn parse_callback(header: &str, requester: Ipv4Addr) -> Result<Callback, String> {
+    let mut seen = Vec::new();
+    for part in header.split('<').skip(1) {
+        let url = part.split('>').next().unwrap_or("").trim();
+        let Some(rest) = url.strip_prefix("http://") else {
+            seen.push(format!("{url:.60} (not http)"));
+            continue;
+        };
+        let (hostport, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().ok()),
+            None => (hostport, Some(80)),
+        };
+        let (Ok(ip), Some(port)) = (host.parse::<Ipv4Addr>(), port) else {
+            seen.push(format!("{url:.60} (not an IPv4 address and port)"));
+            continue;
+        };
+        if ip != requester || port == 0 {
+            seen.push(format!("{url:.60} (not the subscriber {requester})"));
+            continue;
+        }
+        if path.len() > 256 || path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+            seen.push(format!("{url:.60} (bad path)"));
+            continue;
+        }
+        return Ok(Callback {
+            addr: SocketAddrV4::new(ip, port),
+            path: path.to_string(),
+        });
+    }
+    Err(if seen.is_empty() {
+        "no <http://…> callback URL".into()
+    } else {
+        format!("no usable callback: {}", seen.join(", "))
+    })
+}
+
+/// `Second-1800` / `infinite` -> seconds, bounded to [60, default] so slots are recycled.
+pub fn parse_timeout(header: Option<&str>) -> u64 {
+    let asked = header
+        .and_then(|h| h.trim().strip_prefix("Second-"))
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(GENA_DEFAULT_TIMEOUT_SECS);
+    asked.clamp(60, GENA_DEFAULT_TIMEOUT_SECS)
+}
+
+/// The event body: an `e:propertyset` of the given variables.
+pub fn propertyset(vars: &[(&str, String)]) -> String {
+    let mut s = String::from(
+        "<?xml version=\"1.0\"?>\n<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\">",
+    );
+    for (name, value) in vars {
+        s.push_str(&format!(
+            "<e:property><{name}>{}</{name}></e:property>",
+            escape(value)
+        ));
+    }
+    s.push_str("</e:propertyset>\n");
+    s
+}
+
+struct Subscription {
+    service: Service,
+    callback: Callback,
+    expires: Instant,
+    seq: u32,
+}
+
+struct Job {
+    callback: Callback,
+    sid: String,
+    seq: u32,
+    body: String,
+}
+
+/// Why a GENA request was refused: the HTTP status to answer with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenaError {
+    pub status: u16,
+    pub reason: String,
+}
+
+fn gena_error(status: u16, reason: impl Into<String>) -> GenaError {
+    GenaError {
+        status,
+        reason: reason.into(),
+    }
+}
+
+pub struct Subscriptions {
+    subs: Mutex<HashMap<String, Subscription>>,
+    /// Last evented values per service, sent to new subscribers and compared on change.
+    state: Mutex<HashMap<Service, String>>,
+    jobs: Mutex<Sender<Job>>,
+    counter: Mutex<u64>,
+}
+
+impl Default for Subscriptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Subscriptions {
+    pub fn new() -> Self {
+        let (tx, rx) = channel::<Job>();
+        std::thread::spawn(move || {
+            for job in rx {
+                if let Err(e) = send_notify(&job) {
+                    debug!("GENA: NOTIFY to {} failed: {e}", job.callback.addr);
+                }
+            }
+        });
+        Subscriptions {
+            subs: Mutex::new(HashMap::new()),
+            state: Mutex::new(HashMap::new()),
+            jobs: Mutex::new(tx),
+            counter: Mutex::new(0),
+        }
+    }
+
+    fn new_sid(&self) -> String {
+        let mut c = self.counter.lock().unwrap();
+        *c += 1;
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let x = t ^ (u64::from(std::process::id()) << 32) ^ c.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        format!(
+            "uuid:{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+            (x >> 32) as u32,
+            (x >> 16) as u16,
+            (x & 0xfff) as u16,
+            (*c & 0xfff) as u16,
+            t & 0xffff_ffff_ffff
+        )
+    }
+
+    /// A new subscription; returns (SID, timeout seconds). The initial event follows the response.
+    pub fn subscribe(
+        &self,
+        service: Service,
+        callback: Callback,
+        timeout: u64,
+    ) -> Result<(String, u64), GenaError> {
+        let mut subs = self.subs.lock().unwrap();
+        let now = Instant::now();
+        subs.retain(|_, s| s.expires > now);
+        if subs.len() >= GENA_MAX_SUBSCRIPTIONS {
+            return Err(gena_error(503, "too many subscriptions"));
+        }
+        let sid = self.new_sid();
+        subs.insert(
+            sid.clone(),
+            Subscription {
+                service,
+                callback,
+                expires: now + Duration::from_secs(timeout),
+                seq: 0,
+            },
+        );
+        Ok((sid, timeout))
+    }
+
+    /// Queues the initial event (SEQ 0) of a new subscription.
+    pub fn initial_event(&self, sid: &str) {
+        let subs = self.subs.lock().unwrap();
+        let Some(s) = subs.get(sid) else { return };
+        let body = self.state.lock().unwrap().get(&s.service).cloned();
+        if let Some(body) = body {
+            let _ = self.jobs.lock().unwrap().send(Job {
+                callback: s.callback.clone(),
+                sid: sid.to_string(),
+                seq: 0,
+                body,
+            });
+        }
+    }
+
+    pub fn renew(&self, service: Service, sid: &str, timeout: u64) -> Result<u64, GenaError> {
+        let mut subs = self.subs.lock().unwrap();
+        match subs.get_mut(sid) {
+            Some(s) if s.service == service && s.expires > Instant::now() => {
+                s.expires = Instant::now() + Duration::from_secs(timeout);
+                Ok(timeout)
+            }
+            _ => Err(gena_error(412, "no such subscription")),
+        }
+    }
+
+    pub fn unsubscribe(&self, service: Service, sid: &str) -> Result<(), GenaError> {
+        let mut subs = self.subs.lock().unwrap();
+        match subs.get(sid) {
+            Some(s) if s.service == service => {
+                subs.remove(sid);
+                Ok(())
+            }
+            _ => Err(gena_error(412, "no such subscription")),
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        let now = Instant::now();
+        self.subs
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| s.expires > now)
+            .count()
+    }
+
+    /// New values of a service's evented variables: remembered, and sent to its subscribers if changed.
+    pub fn publish(&self, service: Service, vars: &[(&str, String)]) {
+        let body = propertyset(vars);
+        {
+            let mut state = self.state.lock().unwrap();
+            if state.get(&service) == Some(&body) {
+                return;
+            }
+            state.insert(service, body.clone());
+        }
+        let mut subs = self.subs.lock().unwrap();
+        let now = Instant::now();
+        subs.retain(|_, s| s.expires > now);
+        let jobs = self.jobs.lock().unwrap();
+        for (sid, s) in subs.iter_mut().filter(|(_, s)| s.service == service) {
+            // SEQ wraps to 1, never back to 0 (0 is the initial event only).
+            s.seq = s.seq.checked_add(1).unwrap_or(1);
+            let _ = jobs.send(Job {
+                callback: s.callback.clone(),
+                sid: sid.clone(),
+                seq: s.seq,
+                body: body.clone(),
+            });
+        }
+    }
+}
+
+fn send_notify(job: &Job) -> std::io::Result<()> {
+    let timeout = Duration::from_secs(2);
+    let mut stream = TcpStream::connect_timeout(&SocketAddr::V4(job.callback.addr), timeout)?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.set_read_timeout(Some(timeout))?;
+    let request = format!(
+        "NOTIFY {} HTTP/1.1\r\nHOST: {}\r\nCONTENT-TYPE: text/xml; charset=\"utf-8\"\r\nNT: upnp:event\r\n\
+NTS: upnp:propchange\r\nSID: {}\r\nSEQ: {}\r\nCONTENT-LENGTH: {}\r\nCONNECTION: close\r\n\r\n{}",
+        job.callback.path,
+        job.callback.addr,
+        job.sid,
+        job.seq,
+        job.body.len(),
+        job.body
+    );
+    stream.write_all(request.as_bytes())?;
+    // Read the status line so the subscriber is not cut off mid-request; its content does not matter.
+    let mut buf = [0u8; 64];
+    let _ = stream.read(&mut buf);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
+
+    #[test]
+    fn callbacks_must_point_at_the_subscriber() {
+        let c = parse_callback("<http://192.168.1.10:2869/upnp/eventing/abc>", ME).unwrap();
+        assert_eq!(c.addr, SocketAddrV4::new(ME, 2869));
+        assert_eq!(c.path, "/upnp/eventing/abc");
+        let c = parse_callback("<http://192.168.1.10>", ME).unwrap();
+        assert_eq!((c.addr.port(), c.path.as_str()), (80, "/"));
+        // The first usable URL wins.
+        let c = parse_callback("<http://10.0.0.1:80/x><http://192.168.1.10:5000/y>", ME).unwrap();
+        assert_eq!(c.path, "/y");
+        for bad in [
+            "<http://203.0.113.50:80/x>",
+            "<http://192.168.1.11:80/x>",
+            "<https://192.168.1.10/x>",
+            "<http://evil.example/x>",
+            "<http://192.168.1.10:0/x>",
+            "<http://192.168.1.10:99999/x>",
+            "http://192.168.1.10/x",
+            "",
+        ] {
+            assert!(parse_callback(bad, ME).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timeouts_are_bounded() {
+        assert_eq!(parse_timeout(Some("Second-300")), 300);
+        assert_eq!(parse_timeout(Some("Second-5")), 60);
+        assert_eq!(parse_timeout(Some("infinite")), GENA_DEFAULT_TIMEOUT_SECS);
+        assert_eq!(
+            parse_timeout(Some("Second-99999999")),
+            GENA_DEFAULT_TIMEOUT_SECS
+        );
+        assert_eq!(parse_timeout(None), GENA_DEFAULT_TIMEOUT_SECS);
+    }
+
+    #[test]
+    fn subscriptions_lifecycle_and_cap() {
+        let s = Subscriptions::new();
+        let cb = || Callback {
+            addr: SocketAddrV4::new(ME, 9),
+            path: "/".into(),
+        };
+        let (sid, t) = s.subscribe(Service::WanIp, cb(), 300).unwrap();
+        assert_eq!(t, 300);
+        assert!(sid.starts_with("uuid:"));
+        assert_eq!(s.renew(Service::WanIp, &sid, 600).unwrap(), 600);
+        assert_eq!(
+            s.renew(Service::CommonIf, &sid, 600).unwrap_err().status,
+            412
+        );
+        assert_eq!(
+            s.renew(Service::WanIp, "uuid:nope", 600)
+                .unwrap_err()
+                .status,
+            412
+        );
+        s.unsubscribe(Service::WanIp, &sid).unwrap();
+        assert_eq!(s.unsubscribe(Service::WanIp, &sid).unwrap_err().status, 412);
+        for _ in 0..GENA_MAX_SUBSCRIPTIONS {
+            s.subscribe(Service::WanIp, cb(), 300).unwrap();
+        }
+        assert_eq!(
+            s.subscribe(Service::WanIp, cb(), 300).unwrap_err().status,
+            503
+        );
+        assert_eq!(s.count(), GENA_MAX_SUBSCRIPTIONS);
+    }
+
+    #[test]
+    fn propertyset_is_escaped_xml() {
+        let body = propertyset(&[("ExternalIPAddress", "1.2.3.4".into()), ("X", "<&>".into())]);
+        assert!(body
+            .contains("<e:property><ExternalIPAddress>1.2.3.4</ExternalIPAddress></e:property>"));
+        assert!(body.contains("&lt;&amp;&gt;"));
+    }
+}

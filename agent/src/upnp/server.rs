@@ -1,0 +1,528 @@
+//! The IGD's HTTP side (descriptions, SOAP control, GENA) and the runtime that starts and stops the whole
+//! IGD (HTTP listeners on the LAN addresses, SSDP) with the configuration.
+//!
+//! Requests from outside the LAN subnets get no answer at all (the kernel's input guard already drops
+//! them when they come in on a non-LAN device); a Host header that is not one of the router's own IP
+//! literals is refused (DNS rebinding).
+
+use super::control::{self, Igd, Link};
+use super::description::{self as desc, wants_v1, Identity, Service};
+use super::discovery::{self, Discovery};
+use super::error::{Refusal, UpnpError};
+use super::gena::{self, Subscriptions};
+use super::leases::Mapping;
+use super::policy::AddRequest;
+use super::soap;
+use crate::config::{Config, DirectAccess};
+use crate::consts::{API_MAX_HEADERS, UPNP_MAX_BODY};
+use crate::daemon::{unix_now, Event, Shared, UpnpCommand};
+use crate::listeners::{Handler, Listeners};
+use crate::netinfo;
+use crate::status::Decision;
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tiny_http::{Header, Request, Response};
+
+/// How long a control request waits for the state owner (an nft apply takes tens of milliseconds).
+const OWNER_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct IgdServer {
+    shared: Arc<Shared>,
+    gena: Arc<Subscriptions>,
+    identity: Mutex<Identity>,
+}
+
+struct Reply {
+    status: u16,
+    body: String,
+    content_type: &'static str,
+    headers: Vec<(&'static str, String)>,
+}
+
+fn reply(status: u16, body: impl Into<String>) -> Reply {
+    Reply {
+        status,
+        body: body.into(),
+        content_type: "text/plain; charset=\"utf-8\"",
+        headers: Vec::new(),
+    }
+}
+
+fn xml_reply(status: u16, body: String) -> Reply {
+    Reply {
+        status,
+        body,
+        content_type: "text/xml; charset=\"utf-8\"",
+        headers: Vec::new(),
+    }
+}
+
+fn header<'r>(request: &'r Request, name: &'static str) -> Option<&'r str> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str())
+}
+
+/// Host must be an IP literal (optionally with port) of one of the router's own addresses.
+pub fn host_is_own_ip(host: &str, own: &[IpAddr]) -> bool {
+    let h = host.trim();
+    let ip_part = match h.rsplit_once(':') {
+        Some((ip, port)) if port.parse::<u16>().is_ok() => ip,
+        _ => h,
+    };
+    ip_part.parse::<IpAddr>().is_ok_and(|ip| own.contains(&ip))
+}
+
+/// The live device as the actions see it.
+struct LiveIgd<'a> {
+    server: &'a IgdServer,
+    /// Whether the owner decided (and recorded) the call.
+    asked: std::cell::Cell<bool>,
+}
+
+impl LiveIgd<'_> {
+    fn ask(&self, command: UpnpCommand) -> Result<Vec<Mapping>, Refusal> {
+        self.asked.set(true);
+        let (tx, rx) = sync_channel(1);
+        let failed = |why: &str| Refusal::new(UpnpError::ActionFailed, why.to_string());
+        self.server
+            .shared
+            .owner
+            .lock()
+            .unwrap()
+            .send(Event::Upnp(command, tx))
+            .map_err(|_| failed("the agent is stopping"))?;
+        match rx.recv_timeout(OWNER_TIMEOUT) {
+            Ok(result) => result.map(|o| o.mappings),
+            Err(_) => Err(failed("the agent did not answer in time")),
+        }
+    }
+}
+
+impl Igd for LiveIgd<'_> {
+    fn mappings(&self) -> Vec<Mapping> {
+        self.server.shared.snapshot.lock().unwrap().mappings.clone()
+    }
+    fn now(&self) -> u64 {
+        unix_now()
+    }
+    fn external_ip(&self) -> Option<Ipv4Addr> {
+        let snap = self.server.shared.snapshot.lock().unwrap();
+        snap.facts.wan_ipv4.first().copied()
+    }
+    fn link(&self) -> Link {
+        let device = self
+            .server
+            .shared
+            .snapshot
+            .lock()
+            .unwrap()
+            .config
+            .wan_device
+            .clone();
+        netinfo::link(&device)
+    }
+    fn uptime(&self) -> u64 {
+        self.server
+            .shared
+            .snapshot
+            .lock()
+            .unwrap()
+            .started
+            .elapsed()
+            .as_secs()
+    }
+    fn add(&self, req: AddRequest) -> Result<Mapping, Refusal> {
+        self.ask(UpnpCommand::Add(req))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Refusal::new(UpnpError::ActionFailed, "no mapping was made"))
+    }
+    fn delete(
+        &self,
+        requester: Ipv4Addr,
+        remote_host: &str,
+        port: u16,
+        proto: &str,
+    ) -> Result<(), Refusal> {
+        self.ask(UpnpCommand::Delete {
+            requester,
+            remote_host: remote_host.to_string(),
+            port,
+            protocol: proto.to_string(),
+        })
+        .map(|_| ())
+    }
+    fn delete_range(
+        &self,
+        requester: Ipv4Addr,
+        start: u16,
+        end: u16,
+        proto: &str,
+    ) -> Result<(), Refusal> {
+        self.ask(UpnpCommand::DeleteRange {
+            requester,
+            start,
+            end,
+            protocol: proto.to_string(),
+        })
+        .map(|_| ())
+    }
+}
+
+impl IgdServer {
+    fn handle(&self, mut request: Request) {
+        let Some(SocketAddr::V4(peer)) = request.remote_addr().copied() else {
+            return silent(request);
+        };
+        let lan_nets = self
+            .shared
+            .snapshot
+            .lock()
+            .unwrap()
+            .facts
+            .lan_ipv4_nets
+            .clone();
+        if !lan_nets
+            .iter()
+            .any(|(net, len)| netinfo::network(*peer.ip(), *len) == *net)
+        {
+            debug!("UPnP: ignoring a request from {peer}, outside the LAN subnets");
+            return silent(request);
+        }
+        let r = self.route(&mut request, *peer.ip());
+        let mut response = Response::from_string(r.body)
+            .with_status_code(r.status)
+            .with_header(Header::from_bytes("Content-Type", r.content_type).unwrap())
+            .with_header(Header::from_bytes("Server", super::ssdp::server_header()).unwrap());
+        for (k, v) in r.headers {
+            if let Ok(h) = Header::from_bytes(k, v) {
+                response.add_header(h);
+            }
+        }
+        let _ = request.respond(response);
+    }
+
+    fn route(&self, request: &mut Request, peer: Ipv4Addr) -> Reply {
+        if request.headers().len() > API_MAX_HEADERS {
+            return reply(431, "too many header fields");
+        }
+        let own: Vec<IpAddr> = netinfo::addresses().into_iter().map(|a| a.addr).collect();
+        if !header(request, "Host").is_some_and(|h| host_is_own_ip(h, &own)) {
+            return reply(403, "the Host header must be this router's IP address");
+        }
+        let v1 = wants_v1(header(request, "User-Agent"));
+        let version = if v1 { 1 } else { 2 };
+        let path = request.url().split('?').next().unwrap_or("").to_string();
+        let method = request.method().as_str().to_ascii_uppercase();
+        let identity = self.identity.lock().unwrap().clone();
+        match (method.as_str(), path.as_str()) {
+            ("GET" | "HEAD", desc::DESC_PATH) => {
+                xml_reply(200, desc::root_description(&identity, version))
+            }
+            ("GET" | "HEAD", desc::WANIP_SCPD_PATH) => {
+                xml_reply(200, desc::scpd(Service::WanIp, version, identity.config_id))
+            }
+            ("GET" | "HEAD", desc::COMMON_SCPD_PATH) => {
+                xml_reply(200, desc::scpd(Service::CommonIf, 1, identity.config_id))
+            }
+            ("POST", desc::WANIP_CONTROL_PATH) => self.control(request, Service::WanIp, peer),
+            ("POST", desc::COMMON_CONTROL_PATH) => self.control(request, Service::CommonIf, peer),
+            ("SUBSCRIBE" | "UNSUBSCRIBE", desc::WANIP_EVENT_PATH) => {
+                self.events(request, Service::WanIp, peer)
+            }
+            ("SUBSCRIBE" | "UNSUBSCRIBE", desc::COMMON_EVENT_PATH) => {
+                self.events(request, Service::CommonIf, peer)
+            }
+            (
+                _,
+                desc::DESC_PATH
+                | desc::WANIP_SCPD_PATH
+                | desc::COMMON_SCPD_PATH
+                | desc::WANIP_CONTROL_PATH
+                | desc::COMMON_CONTROL_PATH
+                | desc::WANIP_EVENT_PATH
+                | desc::COMMON_EVENT_PATH,
+            ) => reply(405, "method not allowed"),
+            _ => reply(404, "not found"),
+        }
+    }
+
+    fn control(&self, request: &mut Request, service: Service, peer: Ipv4Addr) -> Reply {
+        if request.body_length().is_some_and(|n| n > UPNP_MAX_BODY) {
+            return reply(413, "request body too large");
+        }
+        let mut body = Vec::new();
+        let read = request
+            .as_reader()
+            .take(UPNP_MAX_BODY as u64 + 1)
+            .read_to_end(&mut body);
+        if read.is_err() {
+            return reply(400, "could not read the request body");
+        }
+        if body.len() > UPNP_MAX_BODY {
+            return reply(413, "request body too large");
+        }
+        let Ok(body) = String::from_utf8(body) else {
+            return xml_reply(500, soap::fault(UpnpError::InvalidAction));
+        };
+        let soap_action = header(request, "SOAPAction").map(str::to_string);
+        let call = match soap::parse_call(&body, soap_action.as_deref(), service) {
+            Ok(c) => c,
+            Err(refusal) => {
+                debug!("UPnP: bad control request from {peer}: {refusal}");
+                return xml_reply(500, soap::fault(refusal.error));
+            }
+        };
+        let writes = matches!(
+            call.action.name,
+            "AddPortMapping" | "AddAnyPortMapping" | "DeletePortMapping" | "DeletePortMappingRange"
+        );
+        let igd = LiveIgd {
+            server: self,
+            asked: std::cell::Cell::new(false),
+        };
+        match control::handle(&igd, &call, peer) {
+            Ok(outputs) => xml_reply(200, soap::response(&call, &outputs)),
+            Err(refusal) => {
+                // Refusals decided by the state owner are recorded there; argument errors here.
+                if writes && !igd.asked.get() {
+                    self.shared.record(Decision::refused(
+                        peer,
+                        call.action.name,
+                        call.args
+                            .get("NewExternalPort")
+                            .and_then(|p| p.trim().parse().ok()),
+                        &refusal,
+                    ));
+                }
+                xml_reply(500, soap::fault(refusal.error))
+            }
+        }
+    }
+
+    fn events(&self, request: &Request, service: Service, peer: Ipv4Addr) -> Reply {
+        let sid = header(request, "SID").map(str::to_string);
+        let callback = header(request, "Callback");
+        let nt = header(request, "NT");
+        let timeout = gena::parse_timeout(header(request, "Timeout"));
+        let unsubscribe = request
+            .method()
+            .as_str()
+            .eq_ignore_ascii_case("UNSUBSCRIBE");
+        let ok = |sid: &str, timeout: u64| Reply {
+            status: 200,
+            body: String::new(),
+            content_type: "text/plain",
+            headers: vec![
+                ("SID", sid.to_string()),
+                ("TIMEOUT", format!("Second-{timeout}")),
+            ],
+        };
+        let refused = |e: gena::GenaError| reply(e.status, e.reason);
+        match (unsubscribe, sid) {
+            (true, Some(sid)) => match self.gena.unsubscribe(service, &sid) {
+                Ok(()) => reply(200, ""),
+                Err(e) => refused(e),
+            },
+            (true, None) => reply(412, "SID required"),
+            (false, Some(_)) if callback.is_some() || nt.is_some() => {
+                reply(400, "SID cannot be combined with CALLBACK or NT")
+            }
+            (false, Some(sid)) => match self.gena.renew(service, &sid, timeout) {
+                Ok(t) => ok(&sid, t),
+                Err(e) => refused(e),
+            },
+            (false, None) => {
+                if nt != Some("upnp:event") {
+                    return reply(412, "NT must be upnp:event");
+                }
+                let callback = match gena::parse_callback(callback.unwrap_or(""), peer) {
+                    Ok(c) => c,
+                    Err(why) => {
+                        notice!("UPnP: SUBSCRIBE from {peer} refused: {why}");
+                        return reply(412, why);
+                    }
+                };
+                match self.gena.subscribe(service, callback, timeout) {
+                    Ok((sid, t)) => {
+                        // The initial event must follow the response; the notifier thread sends it
+                        // after this reply has been written (it connects afresh).
+                        let gena = self.gena.clone();
+                        let s = sid.clone();
+                        std::thread::spawn(move || {
+                            std::thread::sleep(Duration::from_millis(50));
+                            gena.initial_event(&s);
+                        });
+                        ok(&sid, t)
+                    }
+                    Err(e) => refused(e),
+                }
+            }
+        }
+    }
+}
+
+/// Closes the connection without a byte of answer.
+fn silent(request: Request) {
+    drop(request.into_writer());
+}
+
+/// The evented variables of both services, from the published state.
+pub fn evented(shared: &Shared) -> [(Service, Vec<(&'static str, String)>); 2] {
+    let snap = shared.snapshot.lock().unwrap();
+    let ip = snap.facts.wan_ipv4.first().map(|a| a.to_string());
+    let link = netinfo::link(&snap.config.wan_device);
+    let connected = ip.is_some() && link.up;
+    [
+        (
+            Service::WanIp,
+            vec![
+                ("PossibleConnectionTypes", "IP_Routed".into()),
+                (
+                    "ConnectionStatus",
+                    if connected {
+                        "Connected"
+                    } else {
+                        "Disconnected"
+                    }
+                    .into(),
+                ),
+                ("ExternalIPAddress", ip.unwrap_or_default()),
+                (
+                    "PortMappingNumberOfEntries",
+                    snap.mappings.len().to_string(),
+                ),
+            ],
+        ),
+        (
+            Service::CommonIf,
+            vec![(
+                "PhysicalLinkStatus",
+                if link.up { "Up" } else { "Down" }.into(),
+            )],
+        ),
+    ]
+}
+
+/// The whole IGD: listeners, SSDP, subscriptions. Runs only in mode `upnp`.
+pub struct IgdRuntime {
+    listeners: Listeners,
+    discovery: Option<Discovery>,
+    server: Option<Arc<IgdServer>>,
+    handler: Option<Handler>,
+    gena: Arc<Subscriptions>,
+}
+
+impl Default for IgdRuntime {
+    fn default() -> Self {
+        IgdRuntime {
+            listeners: Listeners::new("UPnP IGD", desc::DESC_PATH),
+            discovery: None,
+            server: None,
+            handler: None,
+            gena: Arc::new(Subscriptions::new()),
+        }
+    }
+}
+
+impl IgdRuntime {
+    /// Brings the IGD in line with the configuration and the LAN addresses.
+    pub fn sync(&mut self, config: &Config, identity: &Identity, shared: &Arc<Shared>) {
+        let active = config.enabled && config.direct_access == DirectAccess::Upnp;
+        if !active {
+            return self.stop();
+        }
+        let server = self
+            .server
+            .get_or_insert_with(|| {
+                Arc::new(IgdServer {
+                    shared: shared.clone(),
+                    gena: self.gena.clone(),
+                    identity: Mutex::new(identity.clone()),
+                })
+            })
+            .clone();
+        *server.identity.lock().unwrap() = identity.clone();
+        let handler = self
+            .handler
+            .get_or_insert_with(|| {
+                let s = server.clone();
+                Arc::new(move |r| s.handle(r)) as Handler
+            })
+            .clone();
+        let addrs = netinfo::addresses();
+        let wanted: Vec<SocketAddr> = addrs
+            .iter()
+            .filter(|a| config.lan_devices.contains(&a.device) && a.addr.is_ipv4())
+            .map(|a| SocketAddr::new(a.addr, config.upnp.port))
+            .collect();
+        self.listeners.sync(&wanted, &handler);
+        let settings = discovery::Settings {
+            identity: identity.clone(),
+            http_port: config.upnp.port,
+            lan_devices: config.lan_devices.clone(),
+            notify_interval: config.upnp.notify_interval,
+        };
+        match &self.discovery {
+            Some(d) => d.update(settings),
+            None => match Discovery::start(settings) {
+                Ok(d) => {
+                    info!(
+                        "SSDP listening on udp/1900 on {}",
+                        config.lan_devices.join(", ")
+                    );
+                    self.discovery = Some(d);
+                }
+                Err(e) => error!("SSDP cannot listen on udp/1900: {e} (is miniupnpd running?)"),
+            },
+        }
+        self.publish(shared);
+    }
+
+    /// Sends changed evented variables to subscribers.
+    pub fn publish(&self, shared: &Shared) {
+        if self.server.is_none() {
+            return;
+        }
+        for (service, vars) in evented(shared) {
+            self.gena.publish(service, &vars);
+        }
+    }
+
+    pub fn subscriptions(&self) -> usize {
+        self.gena.count()
+    }
+
+    /// Stops listening and says ssdp:byebye.
+    pub fn stop(&mut self) {
+        self.listeners.stop();
+        if let Some(d) = self.discovery.take() {
+            d.stop();
+            info!("SSDP stopped (ssdp:byebye sent)");
+        }
+        self.server = None;
+        self.handler = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_must_be_an_own_ip_literal() {
+        let own: Vec<IpAddr> = vec!["192.168.1.1".parse().unwrap()];
+        assert!(host_is_own_ip("192.168.1.1:5431", &own));
+        assert!(host_is_own_ip("192.168.1.1", &own));
+        assert!(!host_is_own_ip("localhost:5431", &own));
+        assert!(!host_is_own_ip("router.lan:5431", &own));
+        assert!(!host_is_own_ip("192.168.1.2:5431", &own));
+        assert!(!host_is_own_ip("192.168.1.1.nip.io:5431", &own));
+    }
+}
