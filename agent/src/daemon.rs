@@ -196,9 +196,13 @@ pub fn run(opts: Options) -> Result<(), String> {
     owner.publish_upnp(&igd);
 
     let mut next_check = Instant::now() + Duration::from_secs(PERIODIC_CHECK_SECS);
+    let mut drift_check_at: Option<Instant> = None;
     loop {
         let mut deadline = owner.retry_at.map_or(next_check, |r| r.min(next_check));
         if let Some(at) = owner.next_expiry() {
+            deadline = deadline.min(at);
+        }
+        if let Some(at) = drift_check_at {
             deadline = deadline.min(at);
         }
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -215,45 +219,41 @@ pub fn run(opts: Options) -> Result<(), String> {
                 owner.reload();
                 servers.sync(&owner.config, &shared);
                 igd.sync(&owner.config, &owner.identity, &shared);
-                owner.publish_upnp(&igd);
             }
             Ok(Event::Upnp(command, reply)) => {
                 let result = owner.upnp(command);
                 let _ = reply.send(result);
-                owner.publish_upnp(&igd);
             }
             Ok(Event::RulesetChanged) => {
-                // Let a burst (fw4 reload, nft -f) finish, then look once.
-                std::thread::sleep(Duration::from_millis(DRIFT_DEBOUNCE_MS));
-                owner.ruleset_event_pending.store(false, Ordering::SeqCst);
-                while let Ok(ev) = rx.try_recv() {
-                    if !matches!(ev, Event::RulesetChanged) {
-                        let _ = tx.send(ev);
-                        break;
-                    }
-                }
-                owner.check();
-                owner.publish_upnp(&igd);
+                // Let a burst (fw4 reload, nft -f) finish, then look once; meanwhile keep serving.
+                drift_check_at
+                    .get_or_insert(Instant::now() + Duration::from_millis(DRIFT_DEBOUNCE_MS));
             }
-            Err(RecvTimeoutError::Timeout) => {
-                if owner.retry_at.is_some_and(|r| r <= Instant::now()) {
-                    owner.reconcile("retry");
-                }
-                if owner.next_expiry().is_some_and(|at| at <= Instant::now()) {
-                    owner.expire();
-                }
-                if next_check <= Instant::now() {
-                    owner.check();
-                    servers.sync(&owner.config, &shared);
-                    igd.sync(&owner.config, &owner.identity, &shared);
-                    next_check = Instant::now() + Duration::from_secs(PERIODIC_CHECK_SECS);
-                }
-                owner.publish_upnp(&igd);
-            }
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 return Err("internal error: event channel closed".into())
             }
         }
+        // Timers run after every event too, so a stream of requests cannot starve them.
+        let now = Instant::now();
+        if drift_check_at.is_some_and(|at| at <= now) {
+            drift_check_at = None;
+            owner.ruleset_event_pending.store(false, Ordering::SeqCst);
+            owner.check();
+        }
+        if owner.retry_at.is_some_and(|r| r <= now) {
+            owner.reconcile("retry");
+        }
+        if leases::next_expiry(&owner.mappings).is_some_and(|at| at <= unix_now()) {
+            owner.expire();
+        }
+        if next_check <= now {
+            owner.check();
+            servers.sync(&owner.config, &shared);
+            igd.sync(&owner.config, &owner.identity, &shared);
+            next_check = Instant::now() + Duration::from_secs(PERIODIC_CHECK_SECS);
+        }
+        owner.publish_upnp(&igd);
     }
 }
 

@@ -547,6 +547,18 @@ impl Lab {
 
     /// A SOAP call from `ns` to the IGD's WANIPConnection control URL: (HTTP status, body).
     pub fn soap(&self, ns: &str, urn: &str, action: &str, args: &[(&str, &str)]) -> (u16, String) {
+        self.soap_at(ns, UPNP_PORT, urn, action, args)
+    }
+
+    /// Like `soap`, to an IGD on another port.
+    pub fn soap_at(
+        &self,
+        ns: &str,
+        port: u16,
+        urn: &str,
+        action: &str,
+        args: &[(&str, &str)],
+    ) -> (u16, String) {
         let inner: String = args
             .iter()
             .map(|(k, v)| format!("<{k}>{v}</{k}>"))
@@ -554,19 +566,30 @@ impl Lab {
         let body = format!(
             "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:{action} xmlns:u=\"{urn}\">{inner}</u:{action}></s:Body></s:Envelope>"
         );
-        self.soap_raw(ns, &format!("\"{urn}#{action}\""), body.into_bytes())
+        self.soap_raw_at(ns, port, &format!("\"{urn}#{action}\""), body.into_bytes())
     }
 
     /// POSTs `body` to the control URL with a SOAPAction header: (HTTP status, body).
     pub fn soap_raw(&self, ns: &str, soap_action: &str, body: Vec<u8>) -> (u16, String) {
+        self.soap_raw_at(ns, UPNP_PORT, soap_action, body)
+    }
+
+    /// Like `soap_raw`, to an IGD on another port (the benchmark's peer).
+    pub fn soap_raw_at(
+        &self,
+        ns: &str,
+        port: u16,
+        soap_action: &str,
+        body: Vec<u8>,
+    ) -> (u16, String) {
         let mut request = format!(
-            "POST /ctl/IPConn HTTP/1.1\r\nHost: {LAN_IP}:{UPNP_PORT}\r\nContent-Type: text/xml; charset=\"utf-8\"\r\nSOAPAction: {soap_action}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "POST /ctl/IPConn HTTP/1.1\r\nHost: {LAN_IP}:{port}\r\nContent-Type: text/xml; charset=\"utf-8\"\r\nSOAPAction: {soap_action}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         )
         .into_bytes();
         request.extend_from_slice(&body);
         let raw = self
-            .raw_http(ns, SocketAddr::from((LAN_IP, UPNP_PORT)), request)
+            .raw_http(ns, SocketAddr::from((LAN_IP, port)), request)
             .expect("the IGD answers");
         split_response(&raw)
     }
