@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::consts::API_MAX_HEADERS;
-use crate::daemon::{Event, Shared, UpnpCommand};
+use crate::daemon::{AskError, Shared, UpnpCommand};
 use crate::firewall::apply::Counts;
 use crate::listeners::{Handler, Listeners};
 use crate::netinfo;
@@ -100,6 +100,15 @@ fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// The value of a request header.
+pub fn header<'r>(request: &'r Request, name: &'static str) -> Option<&'r str> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str())
+}
+
 /// Host header value -> the host part, without port or IPv6 brackets.
 fn host_part(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
@@ -111,13 +120,16 @@ fn host_part(host: &str) -> &str {
     }
 }
 
-/// Is `host` (a Host header) one of the router's own addresses?
+/// Is `host` (a Host header) an IP literal of one of the router's own addresses?
+pub fn host_is_own_ip(host: &str, own: &[IpAddr]) -> bool {
+    host_part(host.trim())
+        .parse::<IpAddr>()
+        .is_ok_and(|ip| own.contains(&ip))
+}
+
+/// The API also takes `localhost` (scripts on the router itself).
 pub fn host_allowed(host: &str, own: &[IpAddr]) -> bool {
-    let h = host_part(host.trim());
-    if h.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    h.parse::<IpAddr>().is_ok_and(|ip| own.contains(&ip))
+    host_part(host.trim()).eq_ignore_ascii_case("localhost") || host_is_own_ip(host, own)
 }
 
 impl Api {
@@ -137,12 +149,7 @@ impl Api {
         if request.headers().len() > API_MAX_HEADERS {
             return (431, error_body(431, "too many header fields"), None);
         }
-        let host = request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Host"))
-            .map(|h| h.value.as_str());
-        let Some(host) = host else {
+        let Some(host) = header(request, "Host") else {
             return (400, error_body(400, "a Host header is required"), None);
         };
         let own: Vec<IpAddr> = netinfo::addresses().into_iter().map(|a| a.addr).collect();
@@ -264,11 +271,8 @@ impl Api {
                 None,
             );
         };
-        let given = request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Authorization"))
-            .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
+        let given = header(request, "Authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
         if !given.is_some_and(|g| same_secret(g, &token)) {
             return (
@@ -317,17 +321,7 @@ impl Api {
                 )
             }
         }
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let sent = self
-            .shared
-            .owner
-            .lock()
-            .unwrap()
-            .send(Event::Upnp(UpnpCommand::Remove { port }, tx));
-        if sent.is_err() {
-            return (503, error_body(503, "the agent is stopping"), None);
-        }
-        match rx.recv_timeout(Duration::from_secs(10)) {
+        match self.shared.ask(UpnpCommand::Remove { port }) {
             Ok(Ok(outcome)) => {
                 let now = crate::daemon::unix_now();
                 (
@@ -341,7 +335,8 @@ impl Api {
                 (404, error_body(404, &r.reason), None)
             }
             Ok(Err(r)) => (500, error_body(500, &r.reason), None),
-            Err(_) => (
+            Err(AskError::Stopping) => (503, error_body(503, "the agent is stopping"), None),
+            Err(AskError::NoAnswer) => (
                 503,
                 error_body(503, "the agent did not answer in time"),
                 None,
@@ -382,5 +377,16 @@ mod tests {
         assert!(!host_allowed("192.168.1.2:8780", &own));
         assert!(!host_allowed("192.168.1.1.evil.example", &own));
         assert!(!host_allowed("", &own));
+    }
+
+    #[test]
+    fn the_igd_takes_only_own_ip_literals() {
+        let own: Vec<IpAddr> = vec!["192.168.1.1".parse().unwrap()];
+        assert!(host_is_own_ip("192.168.1.1:5431", &own));
+        assert!(host_is_own_ip("192.168.1.1", &own));
+        assert!(!host_is_own_ip("localhost:5431", &own));
+        assert!(!host_is_own_ip("router.lan:5431", &own));
+        assert!(!host_is_own_ip("192.168.1.2:5431", &own));
+        assert!(!host_is_own_ip("192.168.1.1.nip.io:5431", &own));
     }
 }

@@ -29,6 +29,9 @@ pub struct Options {
     pub fw4_include: PathBuf,
 }
 
+/// How long a request thread waits for the state owner.
+const OWNER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What the state owner acts on.
 pub enum Event {
     Reload,
@@ -78,7 +81,27 @@ pub struct Shared {
     pub owner: Mutex<Sender<Event>>,
 }
 
+/// Why the state owner could not be asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskError {
+    Stopping,
+    NoAnswer,
+}
+
 impl Shared {
+    /// Hands a mapping change to the state owner and waits for its answer (an nft apply takes tens of
+    /// milliseconds; `OWNER_TIMEOUT` bounds a stuck owner).
+    pub fn ask(&self, command: UpnpCommand) -> Result<Result<Outcome, Refusal>, AskError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.owner
+            .lock()
+            .unwrap()
+            .send(Event::Upnp(command, tx))
+            .map_err(|_| AskError::Stopping)?;
+        rx.recv_timeout(OWNER_TIMEOUT)
+            .map_err(|_| AskError::NoAnswer)
+    }
+
     /// Logs an IGD decision and keeps it for the API.
     pub fn record(&self, d: Decision) {
         let port = d
@@ -443,10 +466,6 @@ impl Owner {
 }
 
 impl Owner {
-    fn scope_neighbour(ip: Ipv4Addr) -> Option<config::Mac> {
-        netinfo::neighbour(ip)
-    }
-
     /// Runs one mapping change through the policy, and commits it to the firewall before answering.
     fn upnp(&mut self, command: UpnpCommand) -> Result<Outcome, Refusal> {
         let now = unix_now();
@@ -454,7 +473,7 @@ impl Owner {
         let scope = Scope {
             config: &self.config,
             lan_nets: &lan_nets,
-            neighbour: &Self::scope_neighbour,
+            neighbour: &netinfo::neighbour,
         };
         let (action, client, port) = match &command {
             UpnpCommand::Add(r) => (
@@ -493,21 +512,7 @@ impl Owner {
             } => policy::delete_range(&self.mappings, *requester, *start, *end, protocol)
                 .map(|(t, gone)| (t, gone, true)),
             UpnpCommand::Remove { port } => {
-                match self.mappings.iter().find(|m| m.external_port == *port) {
-                    Some(m) => Ok((
-                        self.mappings
-                            .iter()
-                            .filter(|x| x.external_port != *port)
-                            .cloned()
-                            .collect(),
-                        vec![m.clone()],
-                        true,
-                    )),
-                    None => Err(Refusal::new(
-                        UpnpError::NoSuchEntryInArray,
-                        format!("there is no mapping of port {port}"),
-                    )),
-                }
+                policy::remove(&self.mappings, *port).map(|(t, m)| (t, vec![m], true))
             }
         };
         let (table, affected, removal) = match decided {
@@ -634,13 +639,7 @@ impl Owner {
 
     /// Drops mappings the current configuration no longer allows.
     fn revalidate(&mut self, why: &str) {
-        let lan_nets = netinfo::facts(&self.config, &netinfo::addresses()).lan_ipv4_nets;
-        let scope = Scope {
-            config: &self.config,
-            lan_nets: &lan_nets,
-            neighbour: &Self::scope_neighbour,
-        };
-        let (kept, dropped) = policy::revalidate(&scope, &self.mappings);
+        let (kept, dropped) = still_allowed(&self.config, &self.mappings);
         for (m, reason) in dropped {
             self.shared.record(Decision::done(
                 m.internal_client,
@@ -670,6 +669,18 @@ impl Owner {
     }
 }
 
+/// Splits mappings into those `config` still allows and those it does not (with why), against the
+/// router's LAN subnets and neighbour table as they are now.
+fn still_allowed(config: &Config, mappings: &[Mapping]) -> (Vec<Mapping>, Vec<(Mapping, String)>) {
+    let lan_nets = netinfo::facts(config, &netinfo::addresses()).lan_ipv4_nets;
+    let scope = Scope {
+        config,
+        lan_nets: &lan_nets,
+        neighbour: &netinfo::neighbour,
+    };
+    policy::revalidate(&scope, mappings)
+}
+
 /// The mappings saved by the previous run, minus those expired meanwhile or no longer allowed.
 fn restore_mappings(config: &Config) -> Vec<Mapping> {
     let now = unix_now();
@@ -688,14 +699,8 @@ fn restore_mappings(config: &Config) -> Vec<Mapping> {
         }
     };
     let total = loaded.len();
-    let lan_nets = netinfo::facts(config, &netinfo::addresses()).lan_ipv4_nets;
-    let scope = Scope {
-        config,
-        lan_nets: &lan_nets,
-        neighbour: &netinfo::neighbour,
-    };
     let live: Vec<Mapping> = loaded.into_iter().filter(|m| !m.expired(now)).collect();
-    let (kept, dropped) = policy::revalidate(&scope, &live);
+    let (kept, dropped) = still_allowed(config, &live);
     for (m, why) in &dropped {
         notice!(
             "not restoring the mapping of port {}: {why}",

@@ -119,6 +119,11 @@ pub fn link(device: &str) -> Link {
     }
 }
 
+/// Is `ip` inside one of `nets` (network, prefix length)?
+pub fn in_nets(ip: Ipv4Addr, nets: &[(Ipv4Addr, u8)]) -> bool {
+    nets.iter().any(|&(net, len)| network(ip, len) == net)
+}
+
 /// The network address of `ip/len`.
 pub fn network(ip: Ipv4Addr, len: u8) -> Ipv4Addr {
     let mask = if len == 0 {

@@ -62,11 +62,6 @@ pub fn protocol(p: &str) -> Result<&'static str, Refusal> {
     }
 }
 
-fn in_nets(ip: Ipv4Addr, nets: &[(Ipv4Addr, u8)]) -> bool {
-    nets.iter()
-        .any(|&(net, len)| crate::netinfo::network(ip, len) == net)
-}
-
 /// Who the requester is, if it may map at all: a Command Center's name, or "LAN host".
 pub fn authorise(scope: &Scope, requester: Ipv4Addr) -> Result<String, Refusal> {
     authorise_with(scope, requester, false)
@@ -80,7 +75,7 @@ fn authorise_with(
     requester: Ipv4Addr,
     unknown_mac_ok: bool,
 ) -> Result<String, Refusal> {
-    if !in_nets(requester, scope.lan_nets) {
+    if !crate::netinfo::in_nets(requester, scope.lan_nets) {
         return refuse(
             UpnpError::ActionNotAuthorized,
             format!("{requester} is not on a LAN subnet"),
@@ -362,6 +357,18 @@ pub fn delete(
             ),
         );
     }
+    remove(mappings, port)
+}
+
+/// The administrator's removal (API, with the token): the table without the port's mapping, whoever
+/// holds it.
+pub fn remove(mappings: &[Mapping], port: u16) -> Result<(Vec<Mapping>, Mapping), Refusal> {
+    let Some(m) = mappings.iter().find(|m| m.external_port == port) else {
+        return refuse(
+            UpnpError::NoSuchEntryInArray,
+            format!("there is no mapping of port {port}"),
+        );
+    };
     let table = mappings
         .iter()
         .filter(|x| x.external_port != port)

@@ -13,21 +13,18 @@ use super::gena::{self, Subscriptions};
 use super::leases::Mapping;
 use super::policy::AddRequest;
 use super::soap;
+use crate::api::{header, host_is_own_ip};
 use crate::config::{Config, DirectAccess};
 use crate::consts::{API_MAX_HEADERS, UPNP_MAX_BODY};
-use crate::daemon::{unix_now, Event, Shared, UpnpCommand};
+use crate::daemon::{unix_now, AskError, Shared, UpnpCommand};
 use crate::listeners::{Handler, Listeners};
 use crate::netinfo;
 use crate::status::Decision;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tiny_http::{Header, Request, Response};
-
-/// How long a control request waits for the state owner (an nft apply takes tens of milliseconds).
-const OWNER_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct IgdServer {
     shared: Arc<Shared>,
@@ -60,24 +57,6 @@ fn xml_reply(status: u16, body: String) -> Reply {
     }
 }
 
-fn header<'r>(request: &'r Request, name: &'static str) -> Option<&'r str> {
-    request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str())
-}
-
-/// Host must be an IP literal (optionally with port) of one of the router's own addresses.
-pub fn host_is_own_ip(host: &str, own: &[IpAddr]) -> bool {
-    let h = host.trim();
-    let ip_part = match h.rsplit_once(':') {
-        Some((ip, port)) if port.parse::<u16>().is_ok() => ip,
-        _ => h,
-    };
-    ip_part.parse::<IpAddr>().is_ok_and(|ip| own.contains(&ip))
-}
-
 /// The live device as the actions see it.
 struct LiveIgd<'a> {
     server: &'a IgdServer,
@@ -88,18 +67,15 @@ struct LiveIgd<'a> {
 impl LiveIgd<'_> {
     fn ask(&self, command: UpnpCommand) -> Result<Vec<Mapping>, Refusal> {
         self.asked.set(true);
-        let (tx, rx) = sync_channel(1);
-        let failed = |why: &str| Refusal::new(UpnpError::ActionFailed, why.to_string());
-        self.server
-            .shared
-            .owner
-            .lock()
-            .unwrap()
-            .send(Event::Upnp(command, tx))
-            .map_err(|_| failed("the agent is stopping"))?;
-        match rx.recv_timeout(OWNER_TIMEOUT) {
+        match self.server.shared.ask(command) {
             Ok(result) => result.map(|o| o.mappings),
-            Err(_) => Err(failed("the agent did not answer in time")),
+            Err(e) => Err(Refusal::new(
+                UpnpError::ActionFailed,
+                match e {
+                    AskError::Stopping => "the agent is stopping",
+                    AskError::NoAnswer => "the agent did not answer in time",
+                },
+            )),
         }
     }
 }
@@ -180,18 +156,11 @@ impl IgdServer {
         let Some(SocketAddr::V4(peer)) = request.remote_addr().copied() else {
             return silent(request);
         };
-        let lan_nets = self
-            .shared
-            .snapshot
-            .lock()
-            .unwrap()
-            .facts
-            .lan_ipv4_nets
-            .clone();
-        if !lan_nets
-            .iter()
-            .any(|(net, len)| netinfo::network(*peer.ip(), *len) == *net)
-        {
+        let from_lan = {
+            let snap = self.shared.snapshot.lock().unwrap();
+            netinfo::in_nets(*peer.ip(), &snap.facts.lan_ipv4_nets)
+        };
+        if !from_lan {
             debug!("UPnP: ignoring a request from {peer}, outside the LAN subnets");
             return silent(request);
         }
@@ -508,21 +477,5 @@ impl IgdRuntime {
         }
         self.server = None;
         self.handler = None;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_must_be_an_own_ip_literal() {
-        let own: Vec<IpAddr> = vec!["192.168.1.1".parse().unwrap()];
-        assert!(host_is_own_ip("192.168.1.1:5431", &own));
-        assert!(host_is_own_ip("192.168.1.1", &own));
-        assert!(!host_is_own_ip("localhost:5431", &own));
-        assert!(!host_is_own_ip("router.lan:5431", &own));
-        assert!(!host_is_own_ip("192.168.1.2:5431", &own));
-        assert!(!host_is_own_ip("192.168.1.1.nip.io:5431", &own));
     }
 }

@@ -386,6 +386,9 @@ fn only_the_owner_deletes() {
             .code(),
         402
     );
+    // The administrator removes whatever it is; an absent port is 714.
+    assert_eq!(remove(&table, 20570).unwrap().1.internal_client, CC);
+    assert_eq!(remove(&table, 20571).unwrap_err().error.code(), 714);
     let (rest, gone) = delete(&table, CC, "", 20570, "tcp").unwrap();
     assert!(rest.is_empty());
     assert_eq!(gone.external_port, 20570);
