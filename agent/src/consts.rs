@@ -8,6 +8,21 @@ pub const TABLE: &str = "wilife";
 pub const PRIO_DSTNAT: i32 = -100 - 10;
 pub const PRIO_FILTER: i32 = -10;
 pub const PRIO_SRCNAT: i32 = 100 - 10;
+/// The bridge family's filter priority is -200; ours runs just before anything else there.
+pub const PRIO_BRIDGE_FILTER: i32 = -200 - 10;
+
+/// WiLife camera <-> Command Center services (vendor manual): SSDP, UPnP control, camera control.
+pub const SSDP_PORT: u16 = 1900;
+pub const SSDP_GROUP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(239, 255, 255, 250);
+pub const UPNP_CONTROL_PORTS: (u16, u16) = (50000, 65000);
+pub const CAMERA_CONTROL_PORTS: (u16, u16) = (5800, 5821);
+/// WiLife 2.x video port; LukWerks releases used 22210 (`camera_rules.video_port`).
+pub const DEFAULT_VIDEO_PORT: u16 = 22211;
+/// Outbound services (vendor manual): WiLife Online (HTTP, HTTPS, XMPP), relay viewing, e-mail, and
+/// what a remote viewing web client inside the LAN needs (RTSP 554, MMS 1755).
+pub const WILIFE_ONLINE_PORTS: &[u16] = &[80, 443, 5222];
+pub const RELAY_PORTS: &[u16] = &[80];
+pub const REMOTE_CLIENT_PORTS: &[u16] = &[80, 443, 554, 1755];
 
 /// Default connmark bit: clear of mwan3 (0x3f00), pbr (0x00ff0000) and qosify/SQM (low byte).
 pub const DEFAULT_CONNMARK: u32 = 0x1000_0000;

@@ -38,7 +38,11 @@ pub struct Fw4Include {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FirewallHealth {
+    /// The main table (kept for API v1 clients); `tables` lists all of ours.
     pub table: &'static str,
+    /// Our tables: `inet wilife`, and `bridge wilife` while cameras are configured.
+    pub tables: Vec<&'static str>,
+    /// Every one of `tables` is in the kernel.
     pub table_present: bool,
     pub connmark: String,
     pub last_reconcile: Option<Reconcile>,
@@ -254,6 +258,11 @@ impl Snapshot {
             upnp: self.upnp.clone(),
             firewall: FirewallHealth {
                 table: "inet wilife",
+                tables: if self.config.enabled && !self.config.cameras.is_empty() {
+                    vec!["inet wilife", "bridge wilife"]
+                } else {
+                    vec!["inet wilife"]
+                },
                 table_present: live.map_or(self.table_present, |l| l.0),
                 connmark: format!("0x{:08x}", self.config.connmark),
                 last_reconcile: self.last_reconcile.clone(),

@@ -12,7 +12,16 @@ fn facts() -> NetFacts {
         wan_ipv4: vec!["203.0.113.1".parse().unwrap()],
         lan_ipv4_nets: vec![("192.168.1.0".parse().unwrap(), 24)],
         lan_ipv4: vec!["192.168.1.1".parse().unwrap()],
+        learned: vec![
+            (mac("00:11:22:33:44:55"), "192.168.1.10".parse().unwrap()),
+            (mac("00:11:22:33:44:67"), "192.168.1.31".parse().unwrap()),
+            (mac("00:11:22:33:44:67"), "192.168.1.32".parse().unwrap()),
+        ],
     }
+}
+
+fn mac(s: &str) -> wilife_agent::config::Mac {
+    config::parse_mac(s).unwrap()
 }
 
 fn golden(name: &str, uci: &str) {
@@ -89,5 +98,36 @@ fn upnp_mode_with_two_mappings_one_translated() {
             m(20570, [192, 168, 1, 10], 20570),
             m(20571, [192, 168, 1, 11], 20570),
         ],
+    );
+}
+
+#[test]
+fn cameras_isolated_with_outbound_allowances() {
+    // One camera with a fixed address, one known only by MAC (two addresses learned: it moved), a
+    // Command Center known only by MAC; LukWerks video port, DNS allowed, SMTP on 465, the LAN viewer on.
+    golden(
+        "cameras",
+        &format!(
+            "{BASE}\toption direct_access 'off'\n\
+             config command_center\n\toption mac '00:11:22:33:44:55'\n\
+             config camera\n\toption name 'porch'\n\toption mac '00:11:22:33:44:66'\n\toption ip '192.168.1.30'\n\
+             config camera\n\toption name 'yard'\n\toption mac '00:11:22:33:44:67'\n\
+             config camera_rules 'cameras'\n\toption video_port '22210'\n\toption dns '1'\n\
+             config outbound 'outbound'\n\toption smtp_port '465'\n\toption remote_client '1'\n"
+        ),
+    );
+}
+
+#[test]
+fn cameras_without_isolation_keep_grants_and_counters_only() {
+    golden(
+        "cameras-open",
+        &format!(
+            "{BASE}\toption direct_access 'off'\n\
+             config command_center\n\toption ip '192.168.1.10'\n\
+             config camera\n\toption mac '00:11:22:33:44:66'\n\
+             config camera_rules 'cameras'\n\toption isolation '0'\n\
+             config outbound 'outbound'\n\toption wilife_online '0'\n\toption relay '0'\n\toption email '0'\n"
+        ),
     );
 }

@@ -1,9 +1,13 @@
 //! The simulated router lab: network namespaces wired like a home network, with the real fw4 ruleset.
 //!
 //! ```text
-//!  remote (203.0.113.100) ──wan0── router ──br-lan (192.168.50.1/24)── cc (192.168.50.10)
-//!                        203.0.113.1         └─────────────────────── camera (192.168.50.20)
+//!  remote (203.0.113.100) ──wan0── router ──br-lan (192.168.50.1/24)─┬─ cc (192.168.50.10)
+//!                        203.0.113.1     │                            ├─ camera (192.168.50.20)
+//!                                        │                            └─ other (192.168.50.30)
+//!                                        └──br-cam (192.168.60.1/24)── camnet (192.168.60.20)
 //! ```
+//! (`br-cam` and `camnet` only after `add_camera_network`: a separate camera network, routed.)
+//! Every LAN host has a fixed MAC (`0a:00:00:00:00:` + the last byte of its address, in decimal digits).
 //!
 //! Every namespace name carries a per-lab sequence number and the test process id, so tests run in
 //! parallel; `Drop` kills the agent and deletes every namespace, also when a test panics, and a new lab
@@ -24,6 +28,14 @@ pub const REMOTE_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 100);
 pub const LAN_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 50, 1);
 pub const CC_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 50, 10);
 pub const CAMERA_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 50, 20);
+pub const OTHER_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 50, 30);
+pub const CC_MAC: &str = "0a:00:00:00:00:10";
+pub const CAMERA_MAC: &str = "0a:00:00:00:00:20";
+pub const OTHER_MAC: &str = "0a:00:00:00:00:30";
+pub const CAMNET_ROUTER_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 60, 1);
+pub const CAMNET_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 60, 20);
+pub const CAMNET_MAC: &str = "0a:00:00:00:00:60";
+pub const CAM_DEV: &str = "br-cam";
 pub const WAN_DEV: &str = "wan0";
 pub const LAN_DEV: &str = "br-lan";
 pub const API_PORT: u16 = 8780;
@@ -118,6 +130,9 @@ pub struct Lab {
     pub cc: String,
     pub camera: String,
     pub remote: String,
+    pub other: String,
+    /// The host on the separate camera network (exists after `add_camera_network`).
+    pub camnet: String,
     pub dir: PathBuf,
     agent: Option<Child>,
     agent_log: PathBuf,
@@ -143,12 +158,14 @@ impl Lab {
             cc: format!("{id}-cc"),
             camera: format!("{id}-camera"),
             remote: format!("{id}-remote"),
+            other: format!("{id}-other"),
+            camnet: format!("{id}-camnet"),
             agent_log: dir.join("agent.log"),
             dir,
             agent: None,
         };
         // From here on, Drop cleans up whatever was created.
-        for ns in [&lab.router, &lab.cc, &lab.camera, &lab.remote] {
+        for ns in [&lab.router, &lab.cc, &lab.camera, &lab.remote, &lab.other] {
             must("ip", &["netns", "add", ns]);
             lab.ip(ns, &["link", "set", "lo", "up"]);
         }
@@ -180,21 +197,12 @@ impl Lab {
         lab.ip(r, &["link", "add", LAN_DEV, "type", "bridge"]);
         lab.ip(r, &["addr", "add", &format!("{LAN_IP}/24"), "dev", LAN_DEV]);
         lab.ip(r, &["link", "set", LAN_DEV, "up"]);
-        for (ns, port, ip) in [
-            (&lab.cc, "lan-cc", CC_IP),
-            (&lab.camera, "lan-cam", CAMERA_IP),
+        for (ns, port, ip, mac) in [
+            (&lab.cc, "lan-cc", CC_IP, CC_MAC),
+            (&lab.camera, "lan-cam", CAMERA_IP, CAMERA_MAC),
+            (&lab.other, "lan-other", OTHER_IP, OTHER_MAC),
         ] {
-            lab.ip(
-                r,
-                &[
-                    "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns,
-                ],
-            );
-            lab.ip(r, &["link", "set", port, "master", LAN_DEV]);
-            lab.ip(r, &["link", "set", port, "up"]);
-            lab.ip(ns, &["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
-            lab.ip(ns, &["link", "set", "eth0", "up"]);
-            lab.ip(ns, &["route", "add", "default", "via", &LAN_IP.to_string()]);
+            lab.host_on_bridge(ns, port, LAN_DEV, ip, mac, LAN_IP);
         }
         // Forwarding on; bridged frames stay out of the IP hooks, as on a stock OpenWrt (no br_netfilter).
         // WILIFE_LAB_BR_NETFILTER=1 keeps them in (a router with kmod-br-netfilter installed).
@@ -213,6 +221,59 @@ impl Lab {
         );
         lab.load_fw4();
         lab
+    }
+
+    /// A host `ns` wired to bridge `bridge` of the router through port `port`, default route via `gw`.
+    fn host_on_bridge(
+        &self,
+        ns: &str,
+        port: &str,
+        bridge: &str,
+        ip: Ipv4Addr,
+        mac: &str,
+        gw: Ipv4Addr,
+    ) {
+        let r = self.router.as_str();
+        self.ip(
+            r,
+            &[
+                "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns,
+            ],
+        );
+        self.ip(r, &["link", "set", port, "master", bridge]);
+        self.ip(r, &["link", "set", port, "up"]);
+        self.ip(ns, &["link", "set", "eth0", "address", mac]);
+        self.ip(ns, &["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+        self.ip(ns, &["link", "set", "eth0", "up"]);
+        self.ip(ns, &["route", "add", "default", "via", &gw.to_string()]);
+    }
+
+    /// A separate camera network: bridge `br-cam` (192.168.60.1/24) on the router with host `camnet`.
+    /// fw4's fixture knows no zone for it, so fw4 rejects whatever is forwarded to or from it.
+    pub fn add_camera_network(&self) {
+        must("ip", &["netns", "add", &self.camnet]);
+        self.ip(&self.camnet, &["link", "set", "lo", "up"]);
+        let r = self.router.as_str();
+        self.ip(r, &["link", "add", CAM_DEV, "type", "bridge"]);
+        self.ip(
+            r,
+            &[
+                "addr",
+                "add",
+                &format!("{CAMNET_ROUTER_IP}/24"),
+                "dev",
+                CAM_DEV,
+            ],
+        );
+        self.ip(r, &["link", "set", CAM_DEV, "up"]);
+        self.host_on_bridge(
+            &self.camnet,
+            "cam-port",
+            CAM_DEV,
+            CAMNET_IP,
+            CAMNET_MAC,
+            CAMNET_ROUTER_IP,
+        );
     }
 
     pub fn ip(&self, ns: &str, args: &[&str]) -> Output {
@@ -286,7 +347,27 @@ impl Lab {
 
     /// Loads (or reloads, like `fw4 reload`) fw4's table; panics if nft refuses it.
     pub fn load_fw4(&self) {
-        let out = self.nft_stdin(&self.fw4_ruleset());
+        self.load_fw4_text(&self.fw4_ruleset());
+    }
+
+    /// fw4 without the lan -> wan forwarding (a network where outbound is closed by default).
+    pub fn load_fw4_without_lan_to_wan(&self) {
+        let full = self.fw4_ruleset();
+        let closed: String = full
+            .lines()
+            .filter(|l| !l.contains("Accept lan to wan forwarding"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_ne!(
+            full.lines().count(),
+            closed.lines().count(),
+            "the fixture has a lan->wan forwarding"
+        );
+        self.load_fw4_text(&closed);
+    }
+
+    fn load_fw4_text(&self, text: &str) {
+        let out = self.nft_stdin(text);
         assert!(
             out.status.success(),
             "loading fw4 failed: {}",
@@ -310,8 +391,15 @@ impl Lab {
             .success()
     }
 
+    /// Our tables as nft lists them: `inet wilife`, then `bridge wilife` when it exists.
     pub fn table_text(&self) -> String {
-        String::from_utf8_lossy(&self.nft(&["list", "table", "inet", "wilife"]).stdout).to_string()
+        ["inet", "bridge"]
+            .iter()
+            .map(|f| {
+                String::from_utf8_lossy(&self.nft(&["list", "table", f, "wilife"]).stdout)
+                    .to_string()
+            })
+            .collect()
     }
 
     /// Writes a config file into the lab directory and returns its path.
@@ -700,6 +788,180 @@ pub fn header_value(message: &str, name: &str) -> Option<String> {
     })
 }
 
+/// Does a TCP exchange from `ns` to `to` get its answer within `wait`? (A drop shows as a timeout, a
+/// reject as a refusal: both are "no".)
+impl Lab {
+    pub fn reaches(&self, ns: &str, to: SocketAddr) -> bool {
+        self.in_ns(ns, move || {
+            exchange_within(to, "ping", None, Duration::from_millis(700)).is_ok()
+        })
+    }
+
+    /// Opens `count` connections to `to` at once, from source ports `first_sport..`; how many got an
+    /// answer. Many connections, not one: a lucky source port must not hide a leak.
+    pub fn reaches_from_ports(
+        &self,
+        ns: &str,
+        to: SocketAddr,
+        first_sport: u16,
+        count: u16,
+    ) -> usize {
+        self.in_ns(ns, move || {
+            let handles: Vec<_> = (0..count)
+                .map(|i| {
+                    std::thread::spawn(move || {
+                        exchange_within(
+                            to,
+                            "ping",
+                            Some(first_sport + i),
+                            Duration::from_millis(700),
+                        )
+                        .is_ok()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|ok| *ok)
+                .count()
+        })
+    }
+
+    /// Sends a UDP datagram from `from` (source port `sport`) to `to` and says whether a socket
+    /// bound in `to_ns` received it.
+    pub fn udp_delivered(&self, from: &str, sport: u16, to_ns: &str, to: SocketAddr) -> bool {
+        let rx = self.in_ns(to_ns, move || {
+            let s = UdpSocket::bind(("0.0.0.0", to.port())).expect("bind udp receiver");
+            s.set_read_timeout(Some(Duration::from_millis(700)))
+                .unwrap();
+            s
+        });
+        self.in_ns(from, move || {
+            let s = socket_with_reuse_udp(sport);
+            for _ in 0..3 {
+                let _ = s.send_to(b"wilife", to);
+            }
+        });
+        let mut buf = [0u8; 64];
+        rx.recv_from(&mut buf)
+            .is_ok_and(|(n, _)| &buf[..n] == b"wilife")
+    }
+
+    /// SSDP-style multicast from `from` to 239.255.255.250:1900: does a member socket in `to_ns`
+    /// (joined on its eth0 address `member`) receive it?
+    pub fn ssdp_multicast_delivered(&self, from: &str, to_ns: &str, member: Ipv4Addr) -> bool {
+        let group = Ipv4Addr::new(239, 255, 255, 250);
+        let rx = self.in_ns(to_ns, move || {
+            let s = socket_with_reuse_udp(1900);
+            s.join_multicast_v4(&group, &member)
+                .expect("join the SSDP group");
+            s.set_read_timeout(Some(Duration::from_millis(700)))
+                .unwrap();
+            s
+        });
+        self.in_ns(from, move || {
+            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+            for _ in 0..3 {
+                let _ = s.send_to(b"NOTIFY * HTTP/1.1\r\n\r\n", (group, 1900));
+            }
+        });
+        let mut buf = [0u8; 64];
+        rx.recv_from(&mut buf)
+            .is_ok_and(|(n, _)| buf[..n].starts_with(b"NOTIFY"))
+    }
+}
+
+/// A UDP socket on `port` (0: any) with SO_REUSEADDR, so tests can share well-known ports.
+fn socket_with_reuse_udp(port: u16) -> UdpSocket {
+    use nix::sys::socket::{
+        bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    setsockopt(&fd, sockopt::ReuseAddr, &true).unwrap();
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::from(std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)),
+    )
+    .unwrap_or_else(|e| panic!("bind udp {port}: {e}"));
+    UdpSocket::from(fd)
+}
+
+/// One line out, one line back, from an optional fixed source port, within `wait`.
+pub fn exchange_within(
+    to: SocketAddr,
+    line: &str,
+    sport: Option<u16>,
+    wait: Duration,
+) -> std::io::Result<String> {
+    use nix::sys::socket::{
+        bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    let s = match sport {
+        None => TcpStream::connect_timeout(&to, wait)?,
+        Some(p) => {
+            let fd = socket(
+                AddressFamily::Inet,
+                SockType::Stream,
+                SockFlag::empty(),
+                None,
+            )?;
+            setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+            bind(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                &SockaddrIn::from(std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, p)),
+            )?;
+            let s = TcpStream::from(fd);
+            // connect with a deadline: nonblocking connect, then wait for writability.
+            connect_deadline(&s, to, wait)?;
+            s
+        }
+    };
+    s.set_read_timeout(Some(wait))?;
+    (&s).write_all(format!("{line}\n").as_bytes())?;
+    let mut answer = String::new();
+    BufReader::new(&s).read_line(&mut answer)?;
+    if answer.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "no answer",
+        ));
+    }
+    Ok(answer.trim().to_string())
+}
+
+fn connect_deadline(s: &TcpStream, to: SocketAddr, wait: Duration) -> std::io::Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::socket::{connect, getsockopt, sockopt, SockaddrStorage};
+    use std::os::fd::{AsFd, AsRawFd};
+    s.set_nonblocking(true)?;
+    let addr = SockaddrStorage::from(to);
+    match connect(s.as_raw_fd(), &addr) {
+        Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut fds = [PollFd::new(s.as_fd(), PollFlags::POLLOUT)];
+    let ms = PollTimeout::try_from(wait.as_millis() as i32).unwrap_or(PollTimeout::MAX);
+    if poll(&mut fds, ms)? == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "connect timed out",
+        ));
+    }
+    let err = getsockopt(s, sockopt::SocketError)?;
+    s.set_nonblocking(false)?;
+    if err != 0 {
+        return Err(std::io::Error::from_raw_os_error(err));
+    }
+    Ok(())
+}
+
 /// One line out, one line back.
 pub fn exchange(to: SocketAddr, line: &str) -> std::io::Result<String> {
     let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2))?;
@@ -713,8 +975,17 @@ pub fn exchange(to: SocketAddr, line: &str) -> std::io::Result<String> {
 impl Drop for Lab {
     fn drop(&mut self) {
         self.kill_agent();
-        for ns in [&self.router, &self.cc, &self.camera, &self.remote] {
-            let _ = cmd("ip", &["netns", "del", ns]);
+        for ns in [
+            &self.router,
+            &self.cc,
+            &self.camera,
+            &self.remote,
+            &self.other,
+            &self.camnet,
+        ] {
+            if Path::new("/run/netns").join(ns).exists() {
+                let _ = cmd("ip", &["netns", "del", ns]);
+            }
         }
         if std::env::var_os("WILIFE_KEEP_LAB").is_none() {
             let _ = fs::remove_dir_all(&self.dir);

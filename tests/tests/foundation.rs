@@ -503,7 +503,16 @@ fn print_ruleset_text_is_exactly_what_the_kernel_lists() {
     let lab = Lab::new();
     let cfg = lab.write_config(
         "wilife",
-        &lab.config("static", "").replace(
+        &lab.config(
+            "static",
+            &format!(
+                "config camera\n\toption mac '{CAMERA_MAC}'\n\toption ip '{CAMERA_IP}'\n\
+                 config camera\n\toption mac '{OTHER_MAC}'\n\
+                 config camera_rules 'cameras'\n\toption dns '1'\n\
+                 config outbound 'outbound'\n\toption remote_client '1'\n"
+            ),
+        )
+        .replace(
             "option ports '20570-20575'",
             "option ports '20570-20575'\n\toption custom_port '8443'",
         ),
@@ -526,4 +535,9 @@ fn print_ruleset_text_is_exactly_what_the_kernel_lists() {
         text.contains(&format!("elements = {{ {WAN_IP} }}")),
         "reflection set filled from the WAN device:\n{text}"
     );
+    assert!(
+        text.contains("table bridge wilife"),
+        "camera rules for the bridge:\n{text}"
+    );
+    assert!(text.contains("vmap"), "per-camera counting:\n{text}");
 }

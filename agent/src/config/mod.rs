@@ -694,7 +694,9 @@ impl<'a> Validator<'a> {
         let r = one("camera_rules", "cameras", CAMERA_RULES_OPTIONS)?;
         let camera_rules = CameraRules {
             isolation: self.parsed(&r, "isolation", parse_bool)?.unwrap_or(true),
-            video_port: self.parsed(&r, "video_port", parse_port)?.unwrap_or(22211),
+            video_port: self
+                .parsed(&r, "video_port", parse_port)?
+                .unwrap_or(crate::consts::DEFAULT_VIDEO_PORT),
             dns: self.parsed(&r, "dns", parse_bool)?.unwrap_or(false),
         };
         let ob = one("outbound", "outbound", OUTBOUND_OPTIONS)?;

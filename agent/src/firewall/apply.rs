@@ -5,13 +5,13 @@
 //! crate's helper: the helper does not capture nft's stderr, and that text is what tells the user why the
 //! kernel refused a ruleset.
 
-use super::render::{CHAIN_DSTNAT, CHAIN_FORWARD, CHAIN_SRCNAT};
 use crate::consts::TABLE;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
@@ -60,11 +60,16 @@ pub enum Drift {
 
 pub struct Nft {
     program: PathBuf,
+    /// Families of our tables in force (`inet`, and `bridge` when cameras are configured).
+    families: Mutex<Vec<String>>,
 }
 
 impl Nft {
     pub fn new(program: PathBuf) -> Self {
-        Nft { program }
+        Nft {
+            program,
+            families: Mutex::new(vec!["inet".to_string()]),
+        }
     }
 
     fn run(
@@ -106,9 +111,9 @@ impl Nft {
         }
     }
 
-    /// `nft -j list table inet wilife`; `None` when the table does not exist.
-    pub fn list_table(&self) -> Result<Option<Value>, FirewallError> {
-        let (ok, out, err) = self.run(&["-j", "list", "table", "inet", TABLE], None)?;
+    /// `nft -j list table FAMILY wilife`; `None` when the table does not exist.
+    fn list_family(&self, family: &str) -> Result<Option<Value>, FirewallError> {
+        let (ok, out, err) = self.run(&["-j", "list", "table", family, TABLE], None)?;
         if !ok {
             if err.contains("No such file or directory") {
                 return Ok(None);
@@ -120,30 +125,61 @@ impl Nft {
             .map_err(|e| FirewallError::BadOutput(e.to_string()))
     }
 
-    /// Removes our table (on stop). Absent already is fine.
-    pub fn delete_table(&self) -> Result<(), FirewallError> {
-        let table = json!({"table": {"family": "inet", "name": TABLE}});
-        self.apply(&json!({"nftables": [{"add": table}, {"delete": table}]}))
+    /// Our tables of `families` as one listing, and whether every one of them exists.
+    fn list_families(&self, families: &[String]) -> Result<(Value, bool), FirewallError> {
+        let mut all = Vec::new();
+        let mut complete = true;
+        for f in families {
+            match self.list_family(f)? {
+                Some(v) => all.extend(v["nftables"].as_array().cloned().unwrap_or_default()),
+                None => complete = false,
+            }
+        }
+        Ok((json!({ "nftables": all }), complete))
     }
 
-    /// Replaces the table with `batch`, carrying named counter values over, then reads it back and
-    /// verifies it. The counters of the table in force are read first so a re-apply keeps them.
+    /// Every table we hold now (those of the last applied batch) as one listing; `None` when one of
+    /// them does not exist.
+    pub fn list_table(&self) -> Result<Option<Value>, FirewallError> {
+        let families = self.families.lock().unwrap().clone();
+        let (listing, complete) = self.list_families(&families)?;
+        Ok(complete.then_some(listing))
+    }
+
+    /// Removes our tables (on stop). Absent already is fine.
+    pub fn delete_table(&self) -> Result<(), FirewallError> {
+        let families = self.families.lock().unwrap().clone();
+        self.apply(&json!({ "nftables": delete_commands(&families) }))
+    }
+
+    /// Replaces our tables with `batch`, carrying named counter values over, then reads them back and
+    /// verifies them. The counters in force are read first so a re-apply keeps them; a table the batch
+    /// no longer builds (no cameras any more: no bridge table) is deleted in the same transaction.
     pub fn replace(&self, batch: &Value) -> Result<Applied, FirewallError> {
-        let before = self.list_table()?;
-        let carried = before.as_ref().map(counters).unwrap_or_default();
+        let new = super::render::families(batch);
+        let old = self.families.lock().unwrap().clone();
+        let mut both = old.clone();
+        both.extend(new.iter().filter(|f| !old.contains(f)).cloned());
+        let (before, _) = self.list_families(&both)?;
         let mut batch = batch.clone();
-        with_counter_values(&mut batch, &carried);
+        with_counter_values(&mut batch, &counters(&before));
+        let gone: Vec<String> = old.into_iter().filter(|f| !new.contains(f)).collect();
+        if let Some(cmds) = batch["nftables"].as_array_mut() {
+            cmds.extend(delete_commands(&gone));
+        }
         self.apply(&batch)?;
-        let after = self
-            .list_table()?
-            .ok_or_else(|| FirewallError::VerifyFailed("the table is missing".into()))?;
+        *self.families.lock().unwrap() = new.clone();
+        let (after, complete) = self.list_families(&new)?;
+        if !complete {
+            return Err(FirewallError::VerifyFailed("a table is missing".into()));
+        }
         verify(&batch, &after).map_err(FirewallError::VerifyFailed)?;
         Ok(Applied {
             fingerprint: fingerprint(&after),
         })
     }
 
-    /// Compares the table in the kernel with the last applied fingerprint.
+    /// Compares the tables in the kernel with the last applied fingerprint.
     pub fn drift(&self, applied: &Applied) -> Result<Drift, FirewallError> {
         Ok(match self.list_table()? {
             None => Drift::Missing,
@@ -184,6 +220,17 @@ fn accepts_mark(rule: &Value, bit: u32) -> bool {
             && m["left"]["&"][1] == bit
     });
     matches_bit && stmts.iter().any(|s| s.get("accept").is_some())
+}
+
+/// `add table F wilife; delete table F wilife` per family: deletes whether or not it exists.
+fn delete_commands(families: &[String]) -> Vec<Value> {
+    families
+        .iter()
+        .flat_map(|f| {
+            let table = json!({"table": {"family": f, "name": TABLE}});
+            [json!({"add": table.clone()}), json!({"delete": table})]
+        })
+        .collect()
 }
 
 fn one_line(s: &str) -> String {
@@ -278,7 +325,11 @@ fn summary_of_listing(listing: &Value) -> Vec<String> {
 }
 
 fn summary_item(kind: &str, v: &Value) -> Option<String> {
-    let name = v["name"].as_str().unwrap_or("");
+    let name = format!(
+        "{} {}",
+        v["family"].as_str().unwrap_or(""),
+        v["name"].as_str().unwrap_or("")
+    );
     match kind {
         "chain" => Some(format!(
             "chain {name} {} {} {} {}",
@@ -291,7 +342,8 @@ fn summary_item(kind: &str, v: &Value) -> Option<String> {
         )),
         // Rules are compared per chain and in order: the comment says which rule it is.
         "rule" => Some(format!(
-            "rule {} {}",
+            "rule {} {} {}",
+            v["family"].as_str().unwrap_or(""),
             v["chain"].as_str().unwrap_or(""),
             v["comment"]
         )),
@@ -311,9 +363,10 @@ fn verify(batch: &Value, listing: &Value) -> Result<(), String> {
 }
 
 fn rule_order(batch: &Value, listing: &Value) -> Result<(), String> {
-    let comments = |objs: Vec<&Value>, chain: &str| -> Vec<String> {
-        objs.into_iter()
-            .filter(|r| r["chain"] == chain)
+    let in_chain = |rules: &[&Value], family: &Value, chain: &Value| -> Vec<String> {
+        rules
+            .iter()
+            .filter(|r| r["family"] == *family && r["chain"] == *chain)
             .map(|r| r["comment"].to_string())
             .collect()
     };
@@ -327,9 +380,14 @@ fn rule_order(batch: &Value, listing: &Value) -> Result<(), String> {
         .filter(|(k, _)| k.as_str() == "rule")
         .map(|(_, v)| v)
         .collect();
-    for chain in [CHAIN_DSTNAT, CHAIN_FORWARD, CHAIN_SRCNAT] {
-        if comments(batch_rules.clone(), chain) != comments(listed_rules.clone(), chain) {
-            return Err(format!("rules of chain {chain} are out of order"));
+    let mut chains: Vec<(&Value, &Value)> = batch_rules
+        .iter()
+        .map(|r| (&r["family"], &r["chain"]))
+        .collect();
+    chains.dedup();
+    for (family, chain) in chains {
+        if in_chain(&batch_rules, family, chain) != in_chain(&listed_rules, family, chain) {
+            return Err(format!("rules of chain {family} {chain} are out of order"));
         }
     }
     Ok(())

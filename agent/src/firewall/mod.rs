@@ -7,7 +7,7 @@ pub mod monitor;
 pub mod render;
 pub mod text;
 
-use crate::config::{Config, DirectAccess, PortRange};
+use crate::config::{Camera, Config, DirectAccess, Mac, PortRange};
 use std::net::Ipv4Addr;
 
 /// Where a forward comes from.
@@ -59,6 +59,50 @@ pub struct NetFacts {
     pub lan_ipv4_nets: Vec<(Ipv4Addr, u8)>,
     /// IPv4 addresses of the router on its LAN devices.
     pub lan_ipv4: Vec<Ipv4Addr>,
+    /// Addresses the neighbour table and the DHCP leases give for the configured cameras' and Command
+    /// Centers' MACs (sorted): a camera that changes address stays covered.
+    pub learned: Vec<(Mac, Ipv4Addr)>,
+}
+
+impl NetFacts {
+    fn learned_for(&self, mac: Mac) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.learned
+            .iter()
+            .filter(move |(m, _)| *m == mac)
+            .map(|(_, ip)| *ip)
+    }
+}
+
+/// The Command Centers' addresses: the configured one, else what the network says its MAC has.
+pub fn command_center_ips(config: &Config, facts: &NetFacts) -> Vec<Ipv4Addr> {
+    let mut ips: Vec<Ipv4Addr> = Vec::new();
+    for cc in &config.command_centers {
+        match (cc.ip, cc.mac) {
+            (Some(ip), _) => ips.push(ip),
+            (None, Some(mac)) => ips.extend(facts.learned_for(mac)),
+            (None, None) => {}
+        }
+    }
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
+/// A camera's addresses: the fixed one from the config and every one learned for its MAC.
+pub fn camera_ips(camera: &Camera, facts: &NetFacts) -> Vec<Ipv4Addr> {
+    let mut ips: Vec<Ipv4Addr> = camera
+        .ip
+        .into_iter()
+        .chain(facts.learned_for(camera.mac))
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
+/// A camera's name in nft objects: its MAC without colons (`cam_001122334466_tx`).
+pub fn camera_id(mac: &Mac) -> String {
+    mac.to_string().replace(':', "")
 }
 
 /// The forwards the configuration itself asks for (mode `static`): every direct-mode port range to the

@@ -5,31 +5,69 @@
 use serde_json::Value;
 use std::fmt::Write;
 
-/// Renders the `add` commands of a batch as one `table inet wilife { … }` block.
+/// Renders the `add` commands of a batch as one `table FAMILY wilife { … }` block per table, in the
+/// order the batch builds them.
 pub fn to_text(batch: &Value) -> String {
-    let mut counters = Vec::new();
-    let mut sets = Vec::new();
-    let mut chains: Vec<(&Value, Vec<&Value>)> = Vec::new();
-    let mut table = ("inet".to_string(), crate::consts::TABLE.to_string());
     let empty = Vec::new();
+    let mut tables: Vec<Table> = Vec::new();
     for cmd in batch["nftables"].as_array().unwrap_or(&empty) {
         let Some(obj) = cmd.get("add") else { continue };
-        if let Some(t) = obj.get("table") {
-            table = (s(&t["family"]).to_string(), s(&t["name"]).to_string());
-        } else if let Some(c) = obj.get("counter") {
-            counters.push(c);
-        } else if let Some(set) = obj.get("set") {
-            sets.push(set);
-        } else if let Some(c) = obj.get("chain") {
-            chains.push((c, Vec::new()));
-        } else if let Some(r) = obj.get("rule") {
-            if let Some(entry) = chains.iter_mut().find(|(c, _)| c["name"] == r["chain"]) {
-                entry.1.push(r);
+        let Some((kind, body)) = obj.as_object().and_then(|o| o.iter().next()) else {
+            continue;
+        };
+        let family = s(&body["family"]);
+        let table = if kind == "table" {
+            s(&body["name"])
+        } else {
+            s(&body["table"])
+        };
+        let i = match tables
+            .iter()
+            .position(|t| t.family == family && t.name == table)
+        {
+            Some(i) => i,
+            None => {
+                tables.push(Table {
+                    family: family.to_string(),
+                    name: table.to_string(),
+                    ..Default::default()
+                });
+                tables.len() - 1
             }
+        };
+        let t = &mut tables[i];
+        match kind.as_str() {
+            "counter" => t.counters.push(body),
+            "set" => t.sets.push(body),
+            "chain" => t.chains.push((body, Vec::new())),
+            "rule" => {
+                if let Some(entry) = t
+                    .chains
+                    .iter_mut()
+                    .find(|(c, _)| c["name"] == body["chain"])
+                {
+                    entry.1.push(body);
+                }
+            }
+            _ => {}
         }
     }
+    tables.iter().map(table_text).collect()
+}
+
+#[derive(Default)]
+struct Table<'a> {
+    family: String,
+    name: String,
+    counters: Vec<&'a Value>,
+    sets: Vec<&'a Value>,
+    chains: Vec<(&'a Value, Vec<&'a Value>)>,
+}
+
+fn table_text(t: &Table) -> String {
+    let empty = Vec::new();
     let mut blocks = Vec::new();
-    for c in counters {
+    for c in &t.counters {
         blocks.push(format!(
             "\tcounter {} {{\n\t\tpackets {} bytes {}\n\t}}\n",
             s(&c["name"]),
@@ -37,7 +75,7 @@ pub fn to_text(batch: &Value) -> String {
             c["bytes"].as_u64().unwrap_or(0)
         ));
     }
-    for set in sets {
+    for set in &t.sets {
         let mut b = format!(
             "\tset {} {{\n\t\ttype {}\n",
             s(&set["name"]),
@@ -48,19 +86,24 @@ pub fn to_text(batch: &Value) -> String {
             let _ = writeln!(b, "\t\tflags {}", f.join(","));
         }
         if let Some(elem) = set["elem"].as_array() {
-            let e: Vec<String> = elem.iter().map(|e| expr(e, false)).collect();
-            // nft puts each concatenated element on its own line, aligned after `elements = { `.
-            let sep = if set["type"].is_array() {
-                ",\n\t\t\t     "
-            } else {
-                ", "
-            };
-            let _ = writeln!(b, "\t\telements = {{ {} }}", e.join(sep));
+            let per_line = elements_per_line(&set["type"]);
+            let mut line = String::new();
+            for (i, e) in elem.iter().enumerate() {
+                if i > 0 {
+                    line.push_str(if i % per_line == 0 {
+                        ",\n\t\t\t     "
+                    } else {
+                        ", "
+                    });
+                }
+                line.push_str(&expr(e, false));
+            }
+            let _ = writeln!(b, "\t\telements = {{ {line} }}");
         }
         b.push_str("\t}\n");
         blocks.push(b);
     }
-    for (c, rules) in chains {
+    for (c, rules) in &t.chains {
         let mut b = format!("\tchain {} {{\n", s(&c["name"]));
         if let Some(ty) = c["type"].as_str() {
             let hook = s(&c["hook"]);
@@ -68,7 +111,7 @@ pub fn to_text(batch: &Value) -> String {
             let _ = writeln!(
                 b,
                 "\t\ttype {ty} hook {hook} priority {}; policy {};",
-                priority(ty, hook, prio),
+                priority(&t.family, ty, hook, prio),
                 c["policy"].as_str().unwrap_or("accept")
             );
         }
@@ -90,10 +133,20 @@ pub fn to_text(batch: &Value) -> String {
     }
     format!(
         "table {} {} {{\n{}}}\n",
-        table.0,
-        table.1,
+        t.family,
+        t.name,
         blocks.join("\n")
     )
+}
+
+/// nft wraps named-set elements by type: 5 per line for small integers (ports, protocols), 2 for
+/// addresses and interface names, 1 for anything wider (MACs, concatenations).
+fn elements_per_line(set_type: &Value) -> usize {
+    match set_type.as_str() {
+        Some("inet_service" | "inet_proto" | "mark") => 5,
+        Some("ipv4_addr" | "ipv6_addr" | "ifname") => 2,
+        _ => 1,
+    }
 }
 
 fn s(v: &Value) -> &str {
@@ -111,11 +164,12 @@ fn set_type(v: &Value) -> String {
     }
 }
 
-/// nft prints standard priorities by name (`dstnat - 10`).
-fn priority(ty: &str, hook: &str, prio: i64) -> String {
-    let base = match (ty, hook) {
-        ("nat", "prerouting") | ("nat", "output") => ("dstnat", -100),
-        ("nat", "postrouting") | ("nat", "input") => ("srcnat", 100),
+/// nft prints standard priorities by name (`dstnat - 10`; the bridge family's filter is -200).
+fn priority(family: &str, ty: &str, hook: &str, prio: i64) -> String {
+    let base = match (family, ty, hook) {
+        ("bridge", _, _) => ("filter", -200),
+        (_, "nat", "prerouting") | (_, "nat", "output") => ("dstnat", -100),
+        (_, "nat", "postrouting") | (_, "nat", "input") => ("srcnat", 100),
         _ => ("filter", 0),
     };
     match prio - base.1 {
@@ -220,6 +274,16 @@ fn statement(v: &Value) -> String {
             let left = &body["left"];
             let l = expr(left, false);
             let r = right(left, &body["right"]);
+            // `tcp flags & (syn | ack) != syn` is listed as `tcp flags != syn / syn,ack`.
+            if let Some(mask) = left.get("&").and_then(|a| a[1].as_array()) {
+                let field = expr(&left["&"][0], false);
+                let bits: Vec<&str> = mask.iter().map(s).collect();
+                let op = match s(&body["op"]) {
+                    "!=" => "!= ",
+                    _ => "",
+                };
+                return format!("{field} {op}{r} / {}", bits.join(","));
+            }
             match s(&body["op"]) {
                 "!=" => format!("{l} != {r}"),
                 // nft prints `==` explicitly after a bitwise expression.
@@ -252,6 +316,19 @@ fn statement(v: &Value) -> String {
         }
         "masquerade" | "accept" | "drop" | "return" => kind.clone(),
         "jump" | "goto" => format!("{kind} {}", s(&body["target"])),
+        "vmap" => {
+            let entries: Vec<String> = body["data"]["set"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|pair| format!("{} : {}", expr(&pair[0], false), statement(&pair[1])))
+                .collect();
+            format!(
+                "{} vmap {{ {} }}",
+                expr(&body["key"], false),
+                entries.join(", ")
+            )
+        }
         _ => v.to_string(),
     }
 }

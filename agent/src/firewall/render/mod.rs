@@ -1,22 +1,26 @@
-//! Desired state -> one nftables JSON batch that replaces `table inet wilife` whole, atomically.
+//! Desired state -> one nftables JSON batch that replaces our tables whole, atomically: `table inet wilife`
+//! (forwards, camera rules on the routed path, outbound allowances, the LAN-only guard) and, when cameras
+//! are configured, `table bridge wilife` (camera rules between ports of one bridge).
 //! Pure: values in, a batch out; nothing here reads the machine.
 //!
 //! The connmark handshake: every flow we grant gets `connmark` set in our table; fw4's forward chain accepts
 //! flows carrying that bit through the static include the package ships (fw4 reloads cannot lose it).
-//! Our own chains only ever *restrict* (drop) or mark: an accept in our table would not be final anyway.
+//! Our inet chains only ever *restrict* (drop) or mark: an accept there would not be final anyway.
 
-use super::{Forward, NetFacts};
+pub mod cameras;
+mod nft;
+pub mod outbound;
+
+use super::{command_center_ips, Forward, NetFacts};
 use crate::config::{Config, DirectAccess};
 use crate::consts::{PRIO_DSTNAT, PRIO_FILTER, PRIO_SRCNAT, TABLE};
-use nftables::expr::{
-    BinaryOperation, CTDir, Expression as E, Meta, MetaKey, NamedExpression as N, Payload,
-    PayloadField, Prefix, Range, CT,
-};
+use nft::*;
+use nftables::expr::{CTDir, Expression as E, MetaKey};
 use nftables::schema::{
     Chain, Counter, NfCmd, NfListObject as L, NfObject, Nftables, Rule, Set, SetFlag, SetType,
     SetTypeValue, Table,
 };
-use nftables::stmt::{self, Counter as CounterRef, Mangle, Match, Operator, Statement as S, NAT};
+use nftables::stmt::{self, Counter as CounterRef, Statement as S, NAT};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -38,28 +42,48 @@ pub struct Desired<'a> {
     pub facts: &'a NetFacts,
 }
 
-/// The whole batch: create-or-clear our table, then build it from scratch.
+/// The whole batch: create-or-clear our tables, then build them from scratch.
 pub fn render(d: &Desired) -> Nftables<'static> {
     let mut b = Builder::default();
-    b.replace_table();
+    let c = d.config;
+    b.replace_table(NfFamily::INet);
     b.counters(d.forwards);
     b.sets(d);
     b.chains();
-    b.guard_lan_services(d.config);
-    b.revoke_ungranted(d.config.connmark);
+    b.guard_lan_services(c);
+    b.revoke_ungranted(c.connmark);
+    let cams = cameras::Cameras::new(c, d.facts);
+    cams.routed(&mut b);
+    outbound::render(&mut b, c);
     for f in d.forwards {
-        b.direct_forward(d.config, f);
-        if d.config.direct.reflection {
-            b.reflection(d.config, f);
+        b.direct_forward(c, f);
+        if c.direct.reflection {
+            b.reflection(c, f);
         }
-        b.forward_traffic_counter(d.config.connmark, f);
+        b.forward_traffic_counter(c.connmark, f);
     }
-    if d.config.direct.reflection && !d.forwards.is_empty() {
-        b.reflection_masquerade(d.config);
+    if c.direct.reflection && !d.forwards.is_empty() {
+        b.reflection_masquerade(c);
     }
+    cams.bridged(&mut b);
     Nftables {
         objects: Cow::Owned(b.cmds),
     }
+}
+
+/// The families of the tables a batch builds (what the applier lists back and the stop deletes).
+pub fn families(batch: &serde_json::Value) -> Vec<String> {
+    batch["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.pointer("/add/table/family")?.as_str())
+        .fold(Vec::new(), |mut v, f| {
+            if !v.iter().any(|x: &String| x == f) {
+                v.push(f.to_string());
+            }
+            v
+        })
 }
 
 /// The batch as the JSON document `nft -j -f -` reads (what the applier and the printer take).
@@ -68,7 +92,7 @@ pub fn render_json(d: &Desired) -> serde_json::Value {
 }
 
 #[derive(Default)]
-struct Builder {
+pub(super) struct Builder {
     cmds: Vec<NfObject<'static>>,
 }
 
@@ -77,9 +101,14 @@ impl Builder {
         self.cmds.push(NfObject::CmdObject(NfCmd::Add(obj)));
     }
 
+    /// A rule in `table inet wilife`.
     fn rule(&mut self, chain: &str, comment: String, expr: Vec<S<'static>>) {
+        self.rule_in(NfFamily::INet, chain, comment, expr);
+    }
+
+    fn rule_in(&mut self, family: NfFamily, chain: &str, comment: String, expr: Vec<S<'static>>) {
         self.add(L::Rule(Rule {
-            family: NfFamily::INet,
+            family,
             table: TABLE.into(),
             chain: chain.to_string().into(),
             expr: expr.into(),
@@ -89,11 +118,11 @@ impl Builder {
         }));
     }
 
-    /// `add table inet wilife; delete table inet wilife; add table inet wilife` — one transaction, so the
+    /// `add table F wilife; delete table F wilife; add table F wilife` — one transaction, so the
     /// kernel never holds a half-built table, and it works whether or not the table existed.
-    fn replace_table(&mut self) {
+    fn replace_table(&mut self, family: NfFamily) {
         let table = || Table {
-            family: NfFamily::INet,
+            family,
             name: TABLE.into(),
             handle: None,
         };
@@ -103,52 +132,57 @@ impl Builder {
         self.add(L::Table(table()));
     }
 
-    /// Named counters, two per forward. Their values are carried over by the applier.
+    /// A named counter. Its values are carried over re-applies by the applier.
+    fn counter(&mut self, family: NfFamily, name: String) {
+        self.add(L::Counter(Counter {
+            family,
+            table: TABLE.into(),
+            name: name.into(),
+            handle: None,
+            packets: None,
+            bytes: None,
+        }));
+    }
+
+    /// Named counters, two per forward.
     fn counters(&mut self, forwards: &[Forward]) {
         for f in forwards {
             for name in [f.conns_counter(), f.traffic_counter()] {
-                self.add(L::Counter(Counter {
-                    family: NfFamily::INet,
-                    table: TABLE.into(),
-                    name: name.into(),
-                    handle: None,
-                    packets: None,
-                    bytes: None,
-                }));
+                self.counter(NfFamily::INet, name);
             }
         }
     }
 
+    /// A named set; `interval` for ranges and prefixes.
+    fn set(
+        &mut self,
+        family: NfFamily,
+        name: &str,
+        set_type: SetTypeValue<'static>,
+        interval: bool,
+        elem: Vec<E<'static>>,
+    ) {
+        self.add(L::Set(Box::new(Set {
+            family,
+            table: TABLE.into(),
+            name: name.to_string().into(),
+            handle: None,
+            set_type,
+            policy: None,
+            flags: interval.then(|| HashSet::from([SetFlag::Interval])),
+            elem: (!elem.is_empty()).then(|| elem.into()),
+            timeout: None,
+            gc_interval: None,
+            size: None,
+            comment: None,
+        })));
+    }
+
     fn sets(&mut self, d: &Desired) {
-        let set = |name: &str, set_type, interval: bool, elem: Vec<E<'static>>| {
-            L::Set(Box::new(Set {
-                family: NfFamily::INet,
-                table: TABLE.into(),
-                name: name.to_string().into(),
-                handle: None,
-                set_type,
-                policy: None,
-                flags: interval.then(|| HashSet::from([SetFlag::Interval])),
-                elem: (!elem.is_empty()).then(|| elem.into()),
-                timeout: None,
-                gc_interval: None,
-                size: None,
-                comment: None,
-            }))
-        };
+        let ipv4 = || SetTypeValue::Single(SetType::Ipv4Addr);
         // set wan_ipv4 { type ipv4_addr; elements = { 203.0.113.1 } }
-        let wan = d
-            .facts
-            .wan_ipv4
-            .iter()
-            .map(|a| E::String(a.to_string().into()))
-            .collect();
-        self.add(set(
-            SET_WAN_IPV4,
-            SetTypeValue::Single(SetType::Ipv4Addr),
-            false,
-            wan,
-        ));
+        let wan = d.facts.wan_ipv4.iter().map(string).collect();
+        self.set(NfFamily::INet, SET_WAN_IPV4, ipv4(), false, wan);
         // set lan_ipv4 { type ipv4_addr; flags interval; elements = { 192.168.1.0/24 } }
         let lan = d
             .facts
@@ -156,70 +190,53 @@ impl Builder {
             .iter()
             .map(|(a, l)| prefix(*a, *l))
             .collect();
-        self.add(set(
-            SET_LAN_IPV4,
-            SetTypeValue::Single(SetType::Ipv4Addr),
-            true,
-            lan,
-        ));
+        self.set(NfFamily::INet, SET_LAN_IPV4, ipv4(), true, lan);
         // set granted { type inet_service . ipv4_addr; flags interval; elements = { 20570-20575 . 192.168.1.10 } }
         let granted = d
             .forwards
             .iter()
-            .map(|f| {
-                E::Named(N::Concat(vec![
-                    port_range(f.external.first, f.external.last),
-                    E::String(f.target.to_string().into()),
-                ]))
-            })
+            .map(|f| concat(vec![ports(f), string(f.target)]))
             .collect();
         let ty = SetTypeValue::Concatenated(vec![SetType::InetService, SetType::Ipv4Addr].into());
-        self.add(set(SET_GRANTED, ty, true, granted));
+        self.set(NfFamily::INet, SET_GRANTED, ty, true, granted);
+        // set cc_ipv4 { type ipv4_addr; elements = { 192.168.1.10 } }
+        let cc = command_center_ips(d.config, d.facts)
+            .into_iter()
+            .map(string)
+            .collect();
+        self.set(NfFamily::INet, cameras::SET_CC_IPV4, ipv4(), false, cc);
+    }
+
+    /// A chain; `hook` makes it a base chain (type, hook, priority; policy accept).
+    fn chain(&mut self, family: NfFamily, name: &str, hook: Option<(NfChainType, NfHook, i32)>) {
+        self.add(L::Chain(Chain {
+            family,
+            table: TABLE.into(),
+            name: name.to_string().into(),
+            newname: None,
+            handle: None,
+            _type: hook.map(|h| h.0),
+            hook: hook.map(|h| h.1),
+            prio: hook.map(|h| h.2),
+            dev: None,
+            policy: hook.map(|_| NfChainPolicy::Accept),
+        }));
     }
 
     fn chains(&mut self) {
-        let chain = |name: &str, ty, hook, prio| {
-            L::Chain(Chain {
-                family: NfFamily::INet,
-                table: TABLE.into(),
-                name: name.to_string().into(),
-                newname: None,
-                handle: None,
-                _type: Some(ty),
-                hook: Some(hook),
-                prio: Some(prio),
-                dev: None,
-                policy: Some(NfChainPolicy::Accept),
-            })
-        };
+        let inet = NfFamily::INet;
         // chain dstnat { type nat hook prerouting priority dstnat - 10; policy accept; }
-        self.add(chain(
-            CHAIN_DSTNAT,
-            NfChainType::NAT,
-            NfHook::Prerouting,
-            PRIO_DSTNAT,
-        ));
+        let dstnat = (NfChainType::NAT, NfHook::Prerouting, PRIO_DSTNAT);
+        self.chain(inet, CHAIN_DSTNAT, Some(dstnat));
         // chain forward { type filter hook forward priority filter - 10; policy accept; }
-        self.add(chain(
-            CHAIN_FORWARD,
-            NfChainType::Filter,
-            NfHook::Forward,
-            PRIO_FILTER,
-        ));
+        let forward = (NfChainType::Filter, NfHook::Forward, PRIO_FILTER);
+        self.chain(inet, CHAIN_FORWARD, Some(forward));
         // chain srcnat { type nat hook postrouting priority srcnat - 10; policy accept; }
-        self.add(chain(
-            CHAIN_SRCNAT,
-            NfChainType::NAT,
-            NfHook::Postrouting,
-            PRIO_SRCNAT,
-        ));
+        let srcnat = (NfChainType::NAT, NfHook::Postrouting, PRIO_SRCNAT);
+        self.chain(inet, CHAIN_SRCNAT, Some(srcnat));
         // chain input { type filter hook input priority filter - 10; policy accept; }
-        self.add(chain(
-            CHAIN_INPUT,
-            NfChainType::Filter,
-            NfHook::Input,
-            PRIO_FILTER,
-        ));
+        let input = (NfChainType::Filter, NfHook::Input, PRIO_FILTER);
+        self.chain(inet, CHAIN_INPUT, Some(input));
     }
 
     /// The agent's LAN-only services (UPnP IGD, the API on its default addresses) are unreachable from
@@ -250,15 +267,7 @@ impl Builder {
         }
         tcp.sort_unstable();
         // meta iiftype != loopback iifname != "br-lan" tcp dport { 5431, 8780 } drop
-        let ports = if let [one] = tcp.as_slice() {
-            E::Number((*one).into())
-        } else {
-            E::Named(N::Set(
-                tcp.iter()
-                    .map(|p| nftables::expr::SetItem::Element(E::Number((*p).into())))
-                    .collect(),
-            ))
-        };
+        let ports = one_or_set(tcp.iter().map(|p| E::Number((*p).into())).collect());
         self.rule(
             CHAIN_INPUT,
             "wilife: UPnP and API only from the LAN".into(),
@@ -278,10 +287,10 @@ impl Builder {
                 ct_status_dnat(),
                 is(meta(MetaKey::L4proto), E::String("tcp".into())),
                 not(
-                    E::Named(N::Concat(vec![
+                    concat(vec![
                         ct("proto-dst", Some(CTDir::Original)),
                         ct("ip saddr", Some(CTDir::Reply)),
-                    ])),
+                    ]),
                     set_ref(SET_GRANTED),
                 ),
                 S::Drop(None),
@@ -370,13 +379,7 @@ impl Builder {
 fn mark_and_dnat(bit: u32, f: &Forward) -> Vec<S<'static>> {
     vec![
         S::Counter(CounterRef::Named(f.conns_counter().into())),
-        S::Mangle(Mangle {
-            key: ct("mark", None),
-            value: E::BinaryOperation(Box::new(BinaryOperation::OR(vec![
-                ct("mark", None),
-                E::Number(bit),
-            ]))),
-        }),
+        mark_set(bit),
         S::DNAT(Some(NAT {
             addr: Some(E::String(f.target.to_string().into())),
             family: Some(stmt::NATFamily::IP),
@@ -388,96 +391,4 @@ fn mark_and_dnat(bit: u32, f: &Forward) -> Vec<S<'static>> {
 
 fn ports(f: &Forward) -> E<'static> {
     port_range(f.external.first, f.external.last)
-}
-
-fn port_range(first: u16, last: u16) -> E<'static> {
-    if first == last {
-        E::Number(first.into())
-    } else {
-        E::Range(Box::new(Range {
-            range: [E::Number(first.into()), E::Number(last.into())],
-        }))
-    }
-}
-
-fn prefix(addr: std::net::Ipv4Addr, len: u8) -> E<'static> {
-    E::Named(N::Prefix(Prefix {
-        addr: Box::new(E::String(addr.to_string().into())),
-        len: len.into(),
-    }))
-}
-
-fn ifname_set(names: &[String]) -> E<'static> {
-    if let [one] = names {
-        return E::String(one.clone().into());
-    }
-    E::Named(N::Set(
-        names
-            .iter()
-            .map(|n| nftables::expr::SetItem::Element(E::String(n.clone().into())))
-            .collect(),
-    ))
-}
-
-fn set_ref(name: &str) -> E<'static> {
-    E::String(format!("@{name}").into())
-}
-
-fn payload(protocol: &'static str, field: &'static str) -> E<'static> {
-    E::Named(N::Payload(Payload::PayloadField(PayloadField {
-        protocol: protocol.into(),
-        field: field.into(),
-    })))
-}
-
-fn tcp_dport() -> E<'static> {
-    payload("tcp", "dport")
-}
-
-fn meta(key: MetaKey) -> E<'static> {
-    E::Named(N::Meta(Meta { key }))
-}
-
-fn ct(key: &'static str, dir: Option<CTDir>) -> E<'static> {
-    E::Named(N::CT(CT {
-        key: key.into(),
-        family: None,
-        dir,
-    }))
-}
-
-fn is(left: E<'static>, right: E<'static>) -> S<'static> {
-    S::Match(Match {
-        left,
-        right,
-        op: Operator::EQ,
-    })
-}
-
-fn not(left: E<'static>, right: E<'static>) -> S<'static> {
-    S::Match(Match {
-        left,
-        right,
-        op: Operator::NEQ,
-    })
-}
-
-/// `ct mark & BIT == BIT`
-fn mark_has(bit: u32) -> S<'static> {
-    is(
-        E::BinaryOperation(Box::new(BinaryOperation::AND(
-            ct("mark", None),
-            E::Number(bit),
-        ))),
-        E::Number(bit),
-    )
-}
-
-/// `ct status dnat`
-fn ct_status_dnat() -> S<'static> {
-    S::Match(Match {
-        left: ct("status", None),
-        right: E::String("dnat".into()),
-        op: Operator::IN,
-    })
 }

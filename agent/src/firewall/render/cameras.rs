@@ -1,0 +1,521 @@
+//! The camera LAN rules: what cameras and the Command Center(s) may say to each other, and (isolation)
+//! that a camera reaches nothing else. Cameras are known by MAC, so a camera that changes address stays
+//! covered. Two layouts, both rendered, each where it applies:
+//!
+//! - **Same bridge** as the PC (OpenWrt's default `br-lan`): frames between bridge ports never reach the
+//!   IP hooks (without br_netfilter), so `table bridge wilife` filters them. The bridge family has no
+//!   conntrack, so the rules are stateless: each direction is explicit, and answer rules keyed on a
+//!   source port exclude TCP connection openers (a camera's ephemeral ports overlap 50000-65000).
+//! - **Routed** (cameras on their own bridge/VLAN and zone): the inet forward chain grants camera <->
+//!   Command Center flows with the connmark handshake (conntrack keeps the answers) and drops the rest.
+//!
+//! On both, the router's own services are guarded in the inet input chain: DHCP always, DNS if allowed.
+
+use super::nft::*;
+use super::{Builder, CHAIN_FORWARD, CHAIN_INPUT};
+use crate::config::{Config, Mac};
+use crate::consts::{
+    CAMERA_CONTROL_PORTS, PRIO_BRIDGE_FILTER, SSDP_GROUP, SSDP_PORT, UPNP_CONTROL_PORTS,
+};
+use crate::firewall::{camera_id, camera_ips, command_center_ips, NetFacts};
+use nftables::expr::{Expression as E, MetaKey};
+use nftables::schema::{SetType, SetTypeValue};
+use nftables::stmt::{Counter as CounterRef, Statement as S};
+use nftables::types::{NfChainType, NfFamily, NfHook};
+use std::net::Ipv4Addr;
+
+pub const SET_CAMERAS: &str = "cameras";
+pub const SET_CAMERA_IPV4: &str = "camera_ipv4";
+pub const SET_CC_IPV4: &str = "cc_ipv4";
+/// `protocol . port` a camera may open towards a Command Center.
+pub const SET_CAMERA_TO_CC: &str = "camera_to_cc";
+/// `protocol . port` a Command Center may open towards a camera.
+pub const SET_CC_TO_CAMERA: &str = "cc_to_camera";
+
+const CHAIN_FROM_CAMERA: &str = "from_camera";
+const CHAIN_TO_CAMERA: &str = "to_camera";
+const CHAIN_CAMERA_INPUT: &str = "camera_input";
+const CHAIN_CAMERA_TX: &str = "camera_tx";
+const CHAIN_CAMERA_RX: &str = "camera_rx";
+
+/// Counters of what isolation dropped, per path.
+pub const COUNTER_ISOLATION_BRIDGED: &str = "camera_isolation_bridged";
+pub const COUNTER_ISOLATION_ROUTED: &str = "camera_isolation_routed";
+pub const COUNTER_ISOLATION_INPUT: &str = "camera_isolation_input";
+
+/// Per-camera traffic counters (bytes to / from the Command Centers), one pair per path.
+pub fn traffic_counters(mac: &Mac) -> [String; 4] {
+    let id = camera_id(mac);
+    [
+        format!("cam_{id}_bridged_tx"),
+        format!("cam_{id}_bridged_rx"),
+        format!("cam_{id}_routed_tx"),
+        format!("cam_{id}_routed_rx"),
+    ]
+}
+
+struct Cam {
+    id: String,
+    mac: Mac,
+    ips: Vec<Ipv4Addr>,
+}
+
+/// The camera rules of one configuration, with the addresses known now.
+pub(super) struct Cameras<'a> {
+    config: &'a Config,
+    cams: Vec<Cam>,
+    cc_ips: Vec<Ipv4Addr>,
+}
+
+impl<'a> Cameras<'a> {
+    pub(super) fn new(config: &'a Config, facts: &NetFacts) -> Self {
+        let cams = if config.enabled {
+            config
+                .cameras
+                .iter()
+                .map(|c| Cam {
+                    id: camera_id(&c.mac),
+                    mac: c.mac,
+                    ips: camera_ips(c, facts),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Cameras {
+            config,
+            cams,
+            cc_ips: command_center_ips(config, facts),
+        }
+    }
+
+    fn isolation(&self) -> bool {
+        self.config.camera_rules.isolation
+    }
+
+    /// `tcp . 22211, tcp . 5800-5821, …`: merged per protocol, so a video port inside another range
+    /// cannot make overlapping interval elements.
+    fn services(&self, camera_opens: bool) -> Vec<E<'static>> {
+        let mut tcp = vec![CAMERA_CONTROL_PORTS, UPNP_CONTROL_PORTS];
+        if camera_opens {
+            let v = self.config.camera_rules.video_port;
+            tcp.push((v, v));
+        }
+        let udp = vec![CAMERA_CONTROL_PORTS, (SSDP_PORT, SSDP_PORT)];
+        let mut out = Vec::new();
+        for (proto, ranges) in [("tcp", tcp), ("udp", udp)] {
+            for (a, b) in merge(ranges) {
+                out.push(concat(vec![string(proto), port_range(a, b)]));
+            }
+        }
+        out
+    }
+
+    fn sets(&self, b: &mut Builder, family: NfFamily) {
+        let single = |t| SetTypeValue::Single(t);
+        let macs = self.cams.iter().map(|c| mac(&c.mac)).collect();
+        b.set(family, SET_CAMERAS, single(SetType::EtherAddr), false, macs);
+        if family == NfFamily::INet {
+            let mut ips: Vec<Ipv4Addr> = self.cams.iter().flat_map(|c| c.ips.clone()).collect();
+            ips.sort();
+            ips.dedup();
+            let ips = ips.into_iter().map(string).collect();
+            b.set(
+                family,
+                SET_CAMERA_IPV4,
+                single(SetType::Ipv4Addr),
+                false,
+                ips,
+            );
+        } else {
+            // inet has it already (sets of the main table).
+            let cc = self.cc_ips.iter().map(string).collect();
+            b.set(family, SET_CC_IPV4, single(SetType::Ipv4Addr), false, cc);
+        }
+        let ty =
+            || SetTypeValue::Concatenated(vec![SetType::InetProto, SetType::InetService].into());
+        b.set(family, SET_CAMERA_TO_CC, ty(), true, self.services(true));
+        b.set(family, SET_CC_TO_CAMERA, ty(), true, self.services(false));
+    }
+
+    /// Per-camera counting: `KEY vmap { mac : jump cam_ID_tx }`, each chain one named counter.
+    fn count_chains(&self, b: &mut Builder, family: NfFamily) {
+        let path = if family == NfFamily::Bridge {
+            "bridged"
+        } else {
+            "routed"
+        };
+        for c in &self.cams {
+            for dir in ["tx", "rx"] {
+                let chain = format!("cam_{}_{dir}", c.id);
+                let counter = format!("cam_{}_{path}_{dir}", c.id);
+                b.counter(family, counter.clone());
+                b.chain(family, &chain, None);
+                b.rule_in(
+                    family,
+                    &chain,
+                    format!("wilife: camera {} {dir}", c.mac),
+                    vec![S::Counter(CounterRef::Named(counter.into()))],
+                );
+            }
+        }
+    }
+
+    /// The inet part: sets, per-camera counters, and rules on the routed path and the router's input.
+    pub(super) fn routed(&self, b: &mut Builder) {
+        if self.cams.is_empty() {
+            return;
+        }
+        let bit = self.config.connmark;
+        let inet = NfFamily::INet;
+        self.sets(b, inet);
+        self.count_chains(b, inet);
+        let from_camera = || is(payload("ether", "saddr"), set_ref(SET_CAMERAS));
+        // ct state new ether saddr @cameras ip daddr @cc_ipv4 meta l4proto . th dport @camera_to_cc
+        //   ct mark set ct mark | BIT
+        b.rule(
+            CHAIN_FORWARD,
+            "wilife: camera -> command center (routed)".into(),
+            vec![
+                ct_new(),
+                from_camera(),
+                is(payload("ip", "daddr"), set_ref(SET_CC_IPV4)),
+                is(l4_port("dport"), set_ref(SET_CAMERA_TO_CC)),
+                mark_set(bit),
+            ],
+        );
+        // ct state new ip saddr @cc_ipv4 ip daddr @camera_ipv4 meta l4proto . th dport @cc_to_camera
+        //   ct mark set ct mark | BIT
+        b.rule(
+            CHAIN_FORWARD,
+            "wilife: command center -> camera (routed)".into(),
+            vec![
+                ct_new(),
+                is(payload("ip", "saddr"), set_ref(SET_CC_IPV4)),
+                is(payload("ip", "daddr"), set_ref(SET_CAMERA_IPV4)),
+                is(l4_port("dport"), set_ref(SET_CC_TO_CAMERA)),
+                mark_set(bit),
+            ],
+        );
+        // SSDP between networks only flows where a multicast router forwards it; then it is granted.
+        // ct state new ether saddr @cameras ip daddr 239.255.255.250 udp dport 1900 ct mark set …
+        b.rule(
+            CHAIN_FORWARD,
+            "wilife: camera SSDP (routed multicast)".into(),
+            vec![
+                ct_new(),
+                from_camera(),
+                is(payload("ip", "daddr"), string(SSDP_GROUP)),
+                is(payload("udp", "dport"), E::Number(SSDP_PORT.into())),
+                mark_set(bit),
+            ],
+        );
+        if self.isolation() {
+            b.counter(inet, COUNTER_ISOLATION_ROUTED.into());
+            // ether saddr @cameras ct mark & BIT != BIT counter name "…" drop
+            b.rule(
+                CHAIN_FORWARD,
+                "wilife: camera isolation (routed)".into(),
+                vec![
+                    from_camera(),
+                    mark_lacks(bit),
+                    S::Counter(CounterRef::Named(COUNTER_ISOLATION_ROUTED.into())),
+                    S::Drop(None),
+                ],
+            );
+            // ip daddr @camera_ipv4 ct mark & BIT != BIT drop
+            b.rule(
+                CHAIN_FORWARD,
+                "wilife: only command centers reach cameras (routed)".into(),
+                vec![
+                    is(payload("ip", "daddr"), set_ref(SET_CAMERA_IPV4)),
+                    mark_lacks(bit),
+                    S::Counter(CounterRef::Named(COUNTER_ISOLATION_ROUTED.into())),
+                    S::Drop(None),
+                ],
+            );
+            self.camera_input(b);
+        }
+        // ct mark & BIT == BIT ip daddr @cc_ipv4 ether saddr vmap { MAC : jump cam_ID_tx }
+        let tx = self
+            .cams
+            .iter()
+            .map(|c| (mac(&c.mac), format!("cam_{}_tx", c.id)));
+        b.rule(
+            CHAIN_FORWARD,
+            "wilife: camera traffic to command centers (routed)".into(),
+            vec![
+                mark_has(bit),
+                is(payload("ip", "daddr"), set_ref(SET_CC_IPV4)),
+                vmap_jump(payload("ether", "saddr"), tx.collect()),
+            ],
+        );
+        // ct mark & BIT == BIT ip saddr @cc_ipv4 ip daddr vmap { IP : jump cam_ID_rx }
+        let mut rx: Vec<(Ipv4Addr, String)> = Vec::new();
+        for c in &self.cams {
+            for ip in &c.ips {
+                if !rx.iter().any(|(seen, _)| seen == ip) {
+                    rx.push((*ip, format!("cam_{}_rx", c.id)));
+                }
+            }
+        }
+        if !rx.is_empty() {
+            b.rule(
+                CHAIN_FORWARD,
+                "wilife: command center traffic to cameras (routed)".into(),
+                vec![
+                    mark_has(bit),
+                    is(payload("ip", "saddr"), set_ref(SET_CC_IPV4)),
+                    vmap_jump(
+                        payload("ip", "daddr"),
+                        rx.into_iter().map(|(ip, c)| (string(ip), c)).collect(),
+                    ),
+                ],
+            );
+        }
+    }
+
+    /// What a camera may ask of the router itself: DHCP, IGMP (multicast membership, which SSDP needs on
+    /// snooping bridges), DNS if allowed; nothing else reaches a local socket.
+    fn camera_input(&self, b: &mut Builder) {
+        let inet = NfFamily::INet;
+        b.counter(inet, COUNTER_ISOLATION_INPUT.into());
+        b.chain(inet, CHAIN_CAMERA_INPUT, None);
+        // ether saddr @cameras jump camera_input
+        b.rule(
+            CHAIN_INPUT,
+            "wilife: cameras to the router".into(),
+            vec![
+                is(payload("ether", "saddr"), set_ref(SET_CAMERAS)),
+                jump(CHAIN_CAMERA_INPUT.into()),
+            ],
+        );
+        let ret = |comment: &str, expr: Vec<S<'static>>| {
+            (comment.to_string(), [expr, vec![S::Return(None)]].concat())
+        };
+        let mut rules = vec![
+            // udp dport 67 return
+            ret(
+                "wilife: camera DHCP",
+                vec![is(payload("udp", "dport"), E::Number(67))],
+            ),
+            // ip protocol igmp return
+            ret(
+                "wilife: camera IGMP",
+                vec![is(payload("ip", "protocol"), string("igmp"))],
+            ),
+        ];
+        if self.config.camera_rules.dns {
+            // meta l4proto { tcp, udp } th dport 53 return
+            rules.push(ret(
+                "wilife: camera DNS",
+                vec![
+                    is(
+                        meta(MetaKey::L4proto),
+                        one_or_set(vec![string("tcp"), string("udp")]),
+                    ),
+                    is(payload("th", "dport"), E::Number(53)),
+                ],
+            ));
+        }
+        // counter name "camera_isolation_input" drop
+        rules.push((
+            "wilife: camera isolation (router)".into(),
+            vec![
+                S::Counter(CounterRef::Named(COUNTER_ISOLATION_INPUT.into())),
+                S::Drop(None),
+            ],
+        ));
+        for (comment, expr) in rules {
+            b.rule(CHAIN_CAMERA_INPUT, comment, expr);
+        }
+    }
+
+    /// `table bridge wilife`: the same-bridge layout, stateless.
+    pub(super) fn bridged(&self, b: &mut Builder) {
+        if self.cams.is_empty() {
+            return;
+        }
+        let br = NfFamily::Bridge;
+        b.replace_table(br);
+        if self.isolation() {
+            b.counter(br, COUNTER_ISOLATION_BRIDGED.into());
+        }
+        self.sets(b, br);
+        self.count_chains(b, br);
+        let hook = (NfChainType::Filter, NfHook::Forward, PRIO_BRIDGE_FILTER);
+        b.chain(br, CHAIN_FORWARD, Some(hook));
+        for name in [
+            CHAIN_FROM_CAMERA,
+            CHAIN_TO_CAMERA,
+            CHAIN_CAMERA_TX,
+            CHAIN_CAMERA_RX,
+        ] {
+            b.chain(br, name, None);
+        }
+        let rule = |b: &mut Builder, chain: &str, comment: &str, expr: Vec<S<'static>>| {
+            b.rule_in(br, chain, format!("wilife: {comment}"), expr)
+        };
+        // ether saddr @cameras jump from_camera
+        rule(
+            b,
+            CHAIN_FORWARD,
+            "frames from cameras",
+            vec![
+                is(payload("ether", "saddr"), set_ref(SET_CAMERAS)),
+                jump(CHAIN_FROM_CAMERA.into()),
+            ],
+        );
+        // ether daddr @cameras jump to_camera
+        rule(
+            b,
+            CHAIN_FORWARD,
+            "frames to cameras",
+            vec![
+                is(payload("ether", "daddr"), set_ref(SET_CAMERAS)),
+                jump(CHAIN_TO_CAMERA.into()),
+            ],
+        );
+        let arp = || vec![is(payload("ether", "type"), string("arp")), S::Accept(None)];
+        for (chain, peer, count) in [
+            (CHAIN_FROM_CAMERA, "daddr", CHAIN_CAMERA_TX),
+            (CHAIN_TO_CAMERA, "saddr", CHAIN_CAMERA_RX),
+        ] {
+            let cc = || is(payload("ip", peer), set_ref(SET_CC_IPV4));
+            // A camera opens `camera_to_cc` and answers on `cc_to_camera`; the Command Center the reverse.
+            let (opens, answers) = if chain == CHAIN_FROM_CAMERA {
+                (SET_CAMERA_TO_CC, SET_CC_TO_CAMERA)
+            } else {
+                (SET_CC_TO_CAMERA, SET_CAMERA_TO_CC)
+            };
+            rule(b, chain, "ARP", arp());
+            // ip daddr @cc_ipv4 meta l4proto . th dport @camera_to_cc goto camera_tx
+            rule(
+                b,
+                chain,
+                "new and ongoing, towards the listed services",
+                vec![
+                    cc(),
+                    is(l4_port("dport"), set_ref(opens)),
+                    goto(count.into()),
+                ],
+            );
+            // ip daddr @cc_ipv4 tcp flags != syn / syn,ack meta l4proto . tcp sport @cc_to_camera goto camera_tx
+            rule(
+                b,
+                chain,
+                "TCP answers, never an opener",
+                vec![
+                    cc(),
+                    not_tcp_opener(),
+                    is(
+                        concat(vec![meta(MetaKey::L4proto), payload("tcp", "sport")]),
+                        set_ref(answers),
+                    ),
+                    goto(count.into()),
+                ],
+            );
+            // ip daddr @cc_ipv4 meta l4proto . udp sport @cc_to_camera goto camera_tx
+            rule(
+                b,
+                chain,
+                "UDP answers",
+                vec![
+                    cc(),
+                    is(
+                        concat(vec![meta(MetaKey::L4proto), payload("udp", "sport")]),
+                        set_ref(answers),
+                    ),
+                    goto(count.into()),
+                ],
+            );
+            if chain == CHAIN_FROM_CAMERA {
+                // ip daddr 239.255.255.250 udp dport 1900 accept
+                rule(
+                    b,
+                    chain,
+                    "SSDP announcements and searches",
+                    vec![
+                        is(payload("ip", "daddr"), string(SSDP_GROUP)),
+                        is(payload("udp", "dport"), E::Number(SSDP_PORT.into())),
+                        S::Accept(None),
+                    ],
+                );
+                // ip protocol igmp accept
+                rule(
+                    b,
+                    chain,
+                    "IGMP membership",
+                    vec![
+                        is(payload("ip", "protocol"), string("igmp")),
+                        S::Accept(None),
+                    ],
+                );
+            }
+            if self.isolation() {
+                // counter name "camera_isolation_bridged" drop
+                rule(
+                    b,
+                    chain,
+                    "camera isolation (bridged)",
+                    vec![
+                        S::Counter(CounterRef::Named(COUNTER_ISOLATION_BRIDGED.into())),
+                        S::Drop(None),
+                    ],
+                );
+            }
+        }
+        for (chain, field, dir) in [
+            (CHAIN_CAMERA_TX, "saddr", "tx"),
+            (CHAIN_CAMERA_RX, "daddr", "rx"),
+        ] {
+            // ether saddr vmap { MAC : jump cam_ID_tx }
+            let entries = self
+                .cams
+                .iter()
+                .map(|c| (mac(&c.mac), format!("cam_{}_{dir}", c.id)))
+                .collect();
+            let key = match field {
+                "saddr" => payload("ether", "saddr"),
+                _ => payload("ether", "daddr"),
+            };
+            rule(b, chain, "count per camera", vec![vmap_jump(key, entries)]);
+            rule(b, chain, "allowed", vec![S::Accept(None)]);
+        }
+    }
+}
+
+/// Inclusive ranges merged where they overlap or touch.
+fn merge(mut ranges: Vec<(u16, u16)>) -> Vec<(u16, u16)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(u16, u16)> = Vec::new();
+    for (a, b) in ranges {
+        match out.last_mut() {
+            Some(last) if u32::from(a) <= u32::from(last.1) + 1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge;
+
+    #[test]
+    fn overlapping_ranges_merge() {
+        assert_eq!(
+            merge(vec![
+                (5800, 5821),
+                (5810, 5810),
+                (22211, 22211),
+                (5822, 5830)
+            ]),
+            vec![(5800, 5830), (22211, 22211)]
+        );
+        assert_eq!(
+            merge(vec![(65000, 65535), (1, 1)]),
+            vec![(1, 1), (65000, 65535)]
+        );
+    }
+}

@@ -1,0 +1,269 @@
+//! Issue 5: the camera LAN rules and the outbound allowances, with real packets through the lab router
+//! (fw4's ruleset loaded, the package's include in place).
+
+use nix::sys::signal::Signal;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use wilife_lab::lab::*;
+
+fn at(ip: Ipv4Addr, port: u16) -> SocketAddr {
+    SocketAddr::from((ip, port))
+}
+
+/// The porch camera on br-lan (by MAC only) plus `extra` config lines.
+fn camera_config(lab: &Lab, extra: &str) -> String {
+    lab.config(
+        "off",
+        &format!("config camera\n\toption name 'porch'\n\toption mac '{CAMERA_MAC}'\n{extra}"),
+    )
+}
+
+fn start(lab: &mut Lab, text: &str) {
+    let cfg = lab.write_config("wilife", text);
+    lab.start_agent(&cfg, &[]);
+    lab.wait_log("applied (startup)", Duration::from_secs(5));
+}
+
+fn reload(lab: &Lab, text: &str) {
+    lab.write_config("wilife", text);
+    let before = lab.log().matches("applied (reload)").count();
+    lab.signal_agent(Signal::SIGHUP);
+    lab.wait_log_count("applied (reload)", before + 1, Duration::from_secs(5));
+}
+
+/// Servers on every camera <-> Command Center service, both ways, plus decoys.
+struct Services {
+    _keep: Vec<EchoServer>,
+}
+
+fn services(lab: &Lab, camera_ns: &str) -> Services {
+    let mut keep = Vec::new();
+    for p in [22211, 5800, 50000, 8080] {
+        keep.push(lab.echo_server(&lab.cc, p, "cc"));
+    }
+    for p in [5800, 50000, 8081] {
+        keep.push(lab.echo_server(camera_ns, p, "camera"));
+    }
+    keep.push(lab.echo_server(&lab.other, 22, "other"));
+    keep.push(lab.echo_server(&lab.remote, 80, "remote"));
+    // The router's own SSH port (the router's namespace; fw4 accepts it from the LAN).
+    keep.push(lab.echo_server(&lab.router, 22, "router"));
+    Services { _keep: keep }
+}
+
+/// What the seed lists between a camera (in `cam_ns`, at `cam_ip`) and the Command Center: delivered.
+fn assert_camera_services_flow(lab: &Lab, cam_ns: &str, cam_ip: Ipv4Addr, multicast: bool) {
+    for port in [22211, 5800, 50000] {
+        assert!(
+            lab.reaches(cam_ns, at(CC_IP, port)),
+            "camera -> cc tcp/{port} must be delivered"
+        );
+    }
+    assert!(
+        lab.udp_delivered(cam_ns, 40000, &lab.cc, at(CC_IP, 5821)),
+        "camera -> cc udp/5821 must be delivered"
+    );
+    for port in [5800, 50000] {
+        assert!(
+            lab.reaches(&lab.cc, at(cam_ip, port)),
+            "cc -> camera tcp/{port} must be delivered"
+        );
+    }
+    assert!(
+        lab.udp_delivered(&lab.cc, 40001, cam_ns, at(cam_ip, 5810)),
+        "cc -> camera udp/5810 must be delivered"
+    );
+    if multicast {
+        assert!(
+            lab.ssdp_multicast_delivered(cam_ns, &lab.cc, CC_IP),
+            "camera SSDP multicast must reach the cc"
+        );
+    }
+}
+
+#[test]
+fn same_bridge_camera_talks_to_the_command_center_only_while_isolated() {
+    let mut lab = Lab::new();
+    let _s = services(&lab, &lab.camera.clone());
+    let text = camera_config(&lab, "");
+    start(&mut lab, &text);
+    assert_camera_services_flow(&lab, &lab.camera, CAMERA_IP, true);
+
+    // Isolation (the default): nothing else, in either direction.
+    let blocked = [
+        (at(REMOTE_IP, 80), "the internet"),
+        (at(OTHER_IP, 22), "another LAN host"),
+        (at(LAN_IP, 22), "the router's SSH port"),
+        (at(CC_IP, 8080), "an unlisted port of the cc"),
+    ];
+    for (to, what) in blocked {
+        assert!(
+            !lab.reaches(&lab.camera, to),
+            "camera -> {what} must be blocked"
+        );
+    }
+    assert!(
+        !lab.reaches(&lab.other, at(CAMERA_IP, 5800)),
+        "another LAN host must not reach the camera"
+    );
+    assert!(
+        !lab.reaches(&lab.cc, at(CAMERA_IP, 8081)),
+        "the cc reaches only the camera's listed services"
+    );
+    // Stateless answer rules must not let a camera open connections from a listed source port: 40
+    // connections from camera ports 50000-50039 (inside the UPnP range) and 5800-5821 to cc:8080.
+    assert_eq!(
+        lab.reaches_from_ports(&lab.camera, at(CC_IP, 8080), 50000, 40),
+        0
+    );
+    assert_eq!(
+        lab.reaches_from_ports(&lab.camera, at(CC_IP, 8080), 5800, 22),
+        0
+    );
+    // ... while the other hosts are not affected.
+    assert!(lab.reaches(&lab.other, at(REMOTE_IP, 80)));
+    assert!(lab.reaches(&lab.other, at(CC_IP, 8080)));
+    let status = lab.api_status();
+    assert_eq!(status["firewall"]["table_present"], true, "{status}");
+
+    // Someone deletes the bridge table (a `service firewall stop` deletes every table): restored,
+    // and the camera is held again.
+    assert!(lab
+        .nft(&["delete", "table", "bridge", "wilife"])
+        .status
+        .success());
+    lab.wait_log("restoring it", Duration::from_secs(5));
+    lab.wait_log("applied (restore)", Duration::from_secs(5));
+    assert!(!lab.reaches(&lab.camera, at(OTHER_IP, 22)));
+
+    // A camera with a new address (same MAC) is still governed.
+    lab.ip(&lab.camera, &["addr", "flush", "dev", "eth0"]);
+    let new_ip = Ipv4Addr::new(192, 168, 50, 21);
+    lab.ip(
+        &lab.camera,
+        &["addr", "add", &format!("{new_ip}/24"), "dev", "eth0"],
+    );
+    lab.ip(
+        &lab.camera,
+        &["route", "add", "default", "via", &LAN_IP.to_string()],
+    );
+    assert!(!lab.reaches(&lab.camera, at(REMOTE_IP, 80)));
+    assert!(!lab.reaches(&lab.camera, at(OTHER_IP, 22)));
+    assert!(!lab.reaches(&lab.camera, at(LAN_IP, 22)));
+    assert!(lab.reaches(&lab.camera, at(CC_IP, 22211)));
+    assert!(lab.reaches(&lab.cc, at(new_ip, 5800)));
+
+    // Isolation off: the camera reaches everything again; its services still flow.
+    reload(
+        &lab,
+        &camera_config(
+            &lab,
+            "config camera_rules 'cameras'\n\toption isolation '0'\n",
+        ),
+    );
+    assert!(lab.reaches(&lab.camera, at(REMOTE_IP, 80)));
+    assert!(lab.reaches(&lab.camera, at(OTHER_IP, 22)));
+    assert!(lab.reaches(&lab.camera, at(LAN_IP, 22)));
+    assert!(lab.reaches(&lab.cc, at(new_ip, 8081)));
+    assert!(lab.reaches(&lab.camera, at(CC_IP, 22211)));
+
+    // LukWerks video port: 22210 replaces 22211.
+    reload(
+        &lab,
+        &camera_config(
+            &lab,
+            "config camera_rules 'cameras'\n\toption video_port '22210'\n",
+        ),
+    );
+    let _lukwerks = lab.echo_server(&lab.cc, 22210, "cc");
+    assert!(lab.reaches(&lab.camera, at(CC_IP, 22210)));
+    assert!(!lab.reaches(&lab.camera, at(CC_IP, 22211)));
+
+    // No cameras any more: the bridge table goes in the same transaction.
+    reload(&lab, &lab.config("off", ""));
+    assert!(!lab
+        .nft(&["list", "table", "bridge", "wilife"])
+        .status
+        .success());
+    assert!(lab.reaches(&lab.camera, at(OTHER_IP, 22)));
+}
+
+#[test]
+fn separate_camera_network_is_granted_across_the_routed_path() {
+    let mut lab = Lab::new();
+    lab.add_camera_network();
+    let _s = services(&lab, &lab.camnet.clone());
+    // Before the agent: fw4 rejects everything between the camera network and the LAN.
+    assert!(!lab.reaches(&lab.camnet, at(CC_IP, 22211)));
+    let text = lab.config(
+        "off",
+        &format!("config camera\n\toption mac '{CAMNET_MAC}'\n\toption ip '{CAMNET_IP}'\n"),
+    );
+    start(&mut lab, &text);
+    assert_camera_services_flow(&lab, &lab.camnet, CAMNET_IP, false);
+    assert!(!lab.reaches(&lab.camnet, at(REMOTE_IP, 80)));
+    assert!(!lab.reaches(&lab.camnet, at(OTHER_IP, 22)));
+    assert!(!lab.reaches(&lab.camnet, at(CC_IP, 8080)));
+    assert!(!lab.reaches(&lab.camnet, at(CAMNET_ROUTER_IP, 22)));
+    assert!(!lab.reaches(&lab.other, at(CAMNET_IP, 5800)));
+    // Conntrack carries the answers: many camera connections from ports in the UPnP range get
+    // nowhere but the listed services.
+    assert_eq!(
+        lab.reaches_from_ports(&lab.camnet, at(CC_IP, 8080), 50000, 20),
+        0
+    );
+    assert_eq!(
+        lab.reaches_from_ports(&lab.camnet, at(CC_IP, 22211), 50100, 20),
+        20
+    );
+}
+
+#[test]
+fn outbound_allowances_work_without_the_lan_to_wan_forwarding() {
+    let mut lab = Lab::new();
+    lab.load_fw4_without_lan_to_wan();
+    let _servers: Vec<EchoServer> = [443, 5222, 465, 25, 554, 8080]
+        .iter()
+        .map(|p| lab.echo_server(&lab.remote.clone(), *p, "remote"))
+        .collect();
+    // Without the agent, fw4 now rejects LAN -> WAN.
+    assert!(!lab.reaches(&lab.cc, at(REMOTE_IP, 443)));
+    let ob = |lab: &Lab, online: u8, email: u8, viewer: u8| {
+        lab.config(
+            "off",
+            &format!(
+                "config outbound 'outbound'\n\toption wilife_online '{online}'\n\toption relay '0'\n\toption email '{email}'\n\toption smtp_port '465'\n\toption remote_client '{viewer}'\n"
+            ),
+        )
+    };
+    let text = ob(&lab, 1, 1, 0);
+    start(&mut lab, &text);
+    for p in [443, 5222, 465] {
+        assert!(
+            lab.reaches(&lab.cc, at(REMOTE_IP, p)),
+            "cc -> internet tcp/{p}"
+        );
+    }
+    for p in [25, 554, 8080] {
+        assert!(
+            !lab.reaches(&lab.cc, at(REMOTE_IP, p)),
+            "cc -> internet tcp/{p} stays blocked"
+        );
+    }
+    assert!(
+        !lab.reaches(&lab.other, at(REMOTE_IP, 443)),
+        "only the cc has the allowance"
+    );
+
+    // Each group is switchable.
+    reload(&lab, &ob(&lab, 0, 1, 0));
+    assert!(!lab.reaches(&lab.cc, at(REMOTE_IP, 443)));
+    assert!(!lab.reaches(&lab.cc, at(REMOTE_IP, 5222)));
+    assert!(lab.reaches(&lab.cc, at(REMOTE_IP, 465)));
+    reload(&lab, &ob(&lab, 0, 0, 1));
+    assert!(!lab.reaches(&lab.cc, at(REMOTE_IP, 465)));
+    // The remote viewing client may be any LAN host.
+    assert!(lab.reaches(&lab.other, at(REMOTE_IP, 554)));
+    assert!(lab.reaches(&lab.other, at(REMOTE_IP, 443)));
+    assert!(!lab.reaches(&lab.other, at(REMOTE_IP, 8080)));
+}
