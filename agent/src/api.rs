@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tiny_http::{Header, Method, Request, Response};
 
 /// Live table facts are read from the kernel at most this often, however hard a client polls.
@@ -171,7 +171,13 @@ impl Api {
         let get_only = matches!(request.method(), Method::Get | Method::Head);
         let known = matches!(
             path,
-            "/api/v1" | "/api/v1/status" | "/api/v1/health" | "/api/v1/mappings"
+            "/api/v1"
+                | "/api/v1/status"
+                | "/api/v1/health"
+                | "/api/v1/mappings"
+                | "/api/v1/diagnosis"
+                | "/api/v1/cameras"
+                | "/api/v1/outbound"
         );
         if !known {
             return (
@@ -195,7 +201,8 @@ impl Api {
             "/api/v1" => (
                 200,
                 json!({"api_version": crate::status::API_VERSION, "endpoints": [
-                    "GET /api/v1/status", "GET /api/v1/health", "GET /api/v1/mappings",
+                    "GET /api/v1/status", "GET /api/v1/health", "GET /api/v1/diagnosis",
+                    "GET /api/v1/cameras", "GET /api/v1/outbound", "GET /api/v1/mappings",
                     "DELETE /api/v1/mappings/{protocol}/{port}"]}),
                 None,
             ),
@@ -208,6 +215,27 @@ impl Api {
                     serde_json::to_value(status).unwrap_or(Value::Null),
                     None,
                 )
+            }
+            "/api/v1/diagnosis" => {
+                let snap = self.shared.snapshot.lock().unwrap().clone();
+                let d = crate::diagnosis::diagnose(&snap, SystemTime::now());
+                (200, serde_json::to_value(d).unwrap_or(Value::Null), None)
+            }
+            "/api/v1/cameras" => {
+                let live = self.live();
+                let snap = self.shared.snapshot.lock().unwrap().clone();
+                let doc = crate::cameras::report(
+                    &snap,
+                    live.as_ref().map(|(p, c)| (*p, c)),
+                    SystemTime::now(),
+                );
+                (200, serde_json::to_value(doc).unwrap_or(Value::Null), None)
+            }
+            "/api/v1/outbound" => {
+                let config = self.shared.snapshot.lock().unwrap().config.clone();
+                let list = crate::firewall::render::outbound::allowances(&config);
+                let in_force = self.live().is_some_and(|(present, _)| present);
+                (200, json!({"allowances": list, "in_force": in_force}), None)
             }
             "/api/v1/mappings" => {
                 let live = self.live();

@@ -35,6 +35,12 @@ pub const DEFAULT_API_PORT: u16 = 8780;
 
 pub const DEFAULT_CONFIG: &str = "/etc/config/wilife";
 pub const DEFAULT_STATE_DIR: &str = "/var/run/wilife";
+/// OpenWrt's dnsmasq lease file.
+pub const DEFAULT_DHCP_LEASES: &str = "/tmp/dhcp.leases";
+/// A host unseen this long is absent: the Linux bridge's default FDB ageing time.
+pub const DEFAULT_PRESENCE_TIMEOUT_SECS: u32 = 300;
+/// Network change events are coalesced this long before the network is read again.
+pub const NET_DEBOUNCE_MS: u64 = 50;
 
 /// Where OpenWrt's fw4 picks up our static forward-chain include.
 pub const FW4_FORWARD_INCLUDE: &str = "/usr/share/nftables.d/chain-pre/forward/30-wilife.nft";

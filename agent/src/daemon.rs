@@ -2,10 +2,13 @@
 //! (signals, nftables change notifications) or serve the published snapshot (the API).
 
 use crate::config::{self, Config, Overrides};
+use crate::consts::NET_DEBOUNCE_MS;
 use crate::consts::{DECISIONS_KEPT, DRIFT_DEBOUNCE_MS, MAX_RETRY_SECS, PERIODIC_CHECK_SECS};
 use crate::firewall::apply::{Applied, Drift, Nft};
 use crate::firewall::monitor::RulesetEvents;
 use crate::firewall::{conntrack, render, static_forwards, Forward, NetFacts};
+use crate::net::rtnl::{self, NetEvents};
+use crate::net::{self, dhcp, NetState};
 use crate::status::{Decision, Fw4Include, Reconcile, Snapshot, UpnpStatus};
 use crate::upnp::description::{uuid_from_mac, Identity};
 use crate::upnp::error::{Refusal, UpnpError};
@@ -37,6 +40,8 @@ pub enum Event {
     Reload,
     Stop(Signal),
     RulesetChanged,
+    /// Links, addresses or neighbours changed (rtnetlink).
+    NetworkChanged,
     /// A change of the UPnP mappings, answered once the firewall holds it.
     Upnp(UpnpCommand, SyncSender<Result<Outcome, Refusal>>),
 }
@@ -143,6 +148,16 @@ struct Owner {
     retry_at: Option<Instant>,
     retry_delay: Duration,
     ruleset_event_pending: Arc<AtomicBool>,
+    /// The last rtnetlink dump and DHCP leases (facts and presence come from them).
+    net: NetState,
+    dhcp_leases: Vec<dhcp::Lease>,
+    net_event_pending: Arc<AtomicBool>,
+    /// No rtnetlink events (subscription failed): the periodic check reads the network instead.
+    net_events_missing: bool,
+    /// The batch in force: an unchanged render is not applied again.
+    last_batch: Option<serde_json::Value>,
+    /// When a watched host would turn absent unless seen again: read the network then.
+    presence_check_at: Option<SystemTime>,
 }
 
 /// Runs until SIGTERM/SIGINT. A bad config is an error before anything is touched.
@@ -168,6 +183,8 @@ pub fn run(opts: Options) -> Result<(), String> {
     spawn_signal_thread(signals, tx.clone());
     let pending = Arc::new(AtomicBool::new(false));
     spawn_ruleset_monitor(tx.clone(), pending.clone());
+    let net_pending = Arc::new(AtomicBool::new(false));
+    let net_events_missing = !spawn_network_monitor(tx.clone(), net_pending.clone());
 
     let nft = Nft::new(opts.nft.clone());
     let mappings = restore_mappings(&config);
@@ -188,6 +205,8 @@ pub fn run(opts: Options) -> Result<(), String> {
             restores: 0,
             fw4_include: include_status(&opts.fw4_include, config.connmark, None),
             reload_error: None,
+            net: NetState::default(),
+            dhcp_leases: Vec::new(),
         }),
         nft,
     });
@@ -203,6 +222,12 @@ pub fn run(opts: Options) -> Result<(), String> {
         retry_at: None,
         retry_delay: Duration::from_secs(1),
         ruleset_event_pending: pending,
+        net: NetState::default(),
+        dhcp_leases: Vec::new(),
+        net_event_pending: net_pending,
+        net_events_missing,
+        last_batch: None,
+        presence_check_at: None,
     };
     let mut servers = api::Servers::default();
     let mut igd = IgdRuntime::default();
@@ -213,6 +238,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         owner.config.wan_device,
         owner.config.lan_devices.join(",")
     );
+    owner.read_network();
     owner.reconcile("startup");
     servers.sync(&owner.config, &shared);
     igd.sync(&owner.config, &owner.identity, &shared);
@@ -227,6 +253,10 @@ pub fn run(opts: Options) -> Result<(), String> {
         }
         if let Some(at) = drift_check_at {
             deadline = deadline.min(at);
+        }
+        if let Some(at) = owner.presence_check_at {
+            let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
+            deadline = deadline.min(Instant::now() + wait);
         }
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(Event::Stop(sig)) => {
@@ -247,6 +277,10 @@ pub fn run(opts: Options) -> Result<(), String> {
                 let result = owner.upnp(command);
                 let _ = reply.send(result);
             }
+            Ok(Event::NetworkChanged) => {
+                owner.net_event_pending.store(false, Ordering::SeqCst);
+                owner.network_changed();
+            }
             Ok(Event::RulesetChanged) => {
                 // Let a burst (fw4 reload, nft -f) finish, then look once; meanwhile keep serving.
                 drift_check_at
@@ -263,6 +297,12 @@ pub fn run(opts: Options) -> Result<(), String> {
             drift_check_at = None;
             owner.ruleset_event_pending.store(false, Ordering::SeqCst);
             owner.check();
+        }
+        if owner
+            .presence_check_at
+            .is_some_and(|at| at <= SystemTime::now())
+        {
+            owner.network_changed();
         }
         if owner.retry_at.is_some_and(|r| r <= now) {
             owner.reconcile("retry");
@@ -315,6 +355,31 @@ fn spawn_ruleset_monitor(tx: Sender<Event>, pending: Arc<AtomicBool>) {
     });
 }
 
+/// Wakes the owner on rtnetlink changes, a burst coalesced into one event. `false`: no events (the
+/// periodic check then reads the network).
+fn spawn_network_monitor(tx: Sender<Event>, pending: Arc<AtomicBool>) -> bool {
+    let events = match NetEvents::subscribe() {
+        Ok(e) => e,
+        Err(e) => {
+            warning!("cannot subscribe to rtnetlink events ({e}); reading the network every {PERIODIC_CHECK_SECS} s");
+            return false;
+        }
+    };
+    std::thread::spawn(move || loop {
+        if let Err(e) = events.wait() {
+            error!(
+                "rtnetlink events failed ({e}); network changes are seen at the next check only"
+            );
+            return;
+        }
+        while events.wait_for(Duration::from_millis(NET_DEBOUNCE_MS)) {}
+        if !pending.swap(true, Ordering::SeqCst) && tx.send(Event::NetworkChanged).is_err() {
+            return;
+        }
+    });
+    true
+}
+
 /// Unix time in seconds (leases are kept in it: they must survive restarts).
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -327,7 +392,6 @@ impl Owner {
     /// Renders the desired table from config and facts and makes the kernel hold exactly it.
     fn reconcile(&mut self, reason: &str) {
         let started = Instant::now();
-        self.facts = netinfo::facts(&self.config, &netinfo::addresses());
         self.forwards = static_forwards(&self.config);
         if self.config.enabled && self.config.direct_access == config::DirectAccess::Upnp {
             self.forwards.extend(leases::forwards(&self.mappings));
@@ -337,7 +401,14 @@ impl Owner {
             forwards: &self.forwards,
             facts: &self.facts,
         });
+        if reason == "network" && self.applied.is_some() && self.last_batch.as_ref() == Some(&batch)
+        {
+            // New facts, same rules (a neighbour that is no camera, an address nothing uses).
+            self.shared.snapshot.lock().unwrap().facts = self.facts.clone();
+            return;
+        }
         let result = self.shared.nft.replace(&batch);
+        self.last_batch = result.is_ok().then_some(batch);
         let duration_ms = started.elapsed().as_millis() as u64;
         let error = match result {
             Ok(applied) => {
@@ -396,10 +467,8 @@ impl Owner {
 
     /// Is the kernel still holding what we applied, and are the facts unchanged? Restore if not.
     fn check(&mut self) {
-        let facts = netinfo::facts(&self.config, &netinfo::addresses());
-        if facts != self.facts {
-            info!("network addresses changed: re-rendering");
-            return self.reconcile("network");
+        if self.net_events_missing {
+            self.network_changed();
         }
         let Some(applied) = &self.applied else {
             // The last apply failed: the retry timer takes care of it.
@@ -432,6 +501,37 @@ impl Owner {
         }
     }
 
+    /// Reads links, addresses, neighbours and leases; derives the facts and publishes them.
+    fn read_network(&mut self) {
+        match rtnl::dump() {
+            Ok(state) => self.net = state,
+            Err(e) => warning!("cannot read the network over rtnetlink: {e}"),
+        }
+        self.dhcp_leases = dhcp::read(&self.config.dhcp_leases, unix_now());
+        self.facts = net::facts(&self.config, &self.net, &self.dhcp_leases);
+        let watched: Vec<config::Mac> = self.config.cameras.iter().map(|c| c.mac).collect();
+        let timeout = Duration::from_secs(self.config.presence_timeout.into());
+        // A little after the moment, so the host is surely past the timeout when read again.
+        self.presence_check_at = net::next_absence(&self.net, &watched, timeout)
+            .filter(|at| *at > SystemTime::now())
+            .map(|at| at + Duration::from_millis(100));
+        let mut snap = self.shared.snapshot.lock().unwrap();
+        snap.net = self.net.clone();
+        snap.dhcp_leases = self.dhcp_leases.clone();
+    }
+
+    /// An rtnetlink event (or a presence deadline): read the network; re-render if the facts moved.
+    fn network_changed(&mut self) {
+        let before = self.facts.clone();
+        self.read_network();
+        if self.facts != before {
+            info!("network changed: re-rendering");
+            self.reconcile("network");
+        } else {
+            self.shared.snapshot.lock().unwrap().facts = self.facts.clone();
+        }
+    }
+
     /// SIGHUP: a new config replaces the old only if it is valid; otherwise the old stays in force.
     fn reload(&mut self) {
         match config::load(&self.opts.config_path, &self.opts.overrides) {
@@ -454,6 +554,7 @@ impl Owner {
                 self.identity = identity(&self.config, self.identity.boot_id);
                 self.shared.snapshot.lock().unwrap().reload_error = None;
                 self.revalidate("configuration reload");
+                self.read_network();
                 self.reconcile("reload");
                 self.persist();
             }

@@ -7,12 +7,16 @@
 #[macro_use]
 pub mod log;
 pub mod api;
+pub mod cameras;
 pub mod cli;
 pub mod config;
 pub mod consts;
 pub mod daemon;
+pub mod diagnosis;
 pub mod firewall;
 pub mod listeners;
+pub mod net;
 pub mod netinfo;
+pub mod netlink;
 pub mod status;
 pub mod upnp;

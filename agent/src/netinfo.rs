@@ -78,22 +78,13 @@ pub fn mac(device: &str) -> Option<[u8; 6]> {
         .filter(|m| *m != [0; 6])
 }
 
-/// The MAC address the neighbour (ARP) table holds for `ip`, if the entry is complete.
+/// The MAC address the neighbour table holds for `ip` now, if the entry is valid (rtnetlink).
 pub fn neighbour(ip: Ipv4Addr) -> Option<Mac> {
-    let table = std::fs::read_to_string("/proc/net/arp").ok()?;
-    parse_arp(&table, ip)
-}
-
-/// `/proc/net/arp`: "IP address  HW type  Flags  HW address  Mask  Device"; flag 0x2 = complete.
-pub fn parse_arp(table: &str, ip: Ipv4Addr) -> Option<Mac> {
-    table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let flags = u32::from_str_radix(f.get(2)?.trim_start_matches("0x"), 16).ok()?;
-        if f.first()?.parse::<Ipv4Addr>().ok()? != ip || flags & 0x2 == 0 {
-            return None;
-        }
-        crate::config::parse_mac(f.get(3)?).ok()
-    })
+    crate::net::rtnl::neighbours()
+        .ok()?
+        .into_iter()
+        .find(|n| n.valid && n.ip == Some(ip))
+        .map(|n| n.mac)
 }
 
 /// The WAN link as sysfs tells it: state, speed and counters.
@@ -137,21 +128,6 @@ pub fn network(ip: Ipv4Addr, len: u8) -> Ipv4Addr {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn arp_table_lookup() {
-        let table = "IP address       HW type     Flags       HW address            Mask     Device
-192.168.50.10    0x1         0x2         0a:00:00:00:00:10     *        br-lan
-192.168.50.20    0x1         0x0         00:00:00:00:00:00     *        br-lan
-";
-        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
-        assert_eq!(
-            parse_arp(table, ip("192.168.50.10")).unwrap().to_string(),
-            "0a:00:00:00:00:10"
-        );
-        assert_eq!(parse_arp(table, ip("192.168.50.20")), None, "incomplete");
-        assert_eq!(parse_arp(table, ip("192.168.50.30")), None);
-    }
 
     #[test]
     fn network_masks_host_bits() {

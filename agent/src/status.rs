@@ -72,6 +72,8 @@ pub struct ForwardStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct Wan {
     pub device: String,
+    /// The device exists and is operationally up (null: no such device).
+    pub up: Option<bool>,
     pub ipv4: Vec<Ipv4Addr>,
 }
 
@@ -217,6 +219,9 @@ pub struct Snapshot {
     pub restores: u64,
     pub fw4_include: Fw4Include,
     pub reload_error: Option<String>,
+    /// The last rtnetlink dump (links, addresses, neighbours, bridge FDB).
+    pub net: crate::net::NetState,
+    pub dhcp_leases: Vec<crate::net::dhcp::Lease>,
 }
 
 impl Snapshot {
@@ -238,6 +243,7 @@ impl Snapshot {
             mode: self.config.direct_access,
             wan: Wan {
                 device: self.config.wan_device.clone(),
+                up: self.net.link_up(&self.config.wan_device),
                 ipv4: self.facts.wan_ipv4.clone(),
             },
             lan_devices: self.config.lan_devices.clone(),

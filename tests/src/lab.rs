@@ -242,6 +242,11 @@ impl Lab {
         );
         self.ip(r, &["link", "set", port, "master", bridge]);
         self.ip(r, &["link", "set", port, "up"]);
+        // IPv4 hosts: no IPv6 chatter (router solicitations, MLD) to make a silent host look alive.
+        self.sh(
+            ns,
+            "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1",
+        );
         self.ip(ns, &["link", "set", "eth0", "address", mac]);
         self.ip(ns, &["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
         self.ip(ns, &["link", "set", "eth0", "up"]);
@@ -746,12 +751,37 @@ impl Lab {
 
     /// GET `/api/v1/status` from the router's loopback, parsed.
     pub fn api_status(&self) -> serde_json::Value {
+        self.api_get("/api/v1/status")
+    }
+
+    /// GET an API document from the router's loopback; panics unless 200 with JSON.
+    pub fn api_get(&self, path: &str) -> serde_json::Value {
         let to = SocketAddr::from((Ipv4Addr::LOCALHOST, API_PORT));
         let (code, body) = self
-            .http(&self.router, to, "GET", "/api/v1/status", "127.0.0.1:8780")
+            .http(&self.router, to, "GET", path, "127.0.0.1:8780")
             .expect("API answers");
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).expect("status is JSON")
+        assert_eq!(code, 200, "{path}: {body}");
+        serde_json::from_str(&body).expect("the API answers JSON")
+    }
+
+    /// Polls `probe` every 10 ms until it holds; how long it took, or `None` after `limit`.
+    pub fn time_until(&self, limit: Duration, mut probe: impl FnMut() -> bool) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if probe() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// One UDP datagram from `ns` to the router's LAN address: the host is heard (ARP, bridge FDB).
+    pub fn say_hello_to_router(&self, ns: &str) {
+        self.in_ns(ns, || {
+            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+            let _ = s.send_to(b"hello", (LAN_IP, 9));
+        });
     }
 }
 

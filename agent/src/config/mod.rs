@@ -157,6 +157,10 @@ pub struct Config {
     pub api_token: Option<String>,
     pub state_dir: PathBuf,
     pub connmark: u32,
+    /// A host not seen for this long (seconds) is absent.
+    pub presence_timeout: u32,
+    /// dnsmasq's lease file: a second source of cameras' and Command Centers' addresses.
+    pub dhcp_leases: PathBuf,
     pub direct: Direct,
     pub command_centers: Vec<CommandCenter>,
     pub cameras: Vec<Camera>,
@@ -256,6 +260,8 @@ const AGENT_OPTIONS: &[&str] = &[
     "api_token",
     "state_dir",
     "connmark",
+    "presence_timeout",
+    "dhcp_leases",
 ];
 const DIRECT_OPTIONS: &[&str] = &["ports", "custom_port", "static_host", "reflection"];
 const COMMAND_CENTER_OPTIONS: &[&str] = &["name", "ip", "mac"];
@@ -572,6 +578,21 @@ impl<'a> Validator<'a> {
         let connmark = self
             .parsed(&a, "connmark", parse_bit)?
             .unwrap_or(consts::DEFAULT_CONNMARK);
+        let presence_timeout = self
+            .parsed(&a, "presence_timeout", |v| match v.parse::<u32>() {
+                Ok(n) if (1..=86_400).contains(&n) => Ok(n),
+                _ => Err("is not a number of seconds between 1 and 86400".into()),
+            })?
+            .unwrap_or(consts::DEFAULT_PRESENCE_TIMEOUT_SECS);
+        let dhcp_leases = self
+            .parsed(&a, "dhcp_leases", |v| {
+                if v.starts_with('/') {
+                    Ok(PathBuf::from(v))
+                } else {
+                    Err("is not an absolute path (e.g. /tmp/dhcp.leases)".into())
+                }
+            })?
+            .unwrap_or_else(|| PathBuf::from(consts::DEFAULT_DHCP_LEASES));
 
         // config direct 'direct'
         let d = one("direct", "direct", DIRECT_OPTIONS)?;
@@ -771,6 +792,8 @@ impl<'a> Validator<'a> {
             api_token,
             state_dir,
             connmark,
+            presence_timeout,
+            dhcp_leases,
             direct: Direct {
                 ports,
                 custom_port,

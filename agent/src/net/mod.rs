@@ -1,0 +1,262 @@
+//! The router's own network as plain values: links, IPv4 addresses, the neighbour table and the bridge
+//! forwarding database, read over rtnetlink (`rtnl`), plus dnsmasq's DHCP leases (`dhcp`). Pure functions
+//! here turn them into what the rest needs: the renderer's facts, who is present, what the WAN looks like.
+
+pub mod dhcp;
+pub mod rtnl;
+
+use crate::config::{Config, Mac};
+use crate::firewall::NetFacts;
+use crate::netinfo::IfAddr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    /// Operationally up (carrier), not only administratively.
+    pub up: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addr {
+    pub index: u32,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+}
+
+/// An IPv4 neighbour entry, or (`ip: None`) a learned entry of a bridge's forwarding database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sighting {
+    pub mac: Mac,
+    pub ip: Option<Ipv4Addr>,
+    pub index: u32,
+    /// The entry proves the host answered (reachable, stale, delay, probe; a learned FDB entry).
+    pub valid: bool,
+    /// How long before the dump the host was last confirmed (neighbour) or heard (bridge).
+    pub age: Duration,
+}
+
+/// One rtnetlink dump of the router's network.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetState {
+    pub links: Vec<Link>,
+    pub addrs: Vec<Addr>,
+    pub neighbours: Vec<Sighting>,
+    pub bridge_fdb: Vec<Sighting>,
+    /// When the dump was taken (ages count back from it).
+    pub taken_at: Option<SystemTime>,
+}
+
+impl NetState {
+    fn name_of(&self, index: u32) -> Option<&str> {
+        self.links
+            .iter()
+            .find(|l| l.index == index)
+            .map(|l| l.name.as_str())
+    }
+
+    /// The addresses with device names, as `netinfo::facts` takes them.
+    pub fn ifaddrs(&self) -> Vec<IfAddr> {
+        self.addrs
+            .iter()
+            .filter_map(|a| {
+                Some(IfAddr {
+                    device: self.name_of(a.index)?.to_string(),
+                    addr: IpAddr::V4(a.ip),
+                    prefix: a.prefix,
+                })
+            })
+            .collect()
+    }
+
+    /// Is `device` there and up? `None`: no such device.
+    pub fn link_up(&self, device: &str) -> Option<bool> {
+        self.links.iter().find(|l| l.name == device).map(|l| l.up)
+    }
+
+    /// The MAC the neighbour table holds for `ip`, if the entry is valid.
+    pub fn mac_of(&self, ip: Ipv4Addr) -> Option<Mac> {
+        self.neighbours
+            .iter()
+            .find(|n| n.valid && n.ip == Some(ip))
+            .map(|n| n.mac)
+    }
+}
+
+/// The renderer's facts: addresses from the dump, and the addresses learned for configured MACs
+/// (neighbour table first, then DHCP leases).
+pub fn facts(config: &Config, state: &NetState, leases: &[dhcp::Lease]) -> NetFacts {
+    let mut f = crate::netinfo::facts(config, &state.ifaddrs());
+    let wanted: Vec<Mac> = config
+        .cameras
+        .iter()
+        .map(|c| c.mac)
+        .chain(config.command_centers.iter().filter_map(|c| c.mac))
+        .collect();
+    let mut learned: Vec<(Mac, Ipv4Addr)> = state
+        .neighbours
+        .iter()
+        .filter(|n| n.valid && wanted.contains(&n.mac))
+        .filter_map(|n| Some((n.mac, n.ip?)))
+        .chain(
+            leases
+                .iter()
+                .filter(|l| wanted.contains(&l.mac))
+                .map(|l| (l.mac, l.ip)),
+        )
+        .collect();
+    learned.sort();
+    learned.dedup();
+    f.learned = learned;
+    f
+}
+
+/// Where a host was seen last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeenBy {
+    /// The router's IPv4 neighbour (ARP) table.
+    Neighbour,
+    /// A bridge's forwarding database (the host sent frames through a bridge port).
+    Bridge,
+}
+
+/// Is a host present: seen within `timeout`?
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Presence {
+    pub present: bool,
+    /// Unix seconds.
+    pub last_seen: Option<u64>,
+    pub seen_by: Option<SeenBy>,
+}
+
+/// When `mac` was last seen, by the freshest valid entry of the dump.
+pub fn last_seen(state: &NetState, mac: Mac) -> Option<(SystemTime, SeenBy)> {
+    let taken = state.taken_at?;
+    let neigh = state.neighbours.iter().map(|s| (s, SeenBy::Neighbour));
+    let fdb = state.bridge_fdb.iter().map(|s| (s, SeenBy::Bridge));
+    neigh
+        .chain(fdb)
+        .filter(|(s, _)| s.valid && s.mac == mac)
+        .min_by_key(|(s, _)| s.age)
+        .map(|(s, by)| (taken.checked_sub(s.age).unwrap_or(taken), by))
+}
+
+pub fn presence(state: &NetState, mac: Mac, now: SystemTime, timeout: Duration) -> Presence {
+    match last_seen(state, mac) {
+        None => Presence {
+            present: false,
+            last_seen: None,
+            seen_by: None,
+        },
+        Some((at, by)) => Presence {
+            present: now.duration_since(at).unwrap_or_default() <= timeout,
+            last_seen: at.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs()),
+            seen_by: Some(by),
+        },
+    }
+}
+
+/// When the next watched host would turn absent without a new sighting: then the network is read
+/// again (a quiet host sends no event; its entry only ages).
+pub fn next_absence(state: &NetState, macs: &[Mac], timeout: Duration) -> Option<SystemTime> {
+    macs.iter()
+        .filter_map(|m| last_seen(state, *m))
+        .map(|(at, _)| at + timeout)
+        .min()
+}
+
+/// How the WAN address looks from a direct-mode point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WanAddressKind {
+    Public,
+    /// RFC 1918: another router sits upstream (double NAT).
+    Private,
+    /// RFC 6598 100.64.0.0/10: carrier-grade NAT.
+    Cgnat,
+    /// Link-local, loopback, documentation-free oddities: not reachable from the internet either.
+    Unusable,
+}
+
+pub fn wan_address_kind(ip: Ipv4Addr) -> WanAddressKind {
+    let o = ip.octets();
+    if ip.is_private() {
+        WanAddressKind::Private
+    } else if o[0] == 100 && (o[1] & 0xc0) == 64 {
+        WanAddressKind::Cgnat
+    } else if ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || o[0] == 0
+        || o[0] >= 240
+    {
+        WanAddressKind::Unusable
+    } else {
+        WanAddressKind::Public
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_mac;
+
+    fn sighting(mac: &str, ip: Option<&str>, valid: bool, age_s: u64) -> Sighting {
+        Sighting {
+            mac: parse_mac(mac).unwrap(),
+            ip: ip.map(|i| i.parse().unwrap()),
+            index: 3,
+            valid,
+            age: Duration::from_secs(age_s),
+        }
+    }
+
+    #[test]
+    fn wan_kinds() {
+        let k = |s: &str| wan_address_kind(s.parse().unwrap());
+        assert_eq!(k("203.0.113.1"), WanAddressKind::Public);
+        assert_eq!(k("10.0.0.2"), WanAddressKind::Private);
+        assert_eq!(k("172.16.5.1"), WanAddressKind::Private);
+        assert_eq!(k("192.168.0.2"), WanAddressKind::Private);
+        assert_eq!(k("100.64.0.1"), WanAddressKind::Cgnat);
+        assert_eq!(k("100.127.255.254"), WanAddressKind::Cgnat);
+        assert_eq!(k("100.128.0.1"), WanAddressKind::Public);
+        assert_eq!(k("169.254.3.4"), WanAddressKind::Unusable);
+    }
+
+    #[test]
+    fn presence_takes_the_freshest_valid_sighting_and_times_out() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let state = NetState {
+            neighbours: vec![
+                sighting("0a:00:00:00:00:20", Some("192.168.1.20"), true, 200),
+                sighting("0a:00:00:00:00:21", Some("192.168.1.21"), false, 1),
+            ],
+            bridge_fdb: vec![sighting("0a:00:00:00:00:20", None, true, 10)],
+            taken_at: Some(t0),
+            ..Default::default()
+        };
+        let cam = parse_mac("0a:00:00:00:00:20").unwrap();
+        let timeout = Duration::from_secs(60);
+        let p = presence(&state, cam, t0, timeout);
+        assert!(p.present);
+        assert_eq!(p.seen_by, Some(SeenBy::Bridge));
+        assert_eq!(p.last_seen, Some(1_000_000 - 10));
+        // 51 s later the bridge sighting is 61 s old: absent, last seen kept.
+        let later = presence(&state, cam, t0 + Duration::from_secs(51), timeout);
+        assert!(!later.present);
+        assert_eq!(later.last_seen, Some(1_000_000 - 10));
+        // A failed/incomplete entry is no sighting.
+        let failed = parse_mac("0a:00:00:00:00:21").unwrap();
+        assert!(!presence(&state, failed, t0, timeout).present);
+        assert_eq!(
+            next_absence(&state, &[cam, failed], timeout),
+            Some(t0 - Duration::from_secs(10) + timeout)
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! rtnetlink I/O: one dump of links, IPv4 addresses, IPv4 neighbours and bridge FDB entries, and a
+//! subscription that wakes the daemon on any change of them (`RTMGRP_LINK | RTMGRP_NEIGH |
+//! RTMGRP_IPV4_IFADDR`). Blocking sockets: an async runtime would cost more flash than it saves.
+//!
+//! Events only say *that* something changed; the daemon then dumps again. A dump of a home router's
+//! tables is small, and it cannot drift the way an incrementally patched copy can after a lost event.
+
+use super::{Addr, Link, NetState, Sighting};
+use crate::config::Mac;
+use crate::netlink::{self, attributes, u32_at, NLM_F_DUMP, NLM_F_REQUEST};
+use nix::sys::socket::SockProtocol;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, SystemTime};
+
+// linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h, linux/neighbour.h
+const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
+const RTM_NEWADDR: u16 = 20;
+const RTM_GETADDR: u16 = 22;
+const RTM_NEWNEIGH: u16 = 28;
+const RTM_GETNEIGH: u16 = 30;
+const RTMGRP_LINK: u32 = 0x1;
+const RTMGRP_NEIGH: u32 = 0x4;
+const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+const AF_INET: u8 = 2;
+const AF_BRIDGE: u8 = 7;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_OPERSTATE: u16 = 16;
+const IF_OPER_UNKNOWN: u8 = 0;
+const IF_OPER_UP: u8 = 6;
+const IFF_UP: u32 = 0x1;
+const IFF_LOWER_UP: u32 = 0x1_0000;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const NDA_DST: u16 = 1;
+const NDA_LLADDR: u16 = 2;
+const NDA_CACHEINFO: u16 = 3;
+/// NUD states that prove the host answered recently enough to be in the table.
+const NUD_SEEN: u16 = 0x02 | 0x04 | 0x08 | 0x10; // reachable, stale, delay, probe
+/// Header sizes: ifinfomsg, ifaddrmsg, ndmsg.
+const IFINFOMSG: usize = 16;
+const IFADDRMSG: usize = 8;
+const NDMSG: usize = 12;
+/// Clock ticks per second of `nda_cacheinfo` ages (USER_HZ, 100 on every Linux ABI).
+const USER_HZ: u64 = 100;
+
+fn open() -> io::Result<OwnedFd> {
+    Ok(netlink::open(SockProtocol::NetlinkRoute, 0)?)
+}
+
+/// One dump request with the family header `fixed`; the payloads of the answers of type `answer`.
+fn dump_of(
+    fd: &OwnedFd,
+    kind: u16,
+    answer: u16,
+    seq: u32,
+    fixed: &[u8],
+) -> io::Result<Vec<Vec<u8>>> {
+    let req = netlink::message(kind, NLM_F_REQUEST | NLM_F_DUMP, seq, fixed, &[]);
+    Ok(netlink::transact(fd, &req, seq)?
+        .into_iter()
+        .filter(|(k, _)| *k == answer)
+        .map(|(_, p)| p)
+        .collect())
+}
+
+/// Reads the whole picture once.
+pub fn dump() -> io::Result<NetState> {
+    let fd = open()?;
+    let taken_at = SystemTime::now();
+    let links = dump_of(&fd, RTM_GETLINK, RTM_NEWLINK, 1, &[0; IFINFOMSG])?;
+    let addrs = dump_of(
+        &fd,
+        RTM_GETADDR,
+        RTM_NEWADDR,
+        2,
+        &[AF_INET, 0, 0, 0, 0, 0, 0, 0],
+    )?;
+    Ok(NetState {
+        links: links.iter().filter_map(|p| link(p)).collect(),
+        addrs: addrs.iter().filter_map(|p| addr(p)).collect(),
+        neighbours: sightings(&fd, 3, AF_INET)?,
+        bridge_fdb: sightings(&fd, 4, AF_BRIDGE)?,
+        taken_at: Some(taken_at),
+    })
+}
+
+/// The IPv4 neighbour table alone (the IGD asks it who a requester is, at request time).
+pub fn neighbours() -> io::Result<Vec<Sighting>> {
+    sightings(&open()?, 1, AF_INET)
+}
+
+/// Neighbour entries of one family (`AF_INET`: the ARP table; `AF_BRIDGE`: the bridges' FDB).
+fn sightings(fd: &OwnedFd, seq: u32, family: u8) -> io::Result<Vec<Sighting>> {
+    let mut ndmsg = [0u8; NDMSG];
+    ndmsg[0] = family;
+    let answers = dump_of(fd, RTM_GETNEIGH, RTM_NEWNEIGH, seq, &ndmsg)?;
+    Ok(answers.iter().filter_map(|p| sighting(p, family)).collect())
+}
+
+/// ifinfomsg { family u8, pad u8, type u16, index i32, flags u32, change u32 } + attributes.
+fn link(p: &[u8]) -> Option<Link> {
+    let index = u32_at(p, 4)?;
+    let flags = u32_at(p, 8)?;
+    let mut name = String::new();
+    let mut oper = IF_OPER_UNKNOWN;
+    for (t, v) in attributes(p.get(IFINFOMSG..)?) {
+        match t {
+            IFLA_IFNAME => {
+                name = String::from_utf8_lossy(v)
+                    .trim_end_matches('\0')
+                    .to_string()
+            }
+            IFLA_OPERSTATE => oper = *v.first()?,
+            _ => {}
+        }
+    }
+    // PPP, tunnels and dummies report "unknown"; the lower-layer flag tells.
+    let up = flags & IFF_UP != 0
+        && (oper == IF_OPER_UP || (oper == IF_OPER_UNKNOWN && flags & IFF_LOWER_UP != 0));
+    Some(Link { index, name, up })
+}
+
+/// ifaddrmsg { family u8, prefixlen u8, flags u8, scope u8, index u32 } + attributes. IFA_LOCAL is the
+/// address itself on point-to-point links (PPPoE WANs); IFA_ADDRESS elsewhere.
+fn addr(p: &[u8]) -> Option<Addr> {
+    let prefix = *p.get(1)?;
+    let index = u32_at(p, 4)?;
+    let v4 = |v: &[u8]| -> Option<Ipv4Addr> { Some(Ipv4Addr::from(<[u8; 4]>::try_from(v).ok()?)) };
+    let mut address = None;
+    let mut local = None;
+    for (t, v) in attributes(p.get(IFADDRMSG..)?) {
+        match t {
+            IFA_ADDRESS => address = v4(v),
+            IFA_LOCAL => local = v4(v),
+            _ => {}
+        }
+    }
+    Some(Addr {
+        index,
+        ip: local.or(address)?,
+        prefix,
+    })
+}
+
+/// ndmsg { family u8, pad u8, pad u16, ifindex i32, state u16, flags u8, type u8 } + attributes.
+fn sighting(p: &[u8], family: u8) -> Option<Sighting> {
+    let index = u32_at(p, 4)?;
+    let state = u16::from_ne_bytes(p.get(8..10)?.try_into().ok()?);
+    let mut mac = None;
+    let mut ip = None;
+    let mut age = Duration::ZERO;
+    for (t, v) in attributes(p.get(NDMSG..)?) {
+        match t {
+            NDA_LLADDR => mac = <[u8; 6]>::try_from(v).ok().map(Mac),
+            NDA_DST => ip = <[u8; 4]>::try_from(v).ok().map(Ipv4Addr::from),
+            NDA_CACHEINFO => {
+                // nda_cacheinfo { confirmed, used, updated, refcnt }: neighbours count from the last
+                // confirmation, bridge FDB entries from the last frame heard ("updated").
+                let at = if family == AF_BRIDGE { 8 } else { 0 };
+                age = Duration::from_millis(u64::from(u32_at(v, at)?) * 1000 / USER_HZ);
+            }
+            _ => {}
+        }
+    }
+    let mac = mac?;
+    // Multicast/broadcast FDB entries, and neighbours without an address yet, are no host.
+    if mac.0[0] & 1 == 1 || mac.0 == [0; 6] || (family == AF_INET) != ip.is_some() {
+        return None;
+    }
+    Some(Sighting {
+        mac,
+        ip,
+        index,
+        // Bridge FDB: learned entries are reachable or stale; local (permanent) and static (noarp)
+        // ones prove nothing about a host.
+        valid: state & NUD_SEEN != 0,
+        age,
+    })
+}
+
+/// A subscription to link, IPv4 address and neighbour (incl. bridge FDB) changes.
+pub struct NetEvents {
+    fd: OwnedFd,
+}
+
+impl NetEvents {
+    pub fn subscribe() -> io::Result<Self> {
+        let fd = netlink::open(
+            SockProtocol::NetlinkRoute,
+            RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_IFADDR,
+        )?;
+        Ok(NetEvents { fd })
+    }
+
+    /// Blocks until something changed (or events were lost, which means the same).
+    pub fn wait(&self) -> io::Result<()> {
+        Ok(netlink::wait(&self.fd)?)
+    }
+
+    /// Waits at most `timeout` for a further event (to coalesce a burst).
+    pub fn wait_for(&self, timeout: Duration) -> bool {
+        netlink::wait_for(&self.fd, timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real dump of this namespace: loopback is there and up, with 127.0.0.1/8.
+    #[test]
+    fn dump_sees_loopback() {
+        let state = dump().expect("rtnetlink dump");
+        let lo = state.links.iter().find(|l| l.name == "lo").expect("lo");
+        assert!(state.taken_at.is_some());
+        assert!(lo.up, "{lo:?}");
+        assert!(state
+            .addrs
+            .iter()
+            .any(|a| a.index == lo.index && a.ip.is_loopback() && a.prefix == 8));
+    }
+
+    #[test]
+    fn neighbour_messages_parse() {
+        let mut p = vec![AF_INET, 0, 0, 0];
+        p.extend_from_slice(&5u32.to_ne_bytes());
+        p.extend_from_slice(&0x04u16.to_ne_bytes()); // stale
+        p.extend_from_slice(&[0, 1]);
+        let attr = |t: u16, v: &[u8]| {
+            let mut a = ((4 + v.len()) as u16).to_ne_bytes().to_vec();
+            a.extend_from_slice(&t.to_ne_bytes());
+            a.extend_from_slice(v);
+            a.resize(netlink::align4(a.len()), 0);
+            a
+        };
+        p.extend(attr(NDA_DST, &[192, 168, 1, 20]));
+        p.extend(attr(NDA_LLADDR, &[0x0a, 0, 0, 0, 0, 0x20]));
+        let ci: Vec<u8> = [250u32, 1, 2, 1]
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .collect();
+        p.extend(attr(NDA_CACHEINFO, &ci));
+        let s = sighting(&p, AF_INET).unwrap();
+        assert_eq!(s.ip, Some(Ipv4Addr::new(192, 168, 1, 20)));
+        assert_eq!(s.mac.to_string(), "0a:00:00:00:00:20");
+        assert!(s.valid);
+        assert_eq!(s.age, Duration::from_millis(2500));
+        assert_eq!(s.index, 5);
+        // Truncated or without a MAC: nothing.
+        assert!(sighting(&p[..6], AF_INET).is_none());
+        assert!(sighting(&p[..NDMSG], AF_INET).is_none());
+    }
+}
