@@ -34,7 +34,8 @@ pub struct CameraReport {
     pub presence: Presence,
     pub lease: Option<Lease>,
     pub traffic: Traffic,
-    /// `enforced` (rules in the kernel), `not_enforced` (they should be, but are not), `disabled`.
+    /// `enforced` (rules in the kernel), `routed_only` (the kernel refused the bridge table),
+    /// `not_enforced` (they should be, but are not), `disabled`.
     pub rules: &'static str,
 }
 
@@ -99,10 +100,11 @@ pub fn report(
                     to_command_center: sum(get(&btx), get(&rtx)),
                     from_command_center: sum(get(&brx), get(&rrx)),
                 },
-                rules: match (c.enabled, present_in_kernel) {
-                    (false, _) => "disabled",
-                    (true, true) => "enforced",
-                    (true, false) => "not_enforced",
+                rules: match (c.enabled, present_in_kernel, &snap.bridge_error) {
+                    (false, _, _) => "disabled",
+                    (true, false, _) => "not_enforced",
+                    (true, true, Some(_)) => "routed_only",
+                    (true, true, None) => "enforced",
                 },
             }
         })

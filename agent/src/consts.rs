@@ -39,6 +39,8 @@ pub const DEFAULT_STATE_DIR: &str = "/var/run/wilife";
 pub const DEFAULT_DHCP_LEASES: &str = "/tmp/dhcp.leases";
 /// A host unseen this long is absent: the Linux bridge's default FDB ageing time.
 pub const DEFAULT_PRESENCE_TIMEOUT_SECS: u32 = 300;
+/// Answers to multicast searches go out at least this long before MX ends.
+pub const SSDP_MX_MARGIN_MS: u64 = 500;
 /// Network change events are coalesced this long before the network is read again.
 pub const NET_DEBOUNCE_MS: u64 = 50;
 

@@ -207,6 +207,7 @@ pub fn run(opts: Options) -> Result<(), String> {
             reload_error: None,
             net: NetState::default(),
             dhcp_leases: Vec::new(),
+            bridge_error: None,
         }),
         nft,
     });
@@ -407,7 +408,20 @@ impl Owner {
             self.shared.snapshot.lock().unwrap().facts = self.facts.clone();
             return;
         }
-        let result = self.shared.nft.replace(&batch);
+        let mut result = self.shared.nft.replace(&batch);
+        let mut bridge_error = None;
+        if let Err(e) = &result {
+            // A kernel without the nftables bridge family (no kmod-nft-bridge) must not cost the
+            // forwards and the routed rules: apply those, and say plainly what is missing.
+            if render::families(&batch).iter().any(|f| f == "bridge") {
+                let routed = render::without_family(&batch, "bridge");
+                if let Ok(applied) = self.shared.nft.replace(&routed) {
+                    error!("camera rules between bridge ports refused ({e}); everything else is in force. Cameras on the same bridge as the PC need the kernel's nftables bridge family (kmod-nft-bridge)");
+                    bridge_error = Some(e.to_string());
+                    result = Ok(applied);
+                }
+            }
+        }
         self.last_batch = result.is_ok().then_some(batch);
         let duration_ms = started.elapsed().as_millis() as u64;
         let error = match result {
@@ -450,6 +464,7 @@ impl Owner {
                 .flatten()
         };
         let mut snap = self.shared.snapshot.lock().unwrap();
+        snap.bridge_error = bridge_error;
         snap.config = self.config.clone();
         snap.forwards = self.forwards.clone();
         snap.facts = self.facts.clone();
@@ -509,7 +524,19 @@ impl Owner {
         }
         self.dhcp_leases = dhcp::read(&self.config.dhcp_leases, unix_now());
         self.facts = net::facts(&self.config, &self.net, &self.dhcp_leases);
-        let watched: Vec<config::Mac> = self.config.cameras.iter().map(|c| c.mac).collect();
+        // Cameras and Command Centers (by MAC, or the MAC the neighbour table has for the IP).
+        let cc_macs = self
+            .config
+            .command_centers
+            .iter()
+            .filter_map(|cc| cc.mac.or_else(|| cc.ip.and_then(|ip| self.net.mac_of(ip))));
+        let watched: Vec<config::Mac> = self
+            .config
+            .cameras
+            .iter()
+            .map(|c| c.mac)
+            .chain(cc_macs)
+            .collect();
         let timeout = Duration::from_secs(self.config.presence_timeout.into());
         // A little after the moment, so the host is surely past the timeout when read again.
         self.presence_check_at = net::next_absence(&self.net, &watched, timeout)

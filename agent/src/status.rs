@@ -222,6 +222,8 @@ pub struct Snapshot {
     /// The last rtnetlink dump (links, addresses, neighbours, bridge FDB).
     pub net: crate::net::NetState,
     pub dhcp_leases: Vec<crate::net::dhcp::Lease>,
+    /// The kernel refused `table bridge wilife` (no nftables bridge family); the rest is in force.
+    pub bridge_error: Option<String>,
 }
 
 impl Snapshot {
@@ -301,6 +303,11 @@ impl Snapshot {
         }
         if self.fw4_include.in_fw4_ruleset == Some(false) {
             p.push("fw4's forward chain does not accept wilife-marked flows: is the fw4 include installed?".into());
+        }
+        if let Some(e) = &self.bridge_error {
+            p.push(format!(
+                "camera rules between bridge ports are not in force (install kmod-nft-bridge): {e}"
+            ));
         }
         p
     }

@@ -267,3 +267,56 @@ fn outbound_allowances_work_without_the_lan_to_wan_forwarding() {
     assert!(lab.reaches(&lab.other, at(REMOTE_IP, 443)));
     assert!(!lab.reaches(&lab.other, at(REMOTE_IP, 8080)));
 }
+
+#[test]
+fn a_kernel_without_the_bridge_family_keeps_everything_else() {
+    // Fault injection (no such kernel here): an nft that refuses any batch building a bridge table,
+    // as a router without kmod-nft-bridge does. Everything else goes to the real nft.
+    let mut lab = Lab::new();
+    let fake = lab.write_config(
+        "nft-without-bridge",
+        "#!/bin/sh\n\
+         if [ \"$3\" = \"-\" ]; then\n\
+           batch=$(cat)\n\
+           case \"$batch\" in *'\"family\":\"bridge\"'*) echo 'Error: Could not process rule: Operation not supported' >&2; exit 1;; esac\n\
+           printf '%s' \"$batch\" | exec nft \"$@\"\n\
+         fi\n\
+         exec nft \"$@\"\n",
+    );
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let _cc = lab.echo_server(&lab.cc.clone(), 20570, "cc");
+    let text = lab.config(
+        "static",
+        &format!("config camera\n\toption mac '{CAMERA_MAC}'\n"),
+    );
+    let cfg = lab.write_config("wilife", &text);
+    lab.start_agent(&cfg, &["--nft", fake.to_str().unwrap()]);
+    lab.wait_log(
+        "camera rules between bridge ports refused",
+        Duration::from_secs(5),
+    );
+    // The forward and the routed camera rules are in force ...
+    assert_eq!(
+        lab.tcp_exchange(&lab.remote, at(WAN_IP, 20570), "hi")
+            .unwrap(),
+        "cc:hi"
+    );
+    let _remote = lab.echo_server(&lab.remote.clone(), 80, "remote");
+    assert!(
+        !lab.reaches(&lab.camera, at(REMOTE_IP, 80)),
+        "routed isolation holds"
+    );
+    // ... and the gap is said plainly.
+    let cams = lab.api_get("/api/v1/cameras");
+    assert_eq!(cams["cameras"][0]["rules"], "routed_only", "{cams}");
+    let to = at(std::net::Ipv4Addr::LOCALHOST, API_PORT);
+    let (code, body) = lab
+        .http(&lab.router, to, "GET", "/api/v1/health", "127.0.0.1:8780")
+        .unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("kmod-nft-bridge"), "{body}");
+    assert!(!lab
+        .nft(&["list", "table", "bridge", "wilife"])
+        .status
+        .success());
+}

@@ -455,7 +455,7 @@ fn ssdp_answers_every_type_with_the_required_headers_and_a_stable_uuid() {
             Duration::from_millis(500)
         )
         .is_empty());
-    // MX is honoured: answers to MX 2 searches spread over up to 2 s, never later.
+    // MX is honoured: answers to MX 2 searches spread within the 2 s, never later.
     let start = Instant::now();
     let got = lab.m_search(
         &lab.cc,

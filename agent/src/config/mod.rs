@@ -568,11 +568,7 @@ impl<'a> Validator<'a> {
         })?;
         let state_dir = self
             .parsed(&a, "state_dir", |v| {
-                if v.starts_with('/') {
-                    Ok(PathBuf::from(v))
-                } else {
-                    Err("is not an absolute path (e.g. /var/run/wilife)".into())
-                }
+                parse_abs_path(v, consts::DEFAULT_STATE_DIR)
             })?
             .unwrap_or_else(|| PathBuf::from(consts::DEFAULT_STATE_DIR));
         let connmark = self
@@ -586,11 +582,7 @@ impl<'a> Validator<'a> {
             .unwrap_or(consts::DEFAULT_PRESENCE_TIMEOUT_SECS);
         let dhcp_leases = self
             .parsed(&a, "dhcp_leases", |v| {
-                if v.starts_with('/') {
-                    Ok(PathBuf::from(v))
-                } else {
-                    Err("is not an absolute path (e.g. /tmp/dhcp.leases)".into())
-                }
+                parse_abs_path(v, consts::DEFAULT_DHCP_LEASES)
             })?
             .unwrap_or_else(|| PathBuf::from(consts::DEFAULT_DHCP_LEASES));
 
@@ -890,6 +882,15 @@ pub fn parse_range(v: &str) -> Result<PortRange, String> {
         ));
     }
     Ok(PortRange { first, last })
+}
+
+/// An absolute path; `example` shows one in the message.
+pub fn parse_abs_path(v: &str, example: &str) -> Result<PathBuf, String> {
+    if v.starts_with('/') {
+        Ok(PathBuf::from(v))
+    } else {
+        Err(format!("is not an absolute path (e.g. {example})"))
+    }
 }
 
 /// A unicast host address on the LAN.

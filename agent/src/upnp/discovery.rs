@@ -7,7 +7,7 @@
 
 use super::description::{wants_v1, Identity, DESC_PATH};
 use super::ssdp::{self, RateLimit, GROUP, PORT};
-use crate::consts::{SSDP_BURST, SSDP_RATE_PER_SEC};
+use crate::consts::{SSDP_BURST, SSDP_MX_MARGIN_MS, SSDP_RATE_PER_SEC};
 use crate::netinfo;
 use nix::sys::socket::{
     bind, recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned, MsgFlags,
@@ -317,8 +317,12 @@ impl Worker {
             return;
         }
         // UDA: spread answers to multicast searches over MX (at most 5) seconds; unicast ones at once.
+        // The last half second stays free: clients such as async-upnp-client (Home Assistant's) stop
+        // listening exactly at MX, and an answer sent at MX - 1 ms would arrive after that.
         let delay_ms = match (to_group, search.mx) {
-            (true, Some(mx)) => self.jitter.below_ms(u64::from(mx.clamp(1, 5)) * 1000),
+            (true, Some(mx)) => self
+                .jitter
+                .below_ms(u64::from(mx.clamp(1, 5)) * 1000 - SSDP_MX_MARGIN_MS),
             _ => 0,
         };
         let location = Self::location(settings, local);

@@ -104,7 +104,7 @@ impl<'a> Cameras<'a> {
         let udp = vec![CAMERA_CONTROL_PORTS, (SSDP_PORT, SSDP_PORT)];
         let mut out = Vec::new();
         for (proto, ranges) in [("tcp", tcp), ("udp", udp)] {
-            for (a, b) in merge(ranges) {
+            for (a, b) in merge_ranges(ranges) {
                 out.push(concat(vec![string(proto), port_range(a, b)]));
             }
         }
@@ -482,40 +482,5 @@ impl<'a> Cameras<'a> {
             rule(b, chain, "count per camera", vec![vmap_jump(key, entries)]);
             rule(b, chain, "allowed", vec![S::Accept(None)]);
         }
-    }
-}
-
-/// Inclusive ranges merged where they overlap or touch.
-fn merge(mut ranges: Vec<(u16, u16)>) -> Vec<(u16, u16)> {
-    ranges.sort_unstable();
-    let mut out: Vec<(u16, u16)> = Vec::new();
-    for (a, b) in ranges {
-        match out.last_mut() {
-            Some(last) if u32::from(a) <= u32::from(last.1) + 1 => last.1 = last.1.max(b),
-            _ => out.push((a, b)),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::merge;
-
-    #[test]
-    fn overlapping_ranges_merge() {
-        assert_eq!(
-            merge(vec![
-                (5800, 5821),
-                (5810, 5810),
-                (22211, 22211),
-                (5822, 5830)
-            ]),
-            vec![(5800, 5830), (22211, 22211)]
-        );
-        assert_eq!(
-            merge(vec![(65000, 65535), (1, 1)]),
-            vec![(1, 1), (65000, 65535)]
-        );
     }
 }

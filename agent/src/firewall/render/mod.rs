@@ -86,6 +86,24 @@ pub fn families(batch: &serde_json::Value) -> Vec<String> {
         })
 }
 
+/// The batch without the commands for `family`'s table (what remains when the kernel refuses it).
+pub fn without_family(batch: &serde_json::Value, family: &str) -> serde_json::Value {
+    let keep: Vec<serde_json::Value> = batch["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|cmd| {
+            let obj = cmd.as_object().and_then(|o| o.values().next());
+            let body = obj
+                .and_then(|o| o.as_object())
+                .and_then(|o| o.values().next());
+            body.is_none_or(|b| b["family"] != family)
+        })
+        .cloned()
+        .collect();
+    serde_json::json!({ "nftables": keep })
+}
+
 /// The batch as the JSON document `nft -j -f -` reads (what the applier and the printer take).
 pub fn render_json(d: &Desired) -> serde_json::Value {
     serde_json::to_value(render(d)).expect("a rendered batch serializes")

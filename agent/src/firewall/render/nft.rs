@@ -188,3 +188,39 @@ pub fn vmap_jump(key: E<'static>, entries: Vec<(E<'static>, String)>) -> S<'stat
 pub fn mac(m: &Mac) -> E<'static> {
     string(m)
 }
+
+/// Inclusive port ranges, sorted and merged where they overlap or touch (interval sets refuse
+/// overlapping elements).
+pub fn merge_ranges(mut ranges: Vec<(u16, u16)>) -> Vec<(u16, u16)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(u16, u16)> = Vec::new();
+    for (a, b) in ranges {
+        match out.last_mut() {
+            Some(last) if u32::from(a) <= u32::from(last.1) + 1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_ranges;
+
+    #[test]
+    fn overlapping_ranges_merge() {
+        assert_eq!(
+            merge_ranges(vec![
+                (5800, 5821),
+                (5810, 5810),
+                (22211, 22211),
+                (5822, 5830)
+            ]),
+            vec![(5800, 5830), (22211, 22211)]
+        );
+        assert_eq!(
+            merge_ranges(vec![(65000, 65535), (1, 1)]),
+            vec![(1, 1), (65000, 65535)]
+        );
+    }
+}

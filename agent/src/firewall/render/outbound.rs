@@ -59,20 +59,12 @@ pub fn allowances(c: &Config) -> Vec<Allowance> {
 
 /// The ports of the enabled groups for one kind of source, merged and sorted.
 fn ports_from(all: &[Allowance], from: &str) -> Vec<(u16, u16)> {
-    let mut ranges: Vec<(u16, u16)> = all
-        .iter()
-        .filter(|a| a.enabled && a.from == from)
-        .flat_map(|a| a.ports.iter().map(|r| (r.first, r.last)))
-        .collect();
-    ranges.sort_unstable();
-    let mut out: Vec<(u16, u16)> = Vec::new();
-    for (a, b) in ranges {
-        match out.last_mut() {
-            Some(last) if u32::from(a) <= u32::from(last.1) + 1 => last.1 = last.1.max(b),
-            _ => out.push((a, b)),
-        }
-    }
-    out
+    merge_ranges(
+        all.iter()
+            .filter(|a| a.enabled && a.from == from)
+            .flat_map(|a| a.ports.iter().map(|r| (r.first, r.last)))
+            .collect(),
+    )
 }
 
 pub(super) fn render(b: &mut Builder, c: &Config) {
