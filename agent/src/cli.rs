@@ -5,7 +5,6 @@ use crate::config::{self, Config, Overrides};
 use crate::consts::{DEFAULT_CONFIG, FW4_FORWARD_INCLUDE};
 use crate::daemon::{self, include_status};
 use crate::firewall::{render, static_forwards, text};
-use crate::netinfo;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -165,8 +164,11 @@ fn print_ruleset(a: Args) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    // Read-only: the interface addresses fill the reflection sets; nothing is written.
-    let facts = netinfo::facts(&c, &netinfo::addresses());
+    // Read-only, as the daemon reads it: addresses, neighbours and leases fill the sets; nothing is
+    // written.
+    let state = crate::net::rtnl::dump().unwrap_or_default();
+    let leases = crate::net::dhcp::read(&c.dhcp_leases, crate::daemon::unix_now());
+    let facts = crate::net::facts(&c, &state, &leases);
     let forwards = static_forwards(&c);
     let json = render::render_json(&render::Desired {
         config: &c,

@@ -45,6 +45,17 @@ fn main() {
         "\n--- GET /api/v1/status\n{}",
         serde_json::to_string_pretty(&lab.api_status()).unwrap()
     );
+    // The cc speaks once, so the router has seen it; then the verdict.
+    lab.say_hello_to_router(&lab.cc);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let d = lab.api_get("/api/v1/diagnosis");
+    println!(
+        "
+--- GET /api/v1/diagnosis: direct_possible {}
+{}",
+        d["direct_possible"],
+        d["summary"].as_str().unwrap_or("")
+    );
     let status = lab.stop_agent();
     println!(
         "\nagent stopped ({status}); table present afterwards: {}",
