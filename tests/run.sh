@@ -10,4 +10,8 @@ fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --locked -p wilife-agent
+# Router builds (five targets, static musl; cached outside the clone), their .ipk files and size
+# budgets, then each binary under qemu-user. The package tests below use dist/.
+bash openwrt-package/build-ipk.sh
+bash openwrt-package/check-cross.sh
 cargo test --workspace --locked

@@ -18,6 +18,7 @@ commands:
   check          validate the configuration and exit (non-zero on error)
   print-ruleset  print the nftables table that would be applied, without touching the kernel
   status         ask the running daemon for its status
+  selftest       check the pure core on this CPU against known answers (for new ports, qemu)
   --version      print the version
 
 options:
@@ -101,11 +102,31 @@ pub fn main(args: &[String]) -> i32 {
         "check" => check(a),
         "print-ruleset" => print_ruleset(a),
         "status" => status(a),
+        "selftest" => selftest(),
         other => {
             eprintln!("wilife-agent: unknown command '{other}'\n\n{USAGE}");
             2
         }
     }
+}
+
+fn selftest() -> i32 {
+    let (checks, failures) = crate::selftest::run();
+    for f in &failures {
+        eprintln!("selftest FAILED: {f}");
+    }
+    println!(
+        "selftest: {} of {checks} checks passed ({}, {}-endian, {}-bit)",
+        checks - failures.len(),
+        std::env::consts::ARCH,
+        if cfg!(target_endian = "big") {
+            "big"
+        } else {
+            "little"
+        },
+        usize::BITS
+    );
+    i32::from(!failures.is_empty())
 }
 
 fn load(a: &Args) -> Result<Config, i32> {

@@ -18,5 +18,6 @@ pub mod listeners;
 pub mod net;
 pub mod netinfo;
 pub mod netlink;
+pub mod selftest;
 pub mod status;
 pub mod upnp;

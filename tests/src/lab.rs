@@ -476,6 +476,28 @@ impl Lab {
         self.agent = Some(child);
     }
 
+    /// Starts an agent command line as an init script gave it (an installed package's binary and
+    /// config), in the router, with `fw4_include` and `--foreground` added so its log lands here.
+    pub fn spawn_installed_agent(&mut self, args: &[String], fw4_include: &Path) {
+        assert!(self.agent.is_none(), "an agent is running already");
+        let log = fs::File::create(&self.agent_log).unwrap();
+        let mut full = vec!["netns".to_string(), "exec".into(), self.router.clone()];
+        full.extend(args.iter().cloned());
+        full.extend([
+            "--fw4-include".into(),
+            fw4_include.display().to_string(),
+            "--foreground".into(),
+        ]);
+        let child = Command::new("ip")
+            .args(&full)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start the installed agent");
+        self.agent = Some(child);
+    }
+
     /// Runs the agent to completion (for commands that exit, or a `run` that must fail).
     pub fn run_agent(&self, args: &[&str]) -> Output {
         let bin = agent_bin();

@@ -262,6 +262,8 @@ const AGENT_OPTIONS: &[&str] = &[
     "connmark",
     "presence_timeout",
     "dhcp_leases",
+    "wan_network",
+    "lan_network",
 ];
 const DIRECT_OPTIONS: &[&str] = &["ports", "custom_port", "static_host", "reflection"];
 const COMMAND_CENTER_OPTIONS: &[&str] = &["name", "ip", "mac"];
@@ -294,7 +296,7 @@ const SECTION_TYPES: &[(&str, &[&str])] = &[
     ("upnp", UPNP_OPTIONS),
 ];
 /// Options that may be given as `list` (several values).
-const LIST_OPTIONS: &[&str] = &["lan_device", "api_listen"];
+const LIST_OPTIONS: &[&str] = &["lan_device", "api_listen", "lan_network"];
 /// Types of which at most one section may exist.
 const SINGLETONS: &[&str] = &["agent", "direct", "camera_rules", "outbound", "upnp"];
 
@@ -516,6 +518,9 @@ impl<'a> Validator<'a> {
                     )
                 })?,
         };
+        // For the init script only (it resolves these logical networks to devices); checked here.
+        self.parsed(&a, "wan_network", parse_network_name)?;
+        self.list(&a, "lan_network", parse_network_name)?;
         let lan_devices = if overrides.lan_devices.is_empty() {
             self.list(&a, "lan_device", parse_device)?
         } else {
@@ -882,6 +887,15 @@ pub fn parse_range(v: &str) -> Result<PortRange, String> {
         ));
     }
     Ok(PortRange { first, last })
+}
+
+/// An OpenWrt logical network name (`wan`, `lan`, `iot_cams`).
+pub fn parse_network_name(v: &str) -> Result<String, String> {
+    if !v.is_empty() && v.len() <= 15 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        Ok(v.to_string())
+    } else {
+        Err("is not a network name (letters, digits and _, e.g. 'wan')".into())
+    }
 }
 
 /// An absolute path; `example` shows one in the message.

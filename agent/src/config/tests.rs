@@ -25,6 +25,17 @@ fn parse_str(text: &str) -> Result<Config, ConfigError> {
 }
 
 #[test]
+fn init_script_networks_and_presence_options_are_accepted() {
+    let text = GOOD.replace(
+        "\toption api_port '8780'",
+        "\toption api_port '8780'\n\toption wan_network 'wan6'\n\tlist lan_network 'lan'\n\tlist lan_network 'iot_cams'\n\toption presence_timeout '60'\n\toption dhcp_leases '/tmp/dhcp.leases'",
+    );
+    let c = parse_str(&text).unwrap();
+    assert_eq!(c.presence_timeout, 60);
+    assert_eq!(c.dhcp_leases, Path::new("/tmp/dhcp.leases"));
+}
+
+#[test]
 fn good_config_parses_with_defaults() {
     let c = parse_str(GOOD).unwrap();
     assert_eq!(c.direct_access, DirectAccess::Static);
@@ -129,6 +140,28 @@ fn bad_configs_get_precise_errors() {
             Some("agent 'main'"),
             Some("api_port"),
             "is not a port",
+        ),
+        (
+            "bad network name",
+            with(
+                "\toption api_port '8780'",
+                "\toption api_port '8780'\n\tlist lan_network 'lan;reboot'",
+            ),
+            Some(6),
+            Some("agent 'main'"),
+            Some("lan_network"),
+            "'lan;reboot' is not a network name",
+        ),
+        (
+            "bad presence timeout",
+            with(
+                "\toption api_port '8780'",
+                "\toption api_port '8780'\n\toption presence_timeout '0'",
+            ),
+            Some(6),
+            Some("agent 'main'"),
+            Some("presence_timeout"),
+            "is not a number of seconds between 1 and 86400",
         ),
         (
             "range reversed",
