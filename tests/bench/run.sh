@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks (figures for the notes, not pass/fail tests): release binary sizes (opt-level z vs s,
-# x86_64 musl, stripped), the apply time against bare nft, and the agent's idle RSS. As root.
+# x86_64 musl with stable, and mipsel as build-ipk.sh builds it), the apply time against bare nft, and
+# the agent's idle RSS. As root.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1
@@ -11,6 +12,14 @@ for level in s z; do
     bin=target/size-$level/x86_64-unknown-linux-musl/release/wilife-agent
     printf 'opt-level %s: x86_64-musl stripped %8d bytes, gzip -9 %8d bytes\n' "$level" \
         "$(size_of $bin)" "$(gzip -9c $bin | wc -c)"
+done
+# The router build (mipsel, the tightest budget): opt-level s vs z with the release options of
+# build-ipk.sh, each in its own target directory outside the clone; budgets off (figures only).
+for level in s z; do
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=$level BUDGET_BIN=99999999 BUDGET_IPK=99999999 \
+        WILIFE_CROSS_DIR=/var/tmp/wilife-cross-$level \
+        bash openwrt-package/build-ipk.sh mipsel-unknown-linux-musl 2>/dev/null | tail -n +2 \
+        | awk -v l="$level" '{ printf "opt-level %s: mipsel stripped %8d bytes, gzip -9 %8d bytes, ipk %8d bytes\n", l, $3, $4, $5 }'
 done
 cargo build -q --release --locked -p wilife-lab --bin bench_apply
 WILIFE_AGENT_BIN=$PWD/target/size-z/x86_64-unknown-linux-musl/release/wilife-agent ./target/release/bench_apply

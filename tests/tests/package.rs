@@ -326,3 +326,77 @@ fn the_installed_package_starts_from_its_init_script_and_forwards() {
         "cc:from afar"
     );
 }
+
+#[test]
+fn uci_defaults_give_the_api_a_token_once_and_keep_the_users() {
+    // OpenWrt's uci is not packaged here: tests/openwrt-stubs/uci keeps keys in a file.
+    let dir = tempdir("uci-defaults");
+    let state = dir.join("state");
+    let script = repo_root().join("openwrt-package/wilife-agent/files/wilife.uci-defaults");
+    let path = format!(
+        "{}:{}",
+        repo_root().join("tests/openwrt-stubs").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run_script = || {
+        let out = Command::new("sh")
+            .arg(&script)
+            .env("PATH", &path)
+            .env("STUB_UCI_STATE", &state)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fs::read_to_string(&state).unwrap()
+    };
+    let token_of = |s: &str| -> Option<String> {
+        s.lines()
+            .find_map(|l| l.strip_prefix("wilife.main.api_token="))
+            .map(str::to_string)
+    };
+    // First run: a token the config accepts (16-256 printable characters).
+    fs::write(&state, "wilife.main=agent\n").unwrap();
+    let first = token_of(&run_script()).expect("a token was set");
+    assert!(
+        (16..=256).contains(&first.len()) && first.bytes().all(|b| b.is_ascii_graphic()),
+        "{first}"
+    );
+    let text = format!(
+        "config agent 'main'\n\toption wan_device 'eth1'\n\tlist lan_device 'br-lan'\n\toption api_token '{first}'\n"
+    );
+    assert!(
+        wilife_agent_accepts(&dir, &text),
+        "the generated token must be a valid api_token"
+    );
+    // Idempotent: a second run changes nothing.
+    assert_eq!(token_of(&run_script()).as_deref(), Some(first.as_str()));
+    // A token the user set is kept.
+    fs::write(
+        &state,
+        "wilife.main=agent\nwilife.main.api_token=users-own-token-1234\n",
+    )
+    .unwrap();
+    assert_eq!(
+        token_of(&run_script()).as_deref(),
+        Some("users-own-token-1234")
+    );
+    // No wilife config at all: nothing to do.
+    fs::write(&state, "").unwrap();
+    assert_eq!(run_script(), "");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Does `wilife-agent check` accept this config text?
+fn wilife_agent_accepts(dir: &Path, text: &str) -> bool {
+    let cfg = dir.join("wilife");
+    fs::write(&cfg, text).unwrap();
+    Command::new(agent_bin())
+        .args(["check", "--config", cfg.to_str().unwrap(), "--fw4-include"])
+        .arg(forward_include_path())
+        .status()
+        .unwrap()
+        .success()
+}
