@@ -52,6 +52,20 @@ fn listing(archive: &Path) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// `sh ARGS…` with `env` added; panics with its stderr if it fails.
+fn sh(args: &[&std::ffi::OsStr], env: &[(&str, &std::ffi::OsStr)]) {
+    let out = Command::new("sh")
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn unpack(archive: &Path, into: &Path) {
     fs::create_dir_all(into).unwrap();
     run(
@@ -220,15 +234,9 @@ fn the_installed_package_starts_from_its_init_script_and_forwards() {
     let root = lab.dir.join("root");
     unpack(&work.join("data.tar.gz"), &root);
     unpack(&work.join("control.tar.gz"), &work.join("control"));
-    let out = Command::new("sh")
-        .arg(work.join("control/postinst"))
-        .env("IPKG_INSTROOT", &root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    sh(
+        &[work.join("control/postinst").as_os_str()],
+        &[("IPKG_INSTROOT", root.as_os_str())],
     );
     let s99 = fs::read_link(root.join("etc/rc.d/S99wilife")).expect("postinst enables the service");
     assert_eq!(s99, Path::new("../init.d/wilife"));
@@ -258,19 +266,17 @@ fn the_installed_package_starts_from_its_init_script_and_forwards() {
     let init_path = lab.dir.join("wilife.init");
     fs::write(&init_path, init).unwrap();
     let log = lab.dir.join("procd.log");
-    let out = Command::new("sh")
-        .arg(stubs.join("rc.common"))
-        .arg(&init_path)
-        .arg("start")
-        .env("STUB_PROCD_LOG", &log)
-        .env("STUB_NET_wan", WAN_DEV)
-        .env("STUB_NET_lan", LAN_DEV)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    sh(
+        &[
+            stubs.join("rc.common").as_os_str(),
+            init_path.as_os_str(),
+            "start".as_ref(),
+        ],
+        &[
+            ("STUB_PROCD_LOG", log.as_os_str()),
+            ("STUB_NET_wan", WAN_DEV.as_ref()),
+            ("STUB_NET_lan", LAN_DEV.as_ref()),
+        ],
     );
     let procd = fs::read_to_string(&log).unwrap();
     let command = procd
@@ -339,16 +345,12 @@ fn uci_defaults_give_the_api_a_token_once_and_keep_the_users() {
         std::env::var("PATH").unwrap_or_default()
     );
     let run_script = || {
-        let out = Command::new("sh")
-            .arg(&script)
-            .env("PATH", &path)
-            .env("STUB_UCI_STATE", &state)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        sh(
+            &[script.as_os_str()],
+            &[
+                ("PATH", path.as_ref()),
+                ("STUB_UCI_STATE", state.as_os_str()),
+            ],
         );
         fs::read_to_string(&state).unwrap()
     };
