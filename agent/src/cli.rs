@@ -5,10 +5,8 @@ use crate::config::{self, Config, Overrides};
 use crate::consts::{DEFAULT_CONFIG, FW4_FORWARD_INCLUDE};
 use crate::daemon::{self, include_status};
 use crate::firewall::{render, static_forwards, text};
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
 
 const USAGE: &str = "\
 usage: wilife-agent COMMAND [OPTIONS]
@@ -19,6 +17,8 @@ commands:
   print-ruleset  print the nftables table that would be applied, without touching the kernel
   status         ask the running daemon for its status
   selftest       check the pure core on this CPU against known answers (for new ports, qemu)
+  rpcd list      (rpcd exec plugin) the methods LuCI may call, as JSON
+  rpcd call M    (rpcd exec plugin) call method M with the JSON arguments on stdin
   --version      print the version
 
 options:
@@ -90,6 +90,9 @@ pub fn main(args: &[String]) -> i32 {
         }
         _ => {}
     }
+    if args.first().map(String::as_str) == Some("rpcd") {
+        return rpcd(&args[1..]);
+    }
     let a = match parse_args(args) {
         Ok(a) => a,
         Err(e) => {
@@ -108,6 +111,37 @@ pub fn main(args: &[String]) -> i32 {
             2
         }
     }
+}
+
+/// `rpcd list` / `rpcd call METHOD [--config FILE]`: always one JSON object on stdout.
+fn rpcd(args: &[String]) -> i32 {
+    use std::io::Read;
+    let config_path = match args.iter().position(|a| a == "--config") {
+        Some(i) => args.get(i + 1).map(PathBuf::from),
+        None => Some(PathBuf::from(DEFAULT_CONFIG)),
+    };
+    let answer = match (args.first().map(String::as_str), args.get(1), config_path) {
+        (Some("list"), _, _) => crate::rpcd::list(),
+        (Some("call"), Some(method), Some(path)) => {
+            let mut input = String::new();
+            let read = std::io::stdin()
+                .take(crate::rpcd::MAX_INPUT)
+                .read_to_string(&mut input);
+            match (read, config::load(&path, &Overrides::default())) {
+                (Err(e), _) => {
+                    serde_json::json!({"error": format!("cannot read the arguments: {e}")})
+                }
+                (_, Err(e)) => serde_json::json!({"error": e.to_string()}),
+                (Ok(_), Ok(c)) => crate::rpcd::call(&c, method, &input),
+            }
+        }
+        _ => {
+            eprintln!("usage: wilife-agent rpcd list | rpcd call METHOD [--config FILE]");
+            return 2;
+        }
+    };
+    println!("{answer}");
+    0
 }
 
 fn selftest() -> i32 {
@@ -216,33 +250,13 @@ fn print_ruleset(a: Args) -> i32 {
 }
 
 /// Minimal HTTP GET to the local daemon.
-fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-        .map_err(|e| format!("cannot reach the agent at {addr}: {e} (is it running?)"))?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
-    let (head, body) = raw.split_once("\r\n\r\n").ok_or("malformed HTTP answer")?;
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or("malformed status line")?;
-    Ok((code, body.to_string()))
-}
-
 fn status(a: Args) -> i32 {
     let c = match load(&a) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), c.api_port);
-    let (code, body) = match http_get(addr, "/api/v1/status") {
+    let (code, body) = match crate::client::request(addr, "GET", "/api/v1/status", None) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wilife-agent: {e}");

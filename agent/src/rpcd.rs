@@ -1,0 +1,151 @@
+//! rpcd's exec-plugin protocol, so LuCI reaches the agent through ubus (its session and ACLs guard
+//! it) and the browser never talks to the agent's port. `/usr/libexec/rpcd/luci.wilife` is a two-line
+//! wrapper that execs `wilife-agent rpcd "$@"`:
+//!
+//! - `rpcd list` prints the methods and their argument signatures as one JSON object;
+//! - `rpcd call METHOD` reads the JSON arguments on stdin and prints the JSON result.
+//!
+//! Every answer is a JSON object, errors included (`{"error": "…"}`): LuCI shows the words instead of
+//! a bare ubus failure, and a stopped agent or wrong arguments never crash or hang the caller.
+
+use crate::client;
+use crate::config::Config;
+use serde_json::{json, Map, Value};
+use std::net::{Ipv4Addr, SocketAddr};
+
+/// Read-only methods: (method, API path).
+const READ: &[(&str, &str)] = &[
+    ("status", "/api/v1/status"),
+    ("diagnosis", "/api/v1/diagnosis"),
+    ("mappings", "/api/v1/mappings"),
+    ("cameras", "/api/v1/cameras"),
+    ("outbound", "/api/v1/outbound"),
+    ("health", "/api/v1/health"),
+];
+
+/// The largest argument document accepted on stdin.
+pub const MAX_INPUT: u64 = 64 * 1024;
+
+/// `list`: each method with its arguments, typed by example as rpcd wants (`"str"`, `32` = int32).
+pub fn list() -> Value {
+    let mut m = Map::new();
+    for (name, _) in READ {
+        m.insert((*name).into(), json!({}));
+    }
+    m.insert(
+        "delete_mapping".into(),
+        json!({"protocol": "str", "port": 32}),
+    );
+    Value::Object(m)
+}
+
+fn error(message: impl Into<String>) -> Value {
+    json!({ "error": message.into() })
+}
+
+/// `call METHOD` with `input` (stdin) against the agent configured by `config`.
+pub fn call(config: &Config, method: &str, input: &str) -> Value {
+    let args: Value = if input.trim().is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_str(input) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => return error("the arguments must be a JSON object"),
+            Err(e) => return error(format!("the arguments are not JSON: {e}")),
+        }
+    };
+    let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), config.api_port);
+    let (method_http, path, token) =
+        if let Some((_, path)) = READ.iter().find(|(n, _)| *n == method) {
+            ("GET", path.to_string(), None)
+        } else if method == "delete_mapping" {
+            let protocol = args["protocol"].as_str().unwrap_or("TCP");
+            if !protocol.eq_ignore_ascii_case("tcp") {
+                return error(format!("protocol '{protocol}': only TCP mappings exist"));
+            }
+            let Some(port) = args["port"].as_u64().filter(|p| (1..=65535).contains(p)) else {
+                return error("port must be a number from 1 to 65535");
+            };
+            let Some(token) = config.api_token.as_deref() else {
+                return error("changes through the API are disabled: set agent.api_token");
+            };
+            (
+                "DELETE",
+                format!("/api/v1/mappings/tcp/{port}"),
+                Some(token),
+            )
+        } else {
+            return error(format!("unknown method '{method}'; see `list`"));
+        };
+    match client::request(addr, method_http, &path, token) {
+        Err(e) => error(format!("the wilife-agent service does not answer: {e}")),
+        Ok((status, body)) => match serde_json::from_str::<Value>(&body) {
+            // The API's own error document carries the words.
+            Ok(v) if status >= 400 => {
+                let message = v["error"]["message"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("the agent answered {status}"));
+                // /health's 503 is an answer, not a failure.
+                if method == "health" {
+                    v
+                } else {
+                    json!({ "error": message, "status": status })
+                }
+            }
+            Ok(v) => v,
+            Err(e) => error(format!("the agent answered {status} with no JSON: {e}")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(extra: &str) -> Config {
+        crate::config::parse(
+            &format!("config agent 'main'\n\toption wan_device 'eth1'\n\tlist lan_device 'br-lan'\n\toption api_port '1'\n{extra}"),
+            Path::new("t"),
+            &Default::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn list_names_every_method_with_typed_arguments() {
+        let l = list();
+        for m in [
+            "status",
+            "diagnosis",
+            "mappings",
+            "cameras",
+            "outbound",
+            "health",
+        ] {
+            assert_eq!(l[m], json!({}), "{m}");
+        }
+        assert_eq!(l["delete_mapping"], json!({"protocol": "str", "port": 32}));
+    }
+
+    #[test]
+    fn bad_arguments_and_a_stopped_agent_are_json_errors() {
+        let c = config("\toption api_token '0123456789abcdef'\n");
+        let msg = |v: Value| v["error"].as_str().unwrap_or("").to_string();
+        assert!(msg(call(&c, "delete_mapping", "[1]")).contains("JSON object"));
+        assert!(msg(call(&c, "delete_mapping", "{")).contains("not JSON"));
+        assert!(msg(call(&c, "delete_mapping", r#"{"port": 70000}"#)).contains("1 to 65535"));
+        assert!(msg(call(
+            &c,
+            "delete_mapping",
+            r#"{"protocol": "UDP", "port": 20570}"#
+        ))
+        .contains("only TCP"));
+        assert!(msg(call(&c, "reboot", "{}")).contains("unknown method"));
+        // Port 1 on loopback: nothing listens there.
+        assert!(msg(call(&c, "status", "")).contains("does not answer"));
+        let no_token = config("");
+        assert!(msg(call(&no_token, "delete_mapping", r#"{"port": 20570}"#)).contains("api_token"));
+    }
+}

@@ -1,0 +1,148 @@
+'use strict';
+'require view';
+'require form';
+'require rpc';
+
+// The agent's config (/etc/config/wilife) as a LuCI form. Save & Apply commits it; procd's reload trigger
+// then sends the agent SIGHUP, which re-reads it (a bad config is refused and the old one stays in force).
+var callHostHints = rpc.declare({ object: 'luci-rpc', method: 'getHostHints', expect: {} });
+
+// The same rules as `wilife-agent check`.
+function port(section_id, value) {
+	if (value == null || value === '')
+		return true;
+	return (/^[0-9]{1,5}$/.test(value) && +value >= 1 && +value <= 65535) ? true :
+		_('Use a port number from 1 to 65535');
+}
+
+function portRange(section_id, value) {
+	var m = /^([0-9]{1,5})(?:-([0-9]{1,5}))?$/.exec(value || '');
+	if (!m)
+		return _('Use a port or a range FIRST-LAST, e.g. 20570-20575');
+	var a = +m[1], b = m[2] != null ? +m[2] : a;
+	if (a < 1 || b > 65535)
+		return _('Use ports from 1 to 65535');
+	return a <= b ? true : _('The range is reversed');
+}
+
+function token(section_id, value) {
+	if (!value)
+		return true;
+	return (value.length >= 16 && value.length <= 256 && /^[\x21-\x7e]+$/.test(value)) ? true :
+		_('Use 16 to 256 printable characters without spaces');
+}
+
+function newToken() {
+	var bytes = new Uint8Array(18);
+	window.crypto.getRandomValues(bytes);
+	return btoa(String.fromCharCode.apply(null, bytes)).replace(/[+\/=]/g, '');
+}
+
+/** The LAN's known hosts as choices: value MAC or IP, label with the host name. */
+function hostChoices(option, hosts, by) {
+	Object.keys(hosts || {}).sort().forEach(function(mac) {
+		var h = hosts[mac], ip = (h.ipaddrs || h.ipv4 || [])[0];
+		var label = (h.name ? h.name + ' ' : '') + '(' + (by == 'mac' ? (ip || mac) : mac) + ')';
+		if (by == 'mac')
+			option.value(mac.toLowerCase(), mac.toLowerCase() + ' ' + label);
+		else if (ip)
+			option.value(ip, ip + ' ' + label);
+	});
+}
+
+return view.extend({
+	load: function() {
+		return callHostHints().catch(function() { return {}; });
+	},
+
+	render: function(hosts) {
+		var m, s, o;
+
+		m = new form.Map('wilife', _('WiLife cameras'),
+			_('What the WiLife / Logitech Alert camera system needs from this router: direct remote viewing, camera isolation and outbound access.'));
+
+		s = m.section(form.NamedSection, 'main', 'agent', _('General'));
+		o = s.option(form.Flag, 'enabled', _('Enabled'));
+		o.default = '1';
+		o.rmempty = false;
+		o = s.option(form.ListValue, 'direct_access', _('Direct remote viewing'),
+			_('UPnP: the Command Center maps its port itself. Static: the ports are always forwarded to one Command Center. Off: relay mode only.'));
+		o.value('upnp', _('UPnP (recommended)'));
+		o.value('static', _('Static forwards'));
+		o.value('off', _('Off (relay only)'));
+		o.default = 'upnp';
+		o = s.option(form.Value, 'api_token', _('API token'), _('Needed to change mappings through the JSON API.'));
+		o.password = true;
+		o.validate = token;
+		o = s.option(form.Button, '_generate', _('New API token'));
+		o.inputtitle = _('Generate');
+		o.onclick = function(ev, section_id) {
+			var field = this.map.lookupOption('api_token', section_id)[0];
+			field.getUIElement(section_id).setValue(newToken());
+		};
+		o = s.option(form.Value, 'presence_timeout', _('Presence timeout (s)'),
+			_('A camera or Command Center not seen for this long is shown as absent.'));
+		o.placeholder = '300';
+		o.validate = function(section_id, value) {
+			return (!value || (/^[0-9]+$/.test(value) && +value >= 1 && +value <= 86400)) ? true :
+				_('Use a number of seconds from 1 to 86400');
+		};
+
+		s = m.section(form.NamedSection, 'direct', 'direct', _('Direct-mode ports'));
+		o = s.option(form.Value, 'ports', _('Port range'));
+		o.placeholder = '20570-20575';
+		o.validate = function(section_id, value) { return value ? portRange(section_id, value) : true; };
+		o = s.option(form.Value, 'custom_port', _('Custom port'), _('One more direct-mode port, outside the range.'));
+		o.validate = port;
+		o = s.option(form.Flag, 'reflection', _('LAN clients may use the WAN address'));
+		o.default = '1';
+
+		s = m.section(form.TypedSection, 'command_center', _('Command Center PCs'),
+			_('No PC may map ports until it is listed here.'));
+		s.anonymous = true;
+		s.addremove = true;
+		o = s.option(form.Value, 'name', _('Name'));
+		o = s.option(form.Value, 'ip', _('IP address'));
+		o.datatype = 'ip4addr("nomask")';
+		hostChoices(o, hosts, 'ip');
+		o = s.option(form.Value, 'mac', _('MAC address'));
+		o.datatype = 'macaddr';
+		hostChoices(o, hosts, 'mac');
+
+		s = m.section(form.TypedSection, 'camera', _('Cameras'), _('Cameras are known by MAC address.'));
+		s.anonymous = true;
+		s.addremove = true;
+		o = s.option(form.Value, 'name', _('Name'));
+		o = s.option(form.Value, 'mac', _('MAC address'));
+		o.datatype = 'macaddr';
+		o.rmempty = false;
+		hostChoices(o, hosts, 'mac');
+		o = s.option(form.Value, 'ip', _('Fixed IP address'), _('Only if the camera has one; otherwise it is learned.'));
+		o.datatype = 'ip4addr("nomask")';
+
+		s = m.section(form.NamedSection, 'cameras', 'camera_rules', _('Camera rules'));
+		o = s.option(form.Flag, 'isolation', _('Isolate cameras'),
+			_('Cameras reach only the Command Center (and the router\'s DHCP); only the Command Center reaches them.'));
+		o.default = '1';
+		o = s.option(form.ListValue, 'video_port', _('Video port'));
+		o.value('22211', _('22211 (WiLife 2.x)'));
+		o.value('22210', _('22210 (older LukWerks cameras)'));
+		o.default = '22211';
+		o = s.option(form.Flag, 'dns', _('Cameras may use the router\'s DNS'));
+
+		s = m.section(form.NamedSection, 'outbound', 'outbound', _('Outbound allowances'),
+			_('For networks where the LAN may not reach the internet freely.'));
+		o = s.option(form.Flag, 'wilife_online', _('WiLife Online (TCP 80, 443, 5222)'));
+		o.default = '1';
+		o = s.option(form.Flag, 'relay', _('Relay viewing (TCP 80)'));
+		o.default = '1';
+		o = s.option(form.Flag, 'email', _('E-mail notifications'));
+		o.default = '1';
+		o = s.option(form.Value, 'smtp_port', _('SMTP port'));
+		o.placeholder = '25';
+		o.validate = port;
+		o = s.option(form.Flag, 'remote_client', _('Remote viewing client on the LAN (TCP 80, 443, 554, 1755, direct ports)'));
+
+		return m.render();
+	}
+});
