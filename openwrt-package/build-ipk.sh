@@ -111,6 +111,40 @@ EOF
         -C "$outer" -cf - ./debian-binary ./control.tar.gz ./data.tar.gz | gzip -9n > "$out"
 }
 
+# luci-app-wilife, architecture all: the JavaScript views, menu and ACL JSON, the rpcd plugin wrapper.
+assemble_luci() {
+    local out=$1
+    local work; work=$(mktemp -d)
+    trap 'rm -rf "$work"' RETURN
+    local data="$work/data" control="$work/control" outer="$work/outer"
+    mkdir -p "$data/www" "$control" "$outer"
+    cp -r "$root/luci-app/htdocs/." "$data/www/"
+    cp -r "$root/luci-app/root/." "$data/"
+    find "$data" -type d -exec chmod 0755 {} +
+    find "$data" -type f -exec chmod 0644 {} +
+    chmod 0755 "$data/usr/libexec/rpcd/luci.wilife"
+    local size; size=$(du -sb "$data" | cut -f1)
+    {
+        echo "Package: luci-app-wilife"
+        echo "Version: $version-r$release"
+        echo "Depends: wilife-agent, luci-base"
+        echo "Source: luci-app"
+        echo "SourceName: luci-app-wilife"
+        echo "License: GPL-2.0-only"
+        echo "Section: luci"
+        echo "Architecture: all"
+        echo "Installed-Size: $size"
+        echo "Description: LuCI support for wilife-agent: a status page that says whether remote viewing of"
+        echo " the WiLife cameras works and why not, and the settings."
+    } > "$control/control"
+    install -m 0755 "$here/ipk/luci-postinst" "$control/postinst"
+    printf '2.0\n' > "$outer/debian-binary"
+    det_tar "$outer/data.tar.gz" "$data"
+    det_tar "$outer/control.tar.gz" "$control"
+    tar --owner=0 --group=0 --numeric-owner --mtime="@${SOURCE_DATE_EPOCH:-0}" \
+        -C "$outer" -cf - ./debian-binary ./control.tar.gz ./data.tar.gz | gzip -9n > "$out"
+}
+
 ensure_tools
 mkdir -p "$dist"
 failed=0
@@ -141,5 +175,9 @@ $target|$arch|$bsize|$gsize|$isize"
         failed=1
     fi
 done
+luci="$dist/luci-app-wilife_${version}-r${release}_all.ipk"
+assemble_luci "$luci"
+table="$table
+luci-app-wilife|all|-|-|$(stat -c %s "$luci")"
 echo "$table" | awk -F'|' '{ printf "%-32s %-26s %12s %10s %10s\n", $1, $2, $3, $4, $5 }'
 exit $failed

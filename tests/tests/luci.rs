@@ -220,6 +220,17 @@ fn menu_and_acl_are_well_formed_and_point_at_what_the_package_holds() {
             );
         }
     }
+    // The translation template holds every string the views and the menu show.
+    let pot = Command::new("python3")
+        .arg(luci_app().join("po/update-pot.py"))
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(
+        pot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pot.stdout)
+    );
     let plugin = root.join("usr/libexec/rpcd/luci.wilife");
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&plugin).unwrap().permissions());
@@ -233,4 +244,211 @@ fn rpcd_methods() -> Value {
         .unwrap();
     assert!(out.status.success());
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// rpcd answers for the status view, keyed as the harness wants them (`object.method`).
+fn capture(lab: &Lab, plugin: &Path) -> Value {
+    let mut answers = serde_json::Map::new();
+    for m in ["diagnosis", "mappings", "cameras", "status"] {
+        let (_, v, _) = rpcd(lab, plugin, &["call", m], "{}");
+        assert!(v.get("error").is_none(), "{m}: {v}");
+        answers.insert(format!("luci.wilife.{m}"), v);
+    }
+    Value::Object(answers)
+}
+
+#[test]
+fn the_views_render_real_answers_in_a_headless_browser() {
+    let mut lab = Lab::new();
+    let text = lab
+        .config(
+            "upnp",
+            &format!("config camera\n\toption name 'porch'\n\toption mac '{CAMERA_MAC}'\n"),
+        )
+        .replace(
+            "option api_port",
+            &format!("option api_token '{TOKEN}'\n\toption api_port"),
+        );
+    let cfg = lab.write_config("wilife", &text);
+    lab.start_upnp_agent(&cfg);
+    let plugin = plugin(&lab, &cfg);
+    // The direct case: the cc and the camera are on the network, the cc has mapped its port.
+    lab.say_hello_to_router(&lab.cc);
+    lab.say_hello_to_router(&lab.camera);
+    assert_eq!(lab.add_mapping(&lab.cc, 20570, "TCP", CC_IP, 3600), 0);
+    let ready = |lab: &Lab, direct: bool| {
+        let (_, d, _) = rpcd(lab, &plugin, &["call", "diagnosis"], "{}");
+        let (_, c, _) = rpcd(lab, &plugin, &["call", "cameras"], "{}");
+        d["direct_possible"] == direct && c["cameras"][0]["present"] == true
+    };
+    lab.time_until(Duration::from_secs(3), || ready(&lab, true))
+        .expect("the direct case is reached");
+    let mut direct = capture(&lab, &plugin);
+    // What Delete gets back, for real (the mapping is gone afterwards).
+    let (_, deleted, _) = rpcd(
+        &lab,
+        &plugin,
+        &["call", "delete_mapping"],
+        r#"{"protocol":"tcp","port":20570}"#,
+    );
+    assert_eq!(deleted["removed"][0]["external_port"], 20570, "{deleted}");
+    direct["luci.wilife.delete_mapping"] = deleted;
+    // The relay case: the WAN address becomes private (double NAT).
+    lab.ip(&lab.router, &["addr", "flush", "dev", WAN_DEV]);
+    lab.ip(&lab.router, &["addr", "add", "10.0.0.2/24", "dev", WAN_DEV]);
+    lab.time_until(Duration::from_secs(3), || ready(&lab, false))
+        .expect("the relay case is reached");
+    let relay = capture(&lab, &plugin);
+
+    // Values the form must refuse are exactly those `wilife-agent check` refuses.
+    let bad = [
+        (
+            "api_token",
+            format!("option api_token '{TOKEN}'"),
+            "option api_token 'short'",
+        ),
+        (
+            "ports",
+            "option ports '20570-20575'".into(),
+            "option ports '20575-20570'",
+        ),
+        (
+            "smtp_port",
+            String::new(),
+            "\nconfig outbound 'outbound'\n\toption smtp_port '70000'",
+        ),
+    ];
+    let mut bad_config = text.clone();
+    for (option, good, wrong) in &bad {
+        let one = if good.is_empty() {
+            format!("{text}{wrong}\n")
+        } else {
+            text.replace(good.as_str(), wrong)
+        };
+        let p = lab.write_config("bad", &one);
+        let out = lab.run_agent(&["check", "--config", p.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !out.status.success() && err.contains(option),
+            "check must refuse {option}: {err}"
+        );
+        bad_config = if good.is_empty() {
+            format!("{bad_config}{wrong}\n")
+        } else {
+            bad_config.replace(good.as_str(), wrong)
+        };
+    }
+    let hints = json!({
+        CC_MAC: {"name": "office-pc", "ipaddrs": [CC_IP.to_string()]},
+        CAMERA_MAC: {"name": "porch-cam", "ipaddrs": [CAMERA_IP.to_string()]},
+    });
+    let captured = json!({
+        "cases": {"direct": direct, "relay": relay},
+        "config": text,
+        "bad_config": bad_config,
+        "bad_options": bad.iter().map(|b| b.0).collect::<Vec<_>>(),
+        "hints": hints,
+    });
+    let file = lab.dir.join("captured.json");
+    fs::write(&file, serde_json::to_string_pretty(&captured).unwrap()).unwrap();
+    // Screenshots are kept as artefacts of the run.
+    let shots = repo_root().join("target/luci-screenshots");
+    let out = Command::new("python3")
+        .arg(repo_root().join("tests/clients/luci_views_check.py"))
+        .arg(&file)
+        .arg(&shots)
+        .output()
+        .expect("python3 (tests/run.sh and .ci/run install playwright and chromium)");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "the views failed in the browser:\n{report}"
+    );
+    assert!(report.contains("\n0 failures"), "{report}");
+    for png in ["status-direct.png", "status-relay.png", "settings.png"] {
+        let bytes = fs::read(shots.join(png)).unwrap();
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+            "{png}"
+        );
+    }
+}
+
+#[test]
+fn the_luci_ipk_holds_the_app_with_its_modes() {
+    let ipk = repo_root().join("dist/luci-app-wilife_0.1.0-r1_all.ipk");
+    assert!(
+        ipk.exists(),
+        "{} is missing: run openwrt-package/build-ipk.sh (tests/run.sh does)",
+        ipk.display()
+    );
+    let list = |archive: &Path| -> Vec<(String, String)> {
+        let out = Command::new("tar")
+            .arg("-tvzf")
+            .arg(archive)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with('-'))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                assert_eq!(f[1], "0/0", "{l}");
+                (f[f.len() - 1].to_string(), f[0].to_string())
+            })
+            .collect()
+    };
+    let dir = std::env::temp_dir().join(format!("wilife-luci-ipk-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let ok = Command::new("tar")
+        .arg("-xzf")
+        .arg(&ipk)
+        .arg("-C")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert_eq!(
+        fs::read_to_string(dir.join("debian-binary")).unwrap(),
+        "2.0\n"
+    );
+    let data = list(&dir.join("data.tar.gz"));
+    let want: Vec<(String, String)> = [
+        ("./usr/libexec/rpcd/luci.wilife", "-rwxr-xr-x"),
+        ("./usr/share/luci/menu.d/luci-app-wilife.json", "-rw-r--r--"),
+        ("./usr/share/rpcd/acl.d/luci-app-wilife.json", "-rw-r--r--"),
+        (
+            "./www/luci-static/resources/view/wilife/settings.js",
+            "-rw-r--r--",
+        ),
+        (
+            "./www/luci-static/resources/view/wilife/status.js",
+            "-rw-r--r--",
+        ),
+    ]
+    .iter()
+    .map(|(p, m)| (p.to_string(), m.to_string()))
+    .collect();
+    assert_eq!(data, want);
+    let out = Command::new("tar")
+        .args(["-xzOf"])
+        .arg(dir.join("control.tar.gz"))
+        .arg("./control")
+        .output()
+        .unwrap();
+    let control = String::from_utf8_lossy(&out.stdout).to_string();
+    for field in [
+        "Package: luci-app-wilife",
+        "Version: 0.1.0-r1",
+        "Architecture: all",
+        "Depends: wilife-agent, luci-base",
+    ] {
+        assert!(control.lines().any(|l| l == field), "{field} in\n{control}");
+    }
+    let _ = fs::remove_dir_all(&dir);
 }

@@ -17,7 +17,11 @@ fn ipks() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dist())
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
-    v.retain(|p| p.extension().is_some_and(|e| e == "ipk"));
+    v.retain(|p| {
+        p.extension().is_some_and(|e| e == "ipk")
+            && p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("wilife-agent_"))
+    });
     v.sort();
     assert!(
         v.iter().any(|p| p.to_string_lossy().ends_with("_x86_64.ipk")),

@@ -71,19 +71,20 @@ return view.extend({
 	renderVerdict: function(d) {
 		if (d.error)
 			return failed(d);
-		var headline;
+		var headline, first = (d.reasons || [])[0];
 		if (d.direct_possible && d.external)
 			headline = _('Remote viewing: direct, via %s:%s').format(d.external.address, d.external.ports.join(', '));
 		else if (d.direct_possible)
 			headline = _('Remote viewing: direct is possible; the Command Center has not mapped a port yet');
 		else
-			headline = _('Remote viewing: relay only');
-		var reasons = (d.reasons || []).map(function(r) {
+			headline = _('Remote viewing: relay only — %s').format(first ? first.message : d.summary);
+		// The first blocking reason is the headline already; the list shows the others.
+		var reasons = (d.reasons || []).filter(function(r) { return d.direct_possible || r !== first; }).map(function(r) {
 			return E('li', { 'class': 'wilife-reason ' + r.severity, 'data-code': r.code }, r.message);
 		});
 		return E('div', { 'class': 'cbi-section' }, [
-			E('h3', { 'id': 'wilife-verdict', 'class': d.direct_possible ? 'direct' : 'relay' }, headline),
-			E('p', { 'id': 'wilife-summary' }, d.summary),
+			E('h3', { 'id': 'wilife-verdict', 'class': d.direct_possible ? 'direct' : 'relay', 'data-reason': first ? first.code : '' }, headline),
+			d.direct_possible ? E('p', { 'id': 'wilife-summary' }, d.summary) : '',
 			reasons.length ? E('ul', { 'id': 'wilife-reasons' }, reasons) : ''
 		]);
 	},
