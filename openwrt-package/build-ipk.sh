@@ -71,14 +71,26 @@ det_tar() {
         -C "$dir" -cf - . | gzip -9n > "$out"
 }
 
+# The .ipk of a staged package (WORK/data, WORK/control): opkg's outer gzip'd tar of debian-binary,
+# control.tar.gz and data.tar.gz, in that order.
+pack() {
+    local work=$1 out=$2
+    mkdir -p "$work/outer"
+    printf '2.0\n' > "$work/outer/debian-binary"
+    det_tar "$work/outer/data.tar.gz" "$work/data"
+    det_tar "$work/outer/control.tar.gz" "$work/control"
+    tar --owner=0 --group=0 --numeric-owner --mtime="@${SOURCE_DATE_EPOCH:-0}" \
+        -C "$work/outer" -cf - ./debian-binary ./control.tar.gz ./data.tar.gz | gzip -9n > "$out"
+}
+
 # Assembles one .ipk: outer gzip'd tar of debian-binary, control.tar.gz, data.tar.gz (opkg's format).
 assemble() {
     local bin=$1 arch=$2 out=$3
     local work; work=$(mktemp -d)
     trap 'rm -rf "$work"' RETURN
-    local data="$work/data" control="$work/control" outer="$work/outer"
+    local data="$work/data" control="$work/control"
     mkdir -p "$data/usr/sbin" "$data/etc/init.d" "$data/etc/config" "$data/etc/uci-defaults" \
-        "$data/usr/share/nftables.d/chain-pre/forward" "$control" "$outer"
+        "$data/usr/share/nftables.d/chain-pre/forward" "$control"
     install -m 0755 "$bin" "$data/usr/sbin/wilife-agent"
     install -m 0755 "$pkg_dir/files/wilife.init" "$data/etc/init.d/wilife"
     install -m 0600 "$pkg_dir/files/wilife.config" "$data/etc/config/wilife"
@@ -104,11 +116,7 @@ EOF
     install -m 0755 "$here/ipk/postinst" "$control/postinst"
     install -m 0755 "$here/ipk/prerm" "$control/prerm"
     install -m 0755 "$here/ipk/postrm" "$control/postrm"
-    printf '2.0\n' > "$outer/debian-binary"
-    det_tar "$outer/data.tar.gz" "$data"
-    det_tar "$outer/control.tar.gz" "$control"
-    tar --owner=0 --group=0 --numeric-owner --mtime="@${SOURCE_DATE_EPOCH:-0}" \
-        -C "$outer" -cf - ./debian-binary ./control.tar.gz ./data.tar.gz | gzip -9n > "$out"
+    pack "$work" "$out"
 }
 
 # luci-app-wilife, architecture all: the JavaScript views, menu and ACL JSON, the rpcd plugin wrapper.
@@ -116,8 +124,8 @@ assemble_luci() {
     local out=$1
     local work; work=$(mktemp -d)
     trap 'rm -rf "$work"' RETURN
-    local data="$work/data" control="$work/control" outer="$work/outer"
-    mkdir -p "$data/www" "$control" "$outer"
+    local data="$work/data" control="$work/control"
+    mkdir -p "$data/www" "$control"
     cp -r "$root/luci-app/htdocs/." "$data/www/"
     cp -r "$root/luci-app/root/." "$data/"
     find "$data" -type d -exec chmod 0755 {} +
@@ -138,11 +146,7 @@ assemble_luci() {
         echo " the WiLife cameras works and why not, and the settings."
     } > "$control/control"
     install -m 0755 "$here/ipk/luci-postinst" "$control/postinst"
-    printf '2.0\n' > "$outer/debian-binary"
-    det_tar "$outer/data.tar.gz" "$data"
-    det_tar "$outer/control.tar.gz" "$control"
-    tar --owner=0 --group=0 --numeric-owner --mtime="@${SOURCE_DATE_EPOCH:-0}" \
-        -C "$outer" -cf - ./debian-binary ./control.tar.gz ./data.tar.gz | gzip -9n > "$out"
+    pack "$work" "$out"
 }
 
 ensure_tools

@@ -87,8 +87,8 @@ fn steady(mut v: Value) -> Value {
     v
 }
 
-#[test]
-fn the_rpcd_plugin_answers_what_the_api_answers() {
+/// A lab agent in mode upnp with the porch camera and an API token; (lab, config path, config text).
+fn camera_lab() -> (Lab, PathBuf, String) {
     let mut lab = Lab::new();
     let text = lab
         .config(
@@ -101,6 +101,12 @@ fn the_rpcd_plugin_answers_what_the_api_answers() {
         );
     let cfg = lab.write_config("wilife", &text);
     lab.start_upnp_agent(&cfg);
+    (lab, cfg, text)
+}
+
+#[test]
+fn the_rpcd_plugin_answers_what_the_api_answers() {
+    let (mut lab, cfg, _) = camera_lab();
     lab.say_hello_to_router(&lab.cc);
     assert_eq!(lab.add_mapping(&lab.cc, 20570, "TCP", CC_IP, 3600), 0);
     std::thread::sleep(Duration::from_millis(300));
@@ -259,18 +265,7 @@ fn capture(lab: &Lab, plugin: &Path) -> Value {
 
 #[test]
 fn the_views_render_real_answers_in_a_headless_browser() {
-    let mut lab = Lab::new();
-    let text = lab
-        .config(
-            "upnp",
-            &format!("config camera\n\toption name 'porch'\n\toption mac '{CAMERA_MAC}'\n"),
-        )
-        .replace(
-            "option api_port",
-            &format!("option api_token '{TOKEN}'\n\toption api_port"),
-        );
-    let cfg = lab.write_config("wilife", &text);
-    lab.start_upnp_agent(&cfg);
+    let (lab, cfg, text) = camera_lab();
     let plugin = plugin(&lab, &cfg);
     // The direct case: the cc and the camera are on the network, the cc has mapped its port.
     lab.say_hello_to_router(&lab.cc);
