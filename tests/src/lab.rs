@@ -305,21 +305,23 @@ impl Lab {
         self.exec(&self.router, &full)
     }
 
-    fn nft_stdin(&self, text: &str) -> Output {
+    /// Runs a command inside a namespace with `stdin` as its input; its output, whatever the status.
+    pub fn exec_with_stdin(&self, ns: &str, args: &[&str], stdin: &[u8]) -> Output {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.router, "nft", "-f", "-"])
+            .args(["netns", "exec", ns])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("run nft");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
+            .unwrap_or_else(|e| panic!("cannot run {args:?} in {ns}: {e}"));
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
         child.wait_with_output().unwrap()
+    }
+
+    /// `nft -f -` in the router with `text` (add `-j` first for JSON).
+    pub fn nft_stdin(&self, text: &str) -> Output {
+        self.exec_with_stdin(&self.router, &["nft", "-f", "-"], text.as_bytes())
     }
 
     /// The fw4 ruleset as fw4 would render it here, with the package's include spliced in.

@@ -106,18 +106,7 @@ fn the_forward_needs_the_fw4_include() {
     let no_include = lab
         .fw4_ruleset()
         .replace("ct mark & 0x10000000 == 0x10000000 counter accept", "");
-    let mut child = std::process::Command::new("ip")
-        .args(["netns", "exec", &lab.router, "nft", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(no_include.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(lab.nft_stdin(&no_include).status.success());
     assert!(lab.tcp_exchange(&lab.remote, wan(20570), "x").is_err());
     lab.load_fw4();
     assert_eq!(
@@ -523,13 +512,8 @@ fn print_ruleset_text_is_exactly_what_the_kernel_lists() {
     let text = String::from_utf8_lossy(&text.stdout).to_string();
     // print-ruleset touched nothing.
     assert!(!lab.table_present());
-    let mut child = std::process::Command::new("ip")
-        .args(["netns", "exec", &lab.router, "nft", "-j", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&json.stdout).unwrap();
-    assert!(child.wait().unwrap().success());
+    let applied = lab.exec_with_stdin(&lab.router, &["nft", "-j", "-f", "-"], &json.stdout);
+    assert!(applied.status.success());
     assert_eq!(lab.table_text(), text);
     assert!(
         text.contains(&format!("elements = {{ {WAN_IP} }}")),

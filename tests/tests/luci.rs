@@ -5,9 +5,8 @@
 
 use serde_json::{json, Value};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use wilife_lab::lab::*;
 
@@ -40,22 +39,9 @@ fn plugin(lab: &Lab, config: &Path) -> PathBuf {
 /// rpcd's way: the plugin in the router, arguments on stdin; (exit status success, stdout as JSON).
 fn rpcd(lab: &Lab, plugin: &Path, args: &[&str], stdin: &str) -> (bool, Value, Duration) {
     let start = Instant::now();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &lab.router, "sh"])
-        .arg(plugin)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let plugin = plugin.to_str().unwrap();
+    let full: Vec<&str> = ["sh", plugin].iter().chain(args).copied().collect();
+    let out = lab.exec_with_stdin(&lab.router, &full, stdin.as_bytes());
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let v = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {text:?}"));

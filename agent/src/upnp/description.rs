@@ -98,7 +98,8 @@ const fn var(name: &'static str, kind: &'static str) -> Variable {
     }
 }
 
-const ADD_INPUTS: &[(&str, &str)] = &[
+/// A whole mapping entry: what AddPortMapping takes and GetGenericPortMappingEntry returns.
+const ENTRY: &[(&str, &str)] = &[
     ("NewRemoteHost", "RemoteHost"),
     ("NewExternalPort", "ExternalPort"),
     ("NewProtocol", "PortMappingProtocol"),
@@ -176,19 +177,10 @@ const WANIP_ACTIONS: &[Action] = &[
         "GetGenericPortMappingEntry",
         1,
         &[("NewPortMappingIndex", "PortMappingNumberOfEntries")],
-        &[
-            ("NewRemoteHost", "RemoteHost"),
-            ("NewExternalPort", "ExternalPort"),
-            ("NewProtocol", "PortMappingProtocol"),
-            ("NewInternalPort", "InternalPort"),
-            ("NewInternalClient", "InternalClient"),
-            ("NewEnabled", "PortMappingEnabled"),
-            ("NewPortMappingDescription", "PortMappingDescription"),
-            ("NewLeaseDuration", "PortMappingLeaseDuration"),
-        ],
+        ENTRY,
     ),
     action("GetSpecificPortMappingEntry", 1, ENTRY_KEY, ENTRY_VALUE),
-    action("AddPortMapping", 1, ADD_INPUTS, &[]),
+    action("AddPortMapping", 1, ENTRY, &[]),
     action("DeletePortMapping", 1, ENTRY_KEY, &[]),
     action(
         "GetExternalIPAddress",
@@ -222,7 +214,7 @@ const WANIP_ACTIONS: &[Action] = &[
     action(
         "AddAnyPortMapping",
         2,
-        ADD_INPUTS,
+        ENTRY,
         &[("NewReservedPort", "ExternalPort")],
     ),
 ];
