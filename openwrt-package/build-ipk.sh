@@ -113,9 +113,9 @@ Description: Makes the router do what the WiLife / Logitech Alert camera system 
  whether direct remote viewing can work. Cameras on the same bridge as the PC also need kmod-nft-bridge.
 EOF
     echo "/etc/config/wilife" > "$control/conffiles"
-    install -m 0755 "$here/ipk/postinst" "$control/postinst"
-    install -m 0755 "$here/ipk/prerm" "$control/prerm"
-    install -m 0755 "$here/ipk/postrm" "$control/postrm"
+    for script in postinst postinst-pkg prerm postrm; do
+        install -m 0755 "$here/ipk/$script" "$control/$script"
+    done
     pack "$work" "$out"
 }
 

@@ -7,6 +7,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "tests/run.sh: the lab tests need root (network namespaces, nft); run it as root" >&2
     exit 1
 fi
+bash tests/setup.sh tests
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --locked -p wilife-agent

@@ -17,6 +17,7 @@ commands:
   print-ruleset  print the nftables table that would be applied, without touching the kernel
   status         ask the running daemon for its status
   selftest       check the pure core on this CPU against known answers (for new ports, qemu)
+  gen-token      print a new random API token (32 hex digits from /dev/urandom)
   rpcd list      (rpcd exec plugin) the methods LuCI may call, as JSON
   rpcd call M    (rpcd exec plugin) call method M with the JSON arguments on stdin
   --version      print the version
@@ -28,6 +29,7 @@ options:
   --foreground         (run) log to stderr instead of syslog
   --debug              (run) log debug messages too
   --nft PATH           (run) the nft program (default: nft from PATH)
+  --ubus PATH          (run, print-ruleset) the ubus tool that asks netifd for the networks' devices
   --fw4-include FILE   (run, check) the installed fw4 include (default /usr/share/nftables.d/…/30-wilife.nft)
   --json               (status) print the raw JSON; (print-ruleset) print only the nft JSON
   --text               (print-ruleset) print only the nft text
@@ -42,6 +44,7 @@ struct Args {
     json: bool,
     text: bool,
     nft: PathBuf,
+    ubus: PathBuf,
     fw4_include: PathBuf,
 }
 
@@ -57,6 +60,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         json: false,
         text: false,
         nft: PathBuf::from("nft"),
+        ubus: PathBuf::from("ubus"),
         fw4_include: PathBuf::from(FW4_FORWARD_INCLUDE),
     };
     while let Some(flag) = it.next() {
@@ -66,6 +70,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
             "--wan-device" => a.overrides.wan_device = Some(value()?),
             "--lan-device" => a.overrides.lan_devices.push(value()?),
             "--nft" => a.nft = PathBuf::from(value()?),
+            "--ubus" => a.ubus = PathBuf::from(value()?),
             "--fw4-include" => a.fw4_include = PathBuf::from(value()?),
             "--foreground" | "-f" => a.foreground = true,
             "--debug" => a.debug = true,
@@ -106,6 +111,7 @@ pub fn main(args: &[String]) -> i32 {
         "print-ruleset" => print_ruleset(a),
         "status" => status(a),
         "selftest" => selftest(),
+        "gen-token" => gen_token(),
         other => {
             eprintln!("wilife-agent: unknown command '{other}'\n\n{USAGE}");
             2
@@ -127,12 +133,12 @@ fn rpcd(args: &[String]) -> i32 {
             let read = std::io::stdin()
                 .take(crate::rpcd::MAX_INPUT)
                 .read_to_string(&mut input);
-            match (read, config::load(&path, &Overrides::default())) {
+            match (read, config::api_access(&path)) {
                 (Err(e), _) => {
                     serde_json::json!({"error": format!("cannot read the arguments: {e}")})
                 }
                 (_, Err(e)) => serde_json::json!({"error": e.to_string()}),
-                (Ok(_), Ok(c)) => crate::rpcd::call(&c, method, &input),
+                (Ok(_), Ok(access)) => crate::rpcd::call(&access, method, &input),
             }
         }
         _ => {
@@ -142,6 +148,26 @@ fn rpcd(args: &[String]) -> i32 {
     };
     println!("{answer}");
     0
+}
+
+/// A new API token. OpenWrt's busybox has no `base64`, so the package's uci-defaults ask the agent.
+fn gen_token() -> i32 {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    match read {
+        Ok(()) => {
+            println!(
+                "{}",
+                bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("wilife-agent: cannot read /dev/urandom: {e}");
+            1
+        }
+    }
 }
 
 fn selftest() -> i32 {
@@ -176,6 +202,7 @@ fn run(a: Args) -> i32 {
         config_path: a.config,
         overrides: a.overrides,
         nft: a.nft,
+        ubus: a.ubus,
         fw4_include: a.fw4_include,
     };
     match daemon::run(opts) {
@@ -215,10 +242,13 @@ fn check(a: Args) -> i32 {
 }
 
 fn print_ruleset(a: Args) -> i32 {
-    let c = match load(&a) {
+    let mut c = match load(&a) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Err(e) = crate::net::netifd::resolve(&mut c, &a.ubus) {
+        eprintln!("wilife-agent: the networks' devices are unknown ({e}): printing without them");
+    }
     // Read-only, as the daemon reads it: addresses, neighbours and leases fill the sets; nothing is
     // written.
     let state = crate::net::rtnl::dump().unwrap_or_default();
@@ -251,11 +281,14 @@ fn print_ruleset(a: Args) -> i32 {
 
 /// Minimal HTTP GET to the local daemon.
 fn status(a: Args) -> i32 {
-    let c = match load(&a) {
-        Ok(c) => c,
-        Err(code) => return code,
+    let access = match config::api_access(&a.config) {
+        Ok(access) => access,
+        Err(e) => {
+            eprintln!("wilife-agent: {e}");
+            return 1;
+        }
     };
-    let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), c.api_port);
+    let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), access.port);
     let (code, body) = match crate::client::request(addr, "GET", "/api/v1/status", None) {
         Ok(r) => r,
         Err(e) => {

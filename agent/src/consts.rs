@@ -34,6 +34,9 @@ pub const DEFAULT_DIRECT_PORTS: (u16, u16) = (20570, 20575);
 pub const DEFAULT_API_PORT: u16 = 8780;
 
 pub const DEFAULT_CONFIG: &str = "/etc/config/wilife";
+/// The logical networks (netifd) whose devices are WAN and LAN unless the config pins devices.
+pub const DEFAULT_WAN_NETWORK: &str = "wan";
+pub const DEFAULT_LAN_NETWORK: &str = "lan";
 pub const DEFAULT_STATE_DIR: &str = "/var/run/wilife";
 /// OpenWrt's dnsmasq lease file.
 pub const DEFAULT_DHCP_LEASES: &str = "/tmp/dhcp.leases";

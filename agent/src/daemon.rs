@@ -28,6 +28,8 @@ use std::time::{Duration, Instant, SystemTime};
 pub struct Options {
     pub config_path: PathBuf,
     pub overrides: Overrides,
+    /// The ubus command line tool, to ask netifd which devices the logical networks are.
+    pub ubus: PathBuf,
     pub nft: PathBuf,
     pub fw4_include: PathBuf,
 }
@@ -160,9 +162,39 @@ struct Owner {
     presence_check_at: Option<SystemTime>,
 }
 
+/// Reads the config and gives it the devices its logical networks have now. A WAN that is down or
+/// unknown is no error: camera isolation and the LAN side must not wait for the internet.
+fn load_config(opts: &Options) -> Result<Config, config::ConfigError> {
+    let mut c = config::load(&opts.config_path, &opts.overrides)?;
+    if let Err(e) = net::netifd::resolve(&mut c, &opts.ubus) {
+        warning!(
+            "cannot ask netifd which devices the networks '{}' and '{}' are: {e}; pin them with \
+             option wan_device / list lan_device",
+            c.networks.wan_network,
+            c.networks.lan_networks.join("', '")
+        );
+    }
+    Ok(c)
+}
+
+/// The devices in force, for the log.
+fn devices_line(c: &Config) -> String {
+    let lans = if c.lan_devices.is_empty() {
+        "none".to_string()
+    } else {
+        c.lan_devices.join(",")
+    };
+    format!(
+        "wan {} ({}), lan {lans} ({})",
+        c.wan_device.as_deref().unwrap_or("unknown"),
+        c.networks.wan_network,
+        c.networks.lan_networks.join(",")
+    )
+}
+
 /// Runs until SIGTERM/SIGINT. A bad config is an error before anything is touched.
 pub fn run(opts: Options) -> Result<(), String> {
-    let config = config::load(&opts.config_path, &opts.overrides).map_err(|e| e.to_string())?;
+    let config = load_config(&opts).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&config.state_dir).map_err(|e| {
         format!(
             "cannot create state_dir {}: {e}",
@@ -233,11 +265,10 @@ pub fn run(opts: Options) -> Result<(), String> {
     let mut servers = api::Servers::default();
     let mut igd = IgdRuntime::default();
     info!(
-        "starting {} (mode {:?}, wan {}, lan {})",
+        "starting {} (mode {:?}, {})",
         env!("CARGO_PKG_VERSION"),
         owner.config.direct_access,
-        owner.config.wan_device,
-        owner.config.lan_devices.join(",")
+        devices_line(&owner.config)
     );
     owner.read_network();
     owner.reconcile("startup");
@@ -561,7 +592,7 @@ impl Owner {
 
     /// SIGHUP: a new config replaces the old only if it is valid; otherwise the old stays in force.
     fn reload(&mut self) {
-        match config::load(&self.opts.config_path, &self.opts.overrides) {
+        match load_config(&self.opts) {
             Ok(new) => {
                 if new.state_dir != self.config.state_dir {
                     if let Err(e) = std::fs::create_dir_all(&new.state_dir) {
@@ -574,8 +605,9 @@ impl Owner {
                     }
                 }
                 notice!(
-                    "configuration reloaded from {}",
-                    self.opts.config_path.display()
+                    "configuration reloaded from {} ({})",
+                    self.opts.config_path.display(),
+                    devices_line(&new)
                 );
                 self.config = new;
                 self.identity = identity(&self.config, self.identity.boot_id);
@@ -827,7 +859,15 @@ fn restore_mappings(config: &Config) -> Vec<Mapping> {
         }
     };
     let total = loaded.len();
-    let live: Vec<Mapping> = loaded.into_iter().filter(|m| !m.expired(now)).collect();
+    // The file is ours, but what it holds came from LAN clients: kept as plain text, as when granted.
+    let live: Vec<Mapping> = loaded
+        .into_iter()
+        .filter(|m| !m.expired(now))
+        .map(|m| Mapping {
+            description: policy::plain_description(&m.description),
+            ..m
+        })
+        .collect();
     let (kept, dropped) = still_allowed(config, &live);
     for (m, why) in &dropped {
         notice!(

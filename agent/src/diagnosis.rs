@@ -46,7 +46,10 @@ pub struct Diagnosis {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct WanView {
-    pub device: String,
+    /// The logical network (netifd) the WAN device belongs to.
+    pub network: String,
+    /// null: the network has no device now (down, unknown).
+    pub device: Option<String>,
     pub up: Option<bool>,
     pub ipv4: Vec<Ipv4Addr>,
     /// The best of the addresses: public, private (double NAT), cgnat, unusable; null: none.
@@ -82,8 +85,10 @@ pub fn diagnose(snap: &Snapshot, now: SystemTime) -> Diagnosis {
             "Direct access is off in the configuration (option direct_access 'off').".into(),
         );
     }
-    let dev = &c.wan_device;
-    let up = snap.net.link_up(dev);
+    let wan_network = &c.networks.wan_network;
+    let dev = c.wan_device.as_deref();
+    let up = dev.and_then(|d| snap.net.link_up(d));
+    let dev_name = dev.unwrap_or("?");
     let kinds: Vec<WanAddressKind> = snap
         .facts
         .wan_ipv4
@@ -109,15 +114,20 @@ pub fn diagnose(snap: &Snapshot, now: SystemTime) -> Diagnosis {
     match up {
         None => block(
             "wan_missing",
-            format!("The WAN device {dev} does not exist."),
+            match dev {
+                Some(d) => format!("The WAN device {d} does not exist."),
+                None => format!(
+                    "The WAN network '{wan_network}' has no device: it is down or unknown to netifd (or set option wan_device)."
+                ),
+            },
         ),
-        Some(false) => block("wan_down", format!("The WAN link {dev} is down.")),
+        Some(false) => block("wan_down", format!("The WAN link {dev_name} is down.")),
         Some(true) => {}
     }
     match (best, first) {
         (None, _) | (_, None) => {
             if up != Some(false) {
-                block("wan_no_address", format!("The WAN device {dev} has no IPv4 address."));
+                block("wan_no_address", format!("The WAN device {dev_name} has no IPv4 address."));
             }
         }
         (Some(WanAddressKind::Private), Some(a)) => block(
@@ -211,7 +221,8 @@ pub fn diagnose(snap: &Snapshot, now: SystemTime) -> Diagnosis {
         summary,
         reasons,
         wan: WanView {
-            device: dev.clone(),
+            network: wan_network.clone(),
+            device: c.wan_device.clone(),
             up,
             ipv4: snap.facts.wan_ipv4.clone(),
             address_kind: best,

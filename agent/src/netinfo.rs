@@ -53,7 +53,11 @@ pub fn facts(config: &Config, addrs: &[IfAddr]) -> NetFacts {
             .collect()
     };
     let mut f = NetFacts {
-        wan_ipv4: v4(&config.wan_device).into_iter().map(|(a, _)| a).collect(),
+        wan_ipv4: config
+            .wan_device
+            .as_deref()
+            .map(|d| v4(d).into_iter().map(|(a, _)| a).collect())
+            .unwrap_or_default(),
         ..Default::default()
     };
     for dev in &config.lan_devices {

@@ -9,7 +9,7 @@
 //! a bare ubus failure, and a stopped agent or wrong arguments never crash or hang the caller.
 
 use crate::client;
-use crate::config::Config;
+use crate::config::ApiAccess;
 use serde_json::{json, Map, Value};
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -43,8 +43,8 @@ fn error(message: impl Into<String>) -> Value {
     json!({ "error": message.into() })
 }
 
-/// `call METHOD` with `input` (stdin) against the agent configured by `config`.
-pub fn call(config: &Config, method: &str, input: &str) -> Value {
+/// `call METHOD` with `input` (stdin) against the agent reached by `access`.
+pub fn call(access: &ApiAccess, method: &str, input: &str) -> Value {
     let args: Value = if input.trim().is_empty() {
         json!({})
     } else {
@@ -54,7 +54,7 @@ pub fn call(config: &Config, method: &str, input: &str) -> Value {
             Err(e) => return error(format!("the arguments are not JSON: {e}")),
         }
     };
-    let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), config.api_port);
+    let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), access.port);
     let (method_http, path, token) =
         if let Some((_, path)) = READ.iter().find(|(n, _)| *n == method) {
             ("GET", path.to_string(), None)
@@ -66,7 +66,7 @@ pub fn call(config: &Config, method: &str, input: &str) -> Value {
             let Some(port) = args["port"].as_u64().filter(|p| (1..=65535).contains(p)) else {
                 return error("port must be a number from 1 to 65535");
             };
-            let Some(token) = config.api_token.as_deref() else {
+            let Some(token) = access.token.as_deref() else {
                 return error("changes through the API are disabled: set agent.api_token");
             };
             (
@@ -102,15 +102,12 @@ pub fn call(config: &Config, method: &str, input: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
-    fn config(extra: &str) -> Config {
-        crate::config::parse(
-            &format!("config agent 'main'\n\toption wan_device 'eth1'\n\tlist lan_device 'br-lan'\n\toption api_port '1'\n{extra}"),
-            Path::new("t"),
-            &Default::default(),
-        )
-        .unwrap()
+    fn config(token: Option<&str>) -> ApiAccess {
+        ApiAccess {
+            port: 1,
+            token: token.map(str::to_string),
+        }
     }
 
     #[test]
@@ -131,7 +128,7 @@ mod tests {
 
     #[test]
     fn bad_arguments_and_a_stopped_agent_are_json_errors() {
-        let c = config("\toption api_token '0123456789abcdef'\n");
+        let c = config(Some("0123456789abcdef"));
         let msg = |v: Value| v["error"].as_str().unwrap_or("").to_string();
         assert!(msg(call(&c, "delete_mapping", "[1]")).contains("JSON object"));
         assert!(msg(call(&c, "delete_mapping", "{")).contains("not JSON"));
@@ -145,7 +142,7 @@ mod tests {
         assert!(msg(call(&c, "reboot", "{}")).contains("unknown method"));
         // Port 1 on loopback: nothing listens there.
         assert!(msg(call(&c, "status", "")).contains("does not answer"));
-        let no_token = config("");
+        let no_token = config(None);
         assert!(msg(call(&no_token, "delete_mapping", r#"{"port": 20570}"#)).contains("api_token"));
     }
 }

@@ -71,7 +71,10 @@ pub struct ForwardStatus {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Wan {
-    pub device: String,
+    /// The logical network (netifd) the WAN device belongs to.
+    pub network: String,
+    /// null: the network has no device now (down, unknown).
+    pub device: Option<String>,
     /// The device exists and is operationally up (null: no such device).
     pub up: Option<bool>,
     pub ipv4: Vec<Ipv4Addr>,
@@ -244,8 +247,13 @@ impl Snapshot {
             enabled: self.config.enabled,
             mode: self.config.direct_access,
             wan: Wan {
+                network: self.config.networks.wan_network.clone(),
                 device: self.config.wan_device.clone(),
-                up: self.net.link_up(&self.config.wan_device),
+                up: self
+                    .config
+                    .wan_device
+                    .as_deref()
+                    .and_then(|d| self.net.link_up(d)),
                 ipv4: self.facts.wan_ipv4.clone(),
             },
             lan_devices: self.config.lan_devices.clone(),

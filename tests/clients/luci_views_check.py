@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
 """Renders the LuCI views of luci-app-wilife in a real headless Chromium (Debian's, driven by
-Playwright from PyPI) on tests/luci/harness.html, whose stand-in runtime answers rpc calls with real
-answers captured from the agent in the lab. Checks the verdict, the mapping rows, the cameras, that
-Delete calls delete_mapping with the right arguments, and the settings form's validation; writes
-screenshots.
+Playwright from PyPI) on tests/luci/harness.html, whose stand-in runtime behaves like LuCI's own (see
+tests/luci/luci-stub.js) and answers rpc calls with real answers captured from the agent in the lab.
+Checks the verdict, the mapping rows, the cameras, Delete; that markup in any value from the agent is
+shown as text and never runs; that each failed ubus call (bare status 2, 7, access denied) spoils only
+its own section, readably; the refused reload; a read-only session; the settings form's validation
+(held to `wilife-agent check`) and that saving the shipped config unchanged stages nothing; the
+Status -> Overview include. No page may raise an uncaught error. Writes screenshots.
 
 usage: luci_views_check.py CAPTURED.json OUT_DIR
 CAPTURED.json: {"cases": {"direct": {answers}, "relay": {answers}}, "config": "UCI text",
-                "bad_config": "UCI text", "hints": {...}}
+                "bad_config": "UCI text", "bad_options": [...], "hints": {...}, "hostile": "markup",
+                "reload_status": {status answer}, "no_address_config": "UCI text",
+                "shipped_config": "UCI text"}
 """
+import copy
 import json
 import pathlib
 import sys
@@ -16,7 +22,8 @@ import sys
 from playwright.sync_api import sync_playwright
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-VIEWS = ROOT / "luci-app/htdocs/luci-static/resources/view/wilife"
+RESOURCES = ROOT / "luci-app/htdocs/luci-static/resources"
+VIEWS = RESOURCES / "view/wilife"
 HARNESS = ROOT / "tests/luci/harness.html"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -42,12 +49,16 @@ def uci_sections(text):
     return sections
 
 
+
 def main():
     captured = json.loads(pathlib.Path(sys.argv[1]).read_text())
     out = pathlib.Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
     status_src = (VIEWS / "status.js").read_text()
     settings_src = (VIEWS / "settings.js").read_text()
+    overview_src = (RESOURCES / "view/status/include/75_wilife.js").read_text()
+    modules = {"wilife": (RESOURCES / "wilife.js").read_text()}
+    hostile = captured["hostile"]
     failures = []
 
     def check(ok, what):
@@ -58,27 +69,61 @@ def main():
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.set_default_timeout(5000)
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
 
-        def show(source, answers, uci):
+        def settle():
+            """Lets the first poll run, an image fail to load and its onerror fire."""
+            page.wait_for_timeout(150)
+
+        def show(source, answers, uci, readonly=False, fn="showView"):
+            """Loads the harness and shows a view; False (and a failure) when it did not come up."""
             page.goto(HARNESS.as_uri())
-            page.evaluate("([a, u]) => { window.RPC_ANSWERS = a; window.UCI = u; }", [answers, uci])
-            page.evaluate("(src) => showView(src)", source)
+            page.evaluate("([a, u, r, m]) => { window.RPC_ANSWERS = a; window.UCI = u; window.READONLY = r;"
+                          " window.MODULE_SOURCES = m; }", [answers, uci, readonly, modules])
+            try:
+                page.evaluate(f"(src) => {fn}(src)", source)
+            except Exception as e:  # the view did not come up: LuCI would show "Loading view..." forever
+                check(False, f"the view comes up: {e}")
+                return False
+            settle()
+            return True
+
+        def shown(selector, nth=0):
+            """The text of an element; '' when there is none."""
+            found = page.locator(selector)
+            return found.nth(nth).inner_text() if found.count() > nth else ""
+
+        def no_errors(case):
+            seen = errors + page.evaluate("window.ERRORS")
+            check(not seen, f"{case}: no uncaught errors {seen}")
+            errors.clear()
+
+        def not_run(case):
+            pwned = page.evaluate("window.PWNED")
+            check(pwned is None, f"{case}: markup from the agent did not run (window.PWNED = {pwned!r})")
 
         uci = uci_sections(captured["config"])
+        direct = captured["cases"]["direct"]
         for case, answers in captured["cases"].items():
             show(status_src, answers, uci)
             verdict = page.inner_text("#wilife-verdict")
             d = answers["luci.wilife.diagnosis"]
             if case == "direct":
-                want = f"Remote viewing: direct, via {d['external']['address']}:{d['external']['ports'][0]}"
+                want = f"Remote viewing: direct, via {wan_address(d)}"
                 check(verdict == want, f"{case}: verdict {verdict!r} == {want!r}")
                 rows = page.locator("#wilife-status table").nth(0).locator("tr.tr:not(.table-titles)")
-                check(rows.count() == 1, f"{case}: one mapping row ({rows.count()})")
+                check(rows.count() == 2, f"{case}: two mapping rows ({rows.count()})")
                 row = rows.nth(0).inner_text()
                 check("192.168.50.10" in row and "TCP 20570" in row and "WiLife" in row,
                       f"{case}: mapping row {row!r}")
+                # The description a LAN client sent with markup, through the agent and rpcd: text.
+                row = rows.nth(1).inner_text()
+                check("TCP 20571" in row and captured["stored_hostile"] in row,
+                      f"{case}: the hostile description as text {row!r}")
+                not_run(case)
                 page.click("button[data-port='20570']")
                 page.wait_for_function("window.RPC_CALLS.some(c => c.method === 'delete_mapping')")
                 calls = page.evaluate("window.RPC_CALLS.filter(c => c.method === 'delete_mapping')")
@@ -96,9 +141,129 @@ def main():
                   f"{case}: camera row {cams!r}")
             fw = page.locator("#wilife-status table").nth(2).inner_text()
             check("inet wilife, bridge wilife" in fw and "active" in fw, f"{case}: firewall {fw!r}")
+            check(page.locator("#wilife-reload-error").count() == 0, f"{case}: no reload error shown")
             page.evaluate("Promise.all(window.POLLS.map(f => f()))")
             check(page.inner_text("#wilife-verdict") == verdict, f"{case}: poll refresh keeps the page")
             page.screenshot(path=str(out / f"status-{case}.png"), full_page=True)
+            no_errors(case)
+
+        # Markup in every value from the agent or the config: names, reasons, errors. Shown, never run.
+        h = copy.deepcopy(direct)
+        h["luci.wilife.mappings"]["mappings"][0]["owner"] = hostile           # the Command Center's name
+        h["luci.wilife.cameras"]["cameras"][0]["name"] = hostile
+        h["luci.wilife.diagnosis"]["summary"] = hostile
+        h["luci.wilife.diagnosis"]["reasons"] = [{"code": "fw4_include_missing", "severity": "warning",
+                                                  "message": hostile}]
+        h["luci.wilife.status"]["config"]["reload_error"] = hostile
+        h["luci.wilife.status"]["firewall"]["last_reconcile"] = {
+            "at": 0, "reason": hostile, "result": "error", "error": hostile, "duration_ms": 1}
+        h["luci.wilife.delete_mapping"] = {"error": hostile, "status": 404}
+        show(status_src, h, uci)
+        page.click("button[data-port='20570']")
+        page.wait_for_function("window.RPC_CALLS.some(c => c.method === 'delete_mapping')")
+        settle()
+        not_run("hostile")
+        texts = {
+            "mapping owner": shown("#wilife-status table", 0),
+            "camera name": shown("#wilife-status table", 1),
+            "summary": shown("#wilife-summary"),
+            "reasons": shown("#wilife-reasons"),
+            "reload error": shown("#wilife-reload-error"),
+            "firewall error": shown("#wilife-status table", 2),
+            "delete notification": shown("#notifications"),
+        }
+        for what, said in texts.items():
+            check(hostile in said, f"hostile: the {what} shows the markup as text: {said!r}")
+        page.screenshot(path=str(out / "status-hostile.png"), full_page=True)
+        no_errors("hostile")
+        for method in ["diagnosis", "cameras"]:
+            f = copy.deepcopy(direct)
+            f[f"luci.wilife.{method}"] = {"error": hostile}
+            show(status_src, f, uci)
+            not_run(f"hostile error from {method}")
+            check(hostile in shown(".wilife-failed"), f"hostile: the {method} failure shows it as text")
+            no_errors(f"hostile error from {method}")
+        hd = copy.deepcopy(direct)
+        hd["luci.wilife.diagnosis"]["direct_possible"] = False
+        hd["luci.wilife.diagnosis"]["reasons"] = [{"code": "wan_private", "severity": "blocking", "message": hostile}]
+        show(status_src, hd, uci)
+        not_run("hostile verdict")
+        check(shown("#wilife-verdict") == "Remote viewing: relay only — " + hostile,
+              "hostile: the verdict shows the reason as text")
+        no_errors("hostile verdict")
+
+        # One failed call at a time: its section says why, readably; the others render; nothing is uncaught.
+        sections = {"diagnosis": "#wilife-verdict", "mappings": "button[data-port='20570']",
+                    "cameras": "text=0a:00:00:00:00:20", "status": "text=inet wilife, bridge wilife"}
+        failures_of = {2: "The wilife-agent service did not answer (ubus status 2: Invalid argument)",
+                       7: "The wilife-agent service did not answer (ubus status 7: Request timeout)",
+                       "denied": "RPC call to luci.wilife/%s failed with error -32002: Access denied"}
+        for method in sections:
+            for how, message in failures_of.items():
+                f = copy.deepcopy(direct)
+                f[f"luci.wilife.{method}"] = {"$error": [-32002, "Access denied"]} if how == "denied" else how
+                case = f"{method} fails ({how})"
+                if not show(status_src, f, uci):
+                    continue
+                if "%s" in message:
+                    message = message % method
+                said = page.eval_on_selector_all(".wilife-failed", "l => l.map(x => x.innerText)")
+                check(len(said) == 1 and message in said[0], f"{case}: says {message!r}: {said}")
+                for other, sel in sections.items():
+                    if other != method:
+                        check(page.locator(sel).count() >= 1, f"{case}: the {other} section still renders")
+                page.evaluate("Promise.all(window.POLLS.map(f => f()))")
+                settle()
+                check(len(page.eval_on_selector_all(".wilife-failed", "l => l")) == 1, f"{case}: a poll too")
+                if method == "cameras" and how == 7:
+                    page.screenshot(path=str(out / "status-failures.png"), full_page=True)
+                no_errors(case)
+
+        # A refused config reload, as the agent reports it: shown first, in full.
+        r = copy.deepcopy(direct)
+        r["luci.wilife.status"] = captured["reload_status"]
+        show(status_src, r, uci)
+        err = captured["reload_status"]["config"]["reload_error"]
+        first = page.eval_on_selector("#wilife-status", "n => n.firstChild ? [n.firstChild.id, n.firstChild.innerText] : [null, '']")
+        check(first[0] == "wilife-reload-error" and err in first[1], f"reload error shown first: {first} has {err!r}")
+        no_errors("reload error")
+
+        # A session with the read grant only: Delete is disabled; if it is called anyway (rpcd refuses:
+        # -32002), a readable notification and nothing uncaught.
+        ro = copy.deepcopy(direct)
+        ro["luci.wilife.delete_mapping"] = {"$error": [-32002, "Access denied"]}
+        show(status_src, ro, uci, readonly=True)
+        disabled = page.eval_on_selector_all("button.cbi-button-remove", "l => l.map(b => b.disabled)")
+        check(disabled == [True, True], f"read-only: Delete buttons disabled {disabled}")
+        page.screenshot(path=str(out / "status-readonly.png"), full_page=True)
+        page.evaluate("VIEW.handleDelete(20570).catch(e => window.ERRORS.push('uncaught: ' + e.message))")
+        settle()
+        note = shown("#notifications")
+        check("The mapping was not deleted" in note and "Access denied" in note, f"read-only: says so {note!r}")
+        no_errors("read-only delete")
+
+        # Status -> Overview: one line, direct or relay or why not; markup as text.
+        denied = {"$error": [-32002, "Access denied"]}
+        for case, answers, want in [
+            ("direct", direct, "Remote viewing: direct, via " + wan_address(direct["luci.wilife.diagnosis"])),
+            ("relay", captured["cases"]["relay"], "Remote viewing: relay only — The WAN address 10.0.0.2 is private"),
+            ("failed", dict(direct, **{"luci.wilife.diagnosis": 7}),
+             "Remote viewing: unknown — The wilife-agent service did not answer (ubus status 7: Request timeout)"),
+            ("hostile", hd, "Remote viewing: relay only — " + hostile),
+            ("denied", dict(direct, **{"luci.wilife.diagnosis": denied, "luci.wilife.cameras": 2}),
+             "Remote viewing: unknown — The call to the wilife-agent service failed: "
+             "RPC call to luci.wilife/diagnosis failed with error -32002: Access denied"),
+        ]:
+            if not show(overview_src, answers, uci, fn="showInclude"):
+                continue
+            line = shown("#wilife-overview")
+            check(want in line, f"overview {case}: {line!r} has {want!r}")
+            if case in ("direct", "relay"):
+                check("Cameras present: 1 of 1" in line, f"overview {case}: cameras {line!r}")
+            not_run(f"overview {case}")
+            if case == "direct":
+                page.screenshot(path=str(out / "overview-direct.png"), full_page=True)
+            no_errors(f"overview {case}")
 
         hints = {"luci-rpc.getHostHints": captured["hints"]}
         show(settings_src, hints, uci)
@@ -108,6 +273,7 @@ def main():
         check(cam_mac == "0a:00:00:00:00:20", f"settings: camera mac {cam_mac!r}")
         invalid = page.eval_on_selector_all(".cbi-input-invalid", "l => l.map(x => x.dataset.option)")
         check(invalid == [], f"settings: the agent-accepted config shows no invalid field ({invalid})")
+        check(not page.is_disabled("button[data-option='_generate']"), "settings: the token button is enabled")
         page.screenshot(path=str(out / "settings.png"), full_page=True)
         show(settings_src, hints, uci_sections(captured["bad_config"]))
         invalid = page.eval_on_selector_all(".cbi-input-invalid",
@@ -115,10 +281,42 @@ def main():
         check([o for o, _ in invalid] == captured["bad_options"],
               f"settings: the form rejects what `wilife-agent check` rejects: {invalid}")
         page.screenshot(path=str(out / "settings-invalid.png"), full_page=True)
-        check(not errors, f"no script errors: {errors}")
+
+        # A Command Center with a name only: the agent refused it (reload_status); so does the form.
+        show(settings_src, hints, uci_sections(captured["no_address_config"]))
+        invalid = page.eval_on_selector_all(".cbi-input-invalid",
+                                            "l => l.map(x => [x.dataset.option, x.dataset.error])")
+        check([o for o, _ in invalid] == ["ip"], f"settings: a Command Center needs ip or mac: {invalid}")
+        saved = page.evaluate("MAP.save().then(() => 'saved', e => e.message)")
+        check(saved.startswith('Option "IP address" contains an invalid input value.'),
+              f"settings: saving it is refused: {saved!r}")
+        check(page.evaluate("window.UCI_CHANGES") == [], "settings: the refused save staged nothing")
+        no_errors("settings")
+
+        # The shipped /etc/config/wilife, saved unchanged, stages nothing (LuCI would otherwise show
+        # "Unsaved changes" and rewrite the file); a real edit does stage.
+        show(settings_src, hints, uci_sections(captured["shipped_config"]))
+        unchanged = page.evaluate("MAP.save()")
+        check(unchanged == [], f"settings: saving the shipped config unchanged stages nothing: {unchanged}")
+        page.uncheck("fieldset[data-section='direct'] input[data-option='reflection']")
+        page.fill("input[data-option='presence_timeout']", "")
+        staged = [c for c in page.evaluate("MAP.save()") if c not in unchanged]
+        check(staged == [["delete", "main", "presence_timeout"], ["set", "direct", "reflection", "0"]],
+              f"settings: an edit stages exactly it: {staged}")
+        no_errors("settings save")
+
+        # Read-only: every field and the token button disabled.
+        show(settings_src, hints, uci, readonly=True)
+        enabled = page.eval_on_selector_all("[data-option]", "l => l.filter(x => !x.disabled).map(x => x.dataset.option)")
+        check(enabled == [], f"settings read-only: nothing is editable ({enabled})")
+        no_errors("settings read-only")
         browser.close()
     print(f"{len(failures)} failures")
     return 1 if failures else 0
+
+
+def wan_address(d):
+    return f"{d['external']['address']}:" + ", ".join(str(p) for p in d['external']['ports'])
 
 
 if __name__ == "__main__":

@@ -1,45 +1,85 @@
 // A stand-in for the parts of LuCI's client runtime the wilife views use, for the headless-browser test
-// only: E(), _() and String.format, view.extend, rpc.declare (answers from window.RPC_ANSWERS, calls
-// recorded in window.RPC_CALLS), poll.add (recorded, run on demand), ui.addNotification, and a form
-// module that renders sections and options from window.UCI with each option's validator applied.
-// It does not stand in for LuCI's real widgets, themes, uci saving, session handling or translations.
+// only. Where it stands in, it behaves as the real framework does (luci.js, rpc.js, form.js, uci.js and
+// libuci, read in openwrt/luci and openwrt/uci), including the traps:
+// - E(tag, attrs, 'string') inserts the string as HTML (dom.append: innerHTML); in an array, a string
+//   becomes a text node;
+// - rpc.declare(): window.RPC_ANSWERS['object.method'] is the answer. A number is a bare ubus status
+//   (rpcd's answer when the plugin printed no object, 7 on a timeout), handed to the view as it is with
+//   `expect: {}`; {"$error": [code, message]} rejects as rpc.js does (-32002 "Access denied"). Calls are
+//   recorded in window.RPC_CALLS;
+// - poll.add() runs the function at once, then on demand (window.POLLS);
+// - L.hasViewPermission() is false and every form.Map is read-only when window.READONLY is set (a session
+//   with the read grant only);
+// - form: options render from window.UCI with their validators applied; Map.save() parses as form.js
+//   does (a Flag equal to its default with rmempty is deleted, an empty Value is deleted with rmempty and
+//   refused without) and records in window.UCI_CHANGES what libuci would stage (setting an option to its
+//   own value stages nothing, deleting an existing option does).
+// It does not stand in for LuCI's real widgets, themes, session handling or translations.
 'use strict';
 
 String.prototype.format = function() {
 	var args = arguments, i = 0;
-	return this.replace(/%[sd]/g, function() { return String(args[i++]); });
+	return this.replace(/%([sd%])/g, function(m, t) {
+		if (t === '%')
+			return '%';
+		var v = args[i++];
+		return t === 'd' ? Math.floor(+v || 0).toFixed(0) : String(v);
+	});
 };
 
 window._ = function(s) { return s; };
 
-window.E = function(tag, attrs, children) {
+window.L = {
+	env: {},
+	hasViewPermission: function() { return !window.READONLY; }
+};
+
+/** luci.js dom.create() and dom.append(), as they are. */
+window.E = function(tag, attrs, data) {
+	if (!(attrs instanceof Object) || Array.isArray(attrs))
+		data = attrs, attrs = null;
 	var el = document.createElement(tag);
-	Object.keys(attrs || {}).forEach(function(k) {
-		var v = attrs[k];
-		if (typeof v === 'function')
-			el.addEventListener(k, v);
-		else if (v != null)
-			el.setAttribute(k, v);
-	});
-	(function add(c) {
-		if (c == null || c === '') return;
-		if (Array.isArray(c)) return c.forEach(add);
-		el.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
-	})(children);
+	for (var k in attrs) {
+		if (!attrs.hasOwnProperty(k) || attrs[k] == null)
+			continue;
+		if (typeof attrs[k] === 'function')
+			el.addEventListener(k, attrs[k]);
+		else if (typeof attrs[k] === 'object')
+			el.setAttribute(k, JSON.stringify(attrs[k]));
+		else
+			el.setAttribute(k, attrs[k]);
+	}
+	(function append(children) {
+		if (Array.isArray(children)) {
+			for (var i = 0; i < children.length; i++)
+				if (children[i] instanceof Node)
+					el.appendChild(children[i]);
+				else
+					el.appendChild(document.createTextNode('' + children[i]));
+		}
+		else if (typeof children === 'function')
+			append(children(el));
+		else if (children instanceof Node)
+			el.appendChild(children);
+		else if (children != null)
+			el.innerHTML = '' + children;
+	})(data);
 	return el;
 };
 
 window.RPC_CALLS = [];
 window.POLLS = [];
+window.UCI_CHANGES = [];
+
+function extend(proto) {
+	var C = function() {};
+	C.prototype = Object.assign({}, proto);
+	return C;
+}
 
 var stubs = {
-	view: {
-		extend: function(proto) {
-			var V = function() {};
-			V.prototype = Object.assign({}, proto);
-			return V;
-		}
-	},
+	baseclass: { extend: extend },
+	view: { extend: extend },
 	rpc: {
 		declare: function(d) {
 			return function() {
@@ -49,51 +89,133 @@ var stubs = {
 				window.RPC_CALLS.push({ object: d.object, method: d.method, args: args });
 				var answer = (window.RPC_ANSWERS || {})[d.object + '.' + d.method];
 				if (answer === undefined)
-					return Promise.reject(new Error('no answer for ' + d.object + '.' + d.method));
-				return Promise.resolve(JSON.parse(JSON.stringify(answer)));
+					return Promise.reject(new Error('the harness has no answer for ' + d.object + '.' + d.method));
+				if (answer && answer.$error) {
+					var err = new Error('RPC call to %s/%s failed with error %d: %s'.format(d.object, d.method,
+						answer.$error[0], answer.$error[1]));
+					err.name = 'RPCError';
+					return Promise.reject(err);
+				}
+				var ret = JSON.parse(JSON.stringify(answer));
+				// rpc.js: the first key of `expect` selects and type-checks; `expect: {}` has none.
+				for (var key in d.expect || {}) {
+					if (ret != null && key != '')
+						ret = ret[key];
+					if (ret == null || Object.prototype.toString.call(ret) != Object.prototype.toString.call(d.expect[key]))
+						ret = d.expect[key];
+					break;
+				}
+				return Promise.resolve(ret);
 			};
+		},
+		getStatusText: function(code) {
+			return [ 'Command OK', 'Invalid command', 'Invalid argument', 'Method not found', 'Resource not found',
+				'No data received', 'Permission denied', 'Request timeout', 'Not supported', 'Unspecified error',
+				'Connection lost' ][code] || 'Unknown error code';
 		}
 	},
-	poll: { add: function(fn, interval) { window.POLLS.push(fn); } },
+	poll: {
+		add: function(fn, interval) {
+			window.POLLS.push(fn);
+			// LuCI's poll loop starts with the function's first run, inside add(); a rejection is unhandled.
+			Promise.resolve(fn());
+		}
+	},
 	ui: {
-		addNotification: function(title, node, cls) {
-			document.getElementById('notifications').appendChild(E('div', { 'class': 'alert-message ' + (cls || '') }, node));
+		addNotification: function(title, children, cls) {
+			document.getElementById('notifications').appendChild(E('div', { 'class': 'alert-message ' + (cls || '') }, [
+				title ? E('h4', {}, title) : '',
+				E('div', {}, children)
+			]));
 		}
 	},
 	form: (function() {
-		function Option(type, name, title, description) {
+		function Option(section, type, name, title, description) {
+			this.section = section; this.map = section.map;
 			this.type = type; this.option = name; this.title = title; this.description = description;
-			this.choices = [];
+			this.choices = []; this.widgets = {};
+			this.rmempty = true; this.optional = false;
+			this.default = type === 'Flag' ? '0' : null;
 		}
 		Option.prototype.value = function(k, label) { this.choices.push([ k, label || k ]); };
+		Option.prototype.cfgvalue = function(sid) { return ((window.UCI || {})[sid] || {})[this.option]; };
+		Option.prototype.formvalue = function(sid) {
+			var el = this.widgets[sid];
+			if (!el)
+				return null;
+			return this.type === 'Flag' ? (el.checked ? '1' : '0') : el.value;
+		};
+		Option.prototype.getUIElement = function(sid) {
+			var el = this.widgets[sid];
+			return { setValue: function(v) { el.value = v; }, getValue: function() { return el.value; } };
+		};
+		/** Validates the current form value; marks the widget; true or the message. */
+		Option.prototype.check = function(sid) {
+			var el = this.widgets[sid];
+			if (!el || this.type === 'Button')
+				return true;
+			var check = this.validate ? this.validate(sid, this.formvalue(sid)) : true;
+			el.classList.toggle('cbi-input-invalid', check !== true);
+			if (check !== true)
+				el.setAttribute('data-error', check);
+			else
+				el.removeAttribute('data-error');
+			var msg = el.parentNode.querySelector('.cbi-value-error');
+			msg.textContent = check !== true ? check : '';
+			return check;
+		};
 		Option.prototype.widget = function(section) {
-			var self = this;
-			var value = section[this.option] != null ? section[this.option] : (this.default || '');
+			var sid = section['.name'], value = this.cfgvalue(sid) != null ? this.cfgvalue(sid) : (this.default || '');
+			var ro = (this.readonly != null) ? this.readonly : this.map.readonly;
 			var el;
 			if (this.type === 'Flag')
 				el = E('input', { 'type': 'checkbox' }), el.checked = value === '1';
 			else if (this.type === 'ListValue') {
-				el = E('select', {}, this.choices.map(function(c) { return E('option', { 'value': c[0] }, c[1]); }));
+				el = E('select', {}, this.choices.map(function(c) { return E('option', { 'value': c[0] }, [ c[1] ]); }));
 				el.value = value;
-			} else if (this.type === 'Button')
-				el = E('button', { 'class': 'cbi-button' }, this.inputtitle || this.title);
-			else {
+			} else if (this.type === 'Button') {
+				var self = this;
+				el = E('button', { 'class': 'cbi-button', 'click': function(ev) { return self.onclick(ev, sid); } },
+					[ this.inputtitle || this.title ]);
+			} else {
 				el = E('input', { 'type': this.password ? 'password' : 'text', 'placeholder': this.placeholder || '' });
 				el.value = value;
 				if (this.choices.length) el.setAttribute('list', 'choices-' + this.option);
 			}
+			el.disabled = !!ro;
 			el.setAttribute('data-option', this.option);
-			var check = this.validate ? this.validate(section['.name'], value) : true;
-			if (check !== true) {
-				el.classList.add('cbi-input-invalid');
-				el.setAttribute('data-error', check);
-			}
+			this.widgets[sid] = el;
 			return E('div', { 'class': 'cbi-value' }, [
-				E('label', { 'class': 'cbi-value-title' }, this.title),
-				E('div', { 'class': 'cbi-value-field' }, [ el,
-					check !== true ? E('div', { 'class': 'cbi-value-error' }, check) : '',
-					this.description ? E('div', { 'class': 'cbi-value-description' }, this.description) : '' ])
+				E('label', { 'class': 'cbi-value-title' }, [ this.title ]),
+				E('div', { 'class': 'cbi-value-field' }, [ el, E('div', { 'class': 'cbi-value-error' }, []),
+					this.description ? E('div', { 'class': 'cbi-value-description' }, [ this.description ]) : '' ])
 			]);
+		};
+		/** form.js AbstractValue.parse (Flag: FlagValue.parse), then uci.js and libuci. */
+		Option.prototype.parse = function(sid, staged) {
+			if (this.type === 'Button')
+				return;
+			var check = this.check(sid), title = this.title || this.option;
+			if (check !== true)
+				throw new TypeError('Option "%s" contains an invalid input value.'.format(title) + ' ' + check);
+			var fval = this.formvalue(sid), cval = this.cfgvalue(sid), self = this;
+			var remove = function() {
+				if (Object.prototype.hasOwnProperty.call(window.UCI[sid] || {}, self.option))
+					staged.push([ 'delete', sid, self.option ]);
+			};
+			var write = function(v) {
+				if (cval !== v)
+					staged.push([ 'set', sid, self.option, v ]);
+			};
+			if (this.type === 'Flag')
+				return (fval == this.default && (this.optional || this.rmempty)) ? remove() : write(fval);
+			if (fval == null || fval === '') {
+				if (this.rmempty || this.optional)
+					return remove();
+				throw new TypeError('Option "%s" must not be empty.'.format(title));
+			}
+			if (fval != cval)
+				write(fval);
 		};
 		function Section(map, kind, args) {
 			this.map = map; this.kind = kind; this.options = [];
@@ -101,38 +223,74 @@ var stubs = {
 			else { this.stype = args[0]; this.title = args[1]; this.description = args[2]; }
 		}
 		Section.prototype.option = function(cls, name, title, description) {
-			var o = new Option(cls.kind, name, title, description);
-			o.map = this.map;
+			var o = new Option(this, cls.kind, name, title, description);
 			this.options.push(o);
 			return o;
 		};
-		Section.prototype.render = function() {
+		Section.prototype.formvalue = function(sid, name) {
+			var o = this.options.filter(function(o) { return o.option === name; })[0];
+			return o ? o.formvalue(sid) : null;
+		};
+		Section.prototype.sections = function() {
 			var uci = window.UCI || {}, self = this;
-			var sections = Object.keys(uci).map(function(k) { return uci[k]; }).filter(function(s) {
+			return Object.keys(uci).map(function(k) { return uci[k]; }).filter(function(s) {
 				return self.kind === 'NamedSection' ? s['.name'] === self.name : s['.type'] === self.stype;
 			});
+		};
+		Section.prototype.render = function() {
+			var self = this, sections = this.sections();
 			if (self.kind === 'NamedSection' && !sections.length)
 				sections = [ { '.name': self.name, '.type': self.stype } ];
 			return E('fieldset', { 'class': 'cbi-section', 'data-section': self.stype }, [
-				E('h3', {}, self.title),
-				sections.map(function(s) {
-					return E('div', { 'class': 'cbi-section-node' }, self.options.map(function(o) { return o.widget(s); }));
-				})
+				E('h3', {}, [ self.title ]),
+				E('div', {}, sections.map(function(s) {
+					return E('div', { 'class': 'cbi-section-node', 'data-sid': s['.name'] },
+						self.options.map(function(o) { return o.widget(s); }));
+				}))
 			]);
 		};
 		function Map(config, title, description) {
 			this.config = config; this.title = title; this.description = description; this.sections = [];
+			window.MAP = this;
 		}
 		Map.prototype.section = function(cls) {
 			var s = new Section(this, cls.kind, Array.prototype.slice.call(arguments, 1));
 			this.sections.push(s);
 			return s;
 		};
+		Map.prototype.lookupOption = function(name, sid) {
+			for (var i = 0; i < this.sections.length; i++)
+				for (var j = 0; j < this.sections[i].options.length; j++)
+					if (this.sections[i].options[j].option === name)
+						return [ this.sections[i].options[j], sid ];
+			return null;
+		};
+		Map.prototype.each = function(fn) {
+			this.sections.forEach(function(s) {
+				s.sections().forEach(function(u) { s.options.forEach(function(o) { fn(o, u['.name']); }); });
+			});
+		};
+		/** load (the session's uci write access decides read-only), render, then validate every field. */
 		Map.prototype.render = function() {
-			return Promise.resolve(E('div', { 'class': 'cbi-map' }, [
-				E('h2', {}, this.title), E('div', { 'class': 'cbi-map-descr' }, this.description),
-				this.sections.map(function(s) { return s.render(); })
-			]));
+			this.readonly = !!window.READONLY;
+			var node = E('div', { 'class': 'cbi-map' }, [
+				E('h2', {}, [ this.title ]), E('div', { 'class': 'cbi-map-descr' }, [ this.description ]),
+				E('div', {}, this.sections.map(function(s) { return s.render(); }))
+			]);
+			this.each(function(o, sid) { o.check(sid); });
+			return Promise.resolve(node);
+		};
+		/** Resolves with what it staged (also in window.UCI_CHANGES); rejects as form.js does. */
+		Map.prototype.save = function() {
+			var staged = [];
+			try {
+				this.each(function(o, sid) { o.parse(sid, staged); });
+			}
+			catch (e) {
+				return Promise.reject(e);
+			}
+			window.UCI_CHANGES = window.UCI_CHANGES.concat(staged);
+			return Promise.resolve(staged);
 		};
 		var f = { Map: Map };
 		[ 'NamedSection', 'TypedSection', 'Flag', 'ListValue', 'Value', 'Button' ].forEach(function(k) { f[k] = { kind: k }; });
@@ -140,28 +298,42 @@ var stubs = {
 	})()
 };
 
-/** Loads a view's source as LuCI does: strip the 'require' lines, bind the modules, instantiate. */
-window.loadView = function(source) {
+/** Loads a module as LuCI's require does: strip the 'require' lines, bind the modules, instantiate the
+ *  class it returns. A module of the app comes from window.MODULE_SOURCES[name]. */
+window.loadModule = function(source) {
 	var names = [], re = /^\s*'require\s+([a-z.]+)';\s*$/mg, m;
 	while ((m = re.exec(source)) !== null)
 		names.push(m[1]);
-	var body = source.replace(re, '');
-	var factory = new Function(names.join(','), body);
-	var View = factory.apply(null, names.map(function(n) {
-		if (!stubs[n]) throw new Error('the harness has no stand-in for ' + n);
-		return stubs[n];
+	var factory = new Function(names.join(','), source.replace(re, ''));
+	var C = factory.apply(null, names.map(function(n) {
+		if (stubs[n])
+			return stubs[n];
+		if ((window.MODULE_SOURCES || {})[n])
+			return (stubs[n] = loadModule(window.MODULE_SOURCES[n]));
+		throw new Error('the harness has no stand-in for ' + n);
 	}));
-	return new View();
+	return new C();
 };
 
 /** load() then render(), as LuCI's view machinery does; resolves when the page is in the document. */
 window.showView = function(source) {
-	var v = loadView(source);
+	var v = loadModule(source);
 	window.VIEW = v;
 	return Promise.resolve(v.load()).then(function(data) { return v.render(data); }).then(function(node) {
 		var root = document.getElementById('view');
 		root.innerHTML = '';
 		root.appendChild(node);
+		return true;
+	});
+};
+
+/** A Status → Overview include as status/index.js shows one: its title, then what render() gives. */
+window.showInclude = function(source) {
+	var inc = loadModule(source);
+	return Promise.resolve(inc.load()).then(function(data) {
+		var root = document.getElementById('view');
+		root.innerHTML = '';
+		root.appendChild(E('div', { 'class': 'cbi-section' }, [ E('h3', {}, inc.title), inc.render(data) ]));
 		return true;
 	});
 };

@@ -77,10 +77,43 @@ pub fn forward_include_path() -> PathBuf {
     )
 }
 
+/// The host's `ip` by absolute path: commands run with an OpenWrt PATH must not find busybox's.
+pub fn ip_program() -> &'static str {
+    ["/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip", "/bin/ip"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("iproute2's ip")
+}
+
+/// `tests/openwrt-stubs/openwrt-root`: runs a command under a `/dev` as OpenWrt has it (device nodes
+/// only, no `/dev/stdin`), and with `OPENWRT_ROOT` over an installed package's files. Every agent the lab
+/// starts runs under it.
+pub fn openwrt_root() -> PathBuf {
+    repo_root().join("tests/openwrt-stubs/openwrt-root")
+}
+
+/// A real firewall4 ruleset (`../shared/fixtures/fw4/stock.nft`), beside the clone in CI.
+pub fn shared_fw4_fixture() -> PathBuf {
+    repo_root().join("../shared/fixtures/fw4/stock.nft")
+}
+
+/// The project's own fw4-like ruleset, for a clone with nothing beside it.
+pub fn own_fw4_fixture() -> PathBuf {
+    repo_root().join("tests/fixtures/fw4-default.nft")
+}
+
+/// The fw4 ruleset the lab loads: `WILIFE_FW4_FIXTURE`, else the real one where it is beside the
+/// clone, else the project's own.
 fn fixture_path() -> PathBuf {
-    std::env::var("WILIFE_FW4_FIXTURE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join("../shared/fixtures/fw4/stock.nft"))
+    if let Ok(p) = std::env::var("WILIFE_FW4_FIXTURE") {
+        return PathBuf::from(p);
+    }
+    let shared = shared_fw4_fixture();
+    if shared.exists() {
+        shared
+    } else {
+        own_fw4_fixture()
+    }
 }
 
 /// Runs a command; panics with its output if it cannot start.
@@ -136,6 +169,13 @@ pub struct Lab {
     pub dir: PathBuf,
     agent: Option<Child>,
     agent_log: PathBuf,
+    /// What fw4 renders from: the ruleset and the WAN device of its wan zone.
+    fw4: std::sync::Mutex<Fw4Source>,
+}
+
+struct Fw4Source {
+    fixture: PathBuf,
+    wan_device: String,
 }
 
 impl Default for Lab {
@@ -163,6 +203,10 @@ impl Lab {
             agent_log: dir.join("agent.log"),
             dir,
             agent: None,
+            fw4: std::sync::Mutex::new(Fw4Source {
+                fixture: fixture_path(),
+                wan_device: WAN_DEV.to_string(),
+            }),
         };
         // From here on, Drop cleans up whatever was created.
         for ns in [&lab.router, &lab.cc, &lab.camera, &lab.remote, &lab.other] {
@@ -326,8 +370,9 @@ impl Lab {
 
     /// The fw4 ruleset as fw4 would render it here, with the package's include spliced in.
     pub fn fw4_ruleset(&self) -> String {
-        let path = fixture_path();
-        let stock = fs::read_to_string(&path).unwrap_or_else(|e| {
+        let fw4 = self.fw4.lock().unwrap();
+        let path = &fw4.fixture;
+        let stock = fs::read_to_string(path).unwrap_or_else(|e| {
             panic!(
                 "the fw4 fixture {} is missing ({e}); set WILIFE_FW4_FIXTURE",
                 path.display()
@@ -344,12 +389,22 @@ impl Lab {
                 "@CHAIN_PRE_INPUT@" => String::new(),
                 _ => line
                     .replace("@LAN_DEV@", LAN_DEV)
-                    .replace("@WAN_DEV@", WAN_DEV)
+                    .replace("@WAN_DEV@", &fw4.wan_device)
                     .replace("@LAN_SUBNET@", "192.168.50.0/24")
                     .replace("@WAN_SUBNET@", "203.0.113.0/24"),
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// The WAN network moved to `device`: fw4's next reload renders its wan zone with it.
+    pub fn set_fw4_wan_device(&self, device: &str) {
+        self.fw4.lock().unwrap().wan_device = device.to_string();
+    }
+
+    /// Renders fw4 from another ruleset from now on (`load_fw4` loads it).
+    pub fn set_fw4_fixture(&self, path: &Path) {
+        self.fw4.lock().unwrap().fixture = path.to_path_buf();
     }
 
     /// Loads (or reloads, like `fw4 reload`) fw4's table; panics if nft refuses it.
@@ -456,6 +511,7 @@ impl Lab {
             "netns".to_string(),
             "exec".into(),
             self.router.clone(),
+            openwrt_root().display().to_string(),
             bin.display().to_string(),
             "run".into(),
             "--config".into(),
@@ -478,20 +534,26 @@ impl Lab {
         self.agent = Some(child);
     }
 
-    /// Starts an agent command line as an init script gave it (an installed package's binary and
-    /// config), in the router, with `fw4_include` and `--foreground` added so its log lands here.
-    pub fn spawn_installed_agent(&mut self, args: &[String], fw4_include: &Path) {
+    /// Starts an agent command line exactly as an init script gave it to procd, in the router, over the
+    /// package installed into `root` (see `openwrt_root`), with `env` only (procd's instance
+    /// environment; it must hold PATH).
+    /// `--foreground` is added so its log lands here.
+    pub fn spawn_installed_agent(&mut self, args: &[String], root: &Path, env: &[(&str, &str)]) {
         assert!(self.agent.is_none(), "an agent is running already");
         let log = fs::File::create(&self.agent_log).unwrap();
-        let mut full = vec!["netns".to_string(), "exec".into(), self.router.clone()];
+        let mut full = vec![
+            "netns".to_string(),
+            "exec".into(),
+            self.router.clone(),
+            openwrt_root().display().to_string(),
+        ];
         full.extend(args.iter().cloned());
-        full.extend([
-            "--fw4-include".into(),
-            fw4_include.display().to_string(),
-            "--foreground".into(),
-        ]);
-        let child = Command::new("ip")
+        full.push("--foreground".into());
+        let child = Command::new(ip_program())
             .args(&full)
+            .env_clear()
+            .env("OPENWRT_ROOT", root)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -503,7 +565,8 @@ impl Lab {
     /// Runs the agent to completion (for commands that exit, or a `run` that must fail).
     pub fn run_agent(&self, args: &[&str]) -> Output {
         let bin = agent_bin();
-        let mut full = vec![bin.to_str().unwrap()];
+        let root = openwrt_root();
+        let mut full = vec![root.to_str().unwrap(), bin.to_str().unwrap()];
         full.extend_from_slice(args);
         self.exec(&self.router, &full)
     }

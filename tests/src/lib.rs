@@ -1,1 +1,3 @@
 pub mod lab;
+pub mod openwrt;
+pub mod procd;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use wilife_lab::lab::*;
+use wilife_lab::openwrt::Root;
 
 const TOKEN: &str = "luci-test-token-0123456789";
 
@@ -16,35 +17,38 @@ fn luci_app() -> PathBuf {
     repo_root().join("luci-app")
 }
 
-/// The installed plugin, with its binary path pointed at the build under test and the lab's config.
-fn plugin(lab: &Lab, config: &Path) -> PathBuf {
-    let wrapper = fs::read_to_string(luci_app().join("root/usr/libexec/rpcd/luci.wilife")).unwrap();
-    assert!(
-        wrapper.contains("exec /usr/sbin/wilife-agent rpcd \"$@\""),
-        "{wrapper}"
-    );
-    let here = wrapper.replace(
-        "exec /usr/sbin/wilife-agent rpcd \"$@\"",
-        &format!(
-            "exec {} rpcd \"$@\" --config {}",
-            agent_bin().display(),
-            config.display()
-        ),
-    );
-    let p = lab.dir.join("luci.wilife");
-    fs::write(&p, here).unwrap();
-    p
+/// The plugin installed as the packages install it — luci-app's wrapper at /usr/libexec/rpcd, the agent
+/// under test at /usr/sbin/wilife-agent, the lab's config at /etc/config/wilife — untouched: it runs
+/// exactly as installed (`openwrt-root`), reading the config where OpenWrt has it.
+fn plugin(lab: &Lab, config: &Path) -> Root {
+    let root = Root::new(&lab.dir);
+    let installed = root.dir.join("usr/libexec/rpcd/luci.wilife");
+    fs::create_dir_all(installed.parent().unwrap()).unwrap();
+    fs::copy(
+        luci_app().join("root/usr/libexec/rpcd/luci.wilife"),
+        &installed,
+    )
+    .unwrap();
+    fs::create_dir_all(root.dir.join("usr/sbin")).unwrap();
+    std::os::unix::fs::symlink(agent_bin(), root.dir.join("usr/sbin/wilife-agent")).unwrap();
+    fs::create_dir_all(root.dir.join("etc/config")).unwrap();
+    std::os::unix::fs::symlink(config, root.dir.join("etc/config/wilife")).unwrap();
+    root
 }
 
-/// rpcd's way: the plugin in the router, arguments on stdin; (exit status success, stdout as JSON).
-fn rpcd(lab: &Lab, plugin: &Path, args: &[&str], stdin: &str) -> (bool, Value, Duration) {
+/// rpcd's way: the plugin in the router, arguments on stdin, rpcd's environment (no /dev/stdin,
+/// OpenWrt's PATH); (exit status success, stdout as JSON).
+fn rpcd(lab: &Lab, plugin: &Root, args: &[&str], stdin: &str) -> (bool, Value, Duration) {
     let start = Instant::now();
-    let plugin = plugin.to_str().unwrap();
-    let full: Vec<&str> = ["sh", plugin].iter().chain(args).copied().collect();
-    let out = lab.exec_with_stdin(&lab.router, &full, stdin.as_bytes());
+    let full: Vec<&str> = ["/usr/libexec/rpcd/luci.wilife"]
+        .iter()
+        .chain(args)
+        .copied()
+        .collect();
+    let out = plugin.run(lab, false, &full, &[], stdin.as_bytes());
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let v = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {text:?}"));
+        .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {text:?} {out:?}"));
     (out.status.success(), v, start.elapsed())
 }
 
@@ -239,7 +243,7 @@ fn rpcd_methods() -> Value {
 }
 
 /// rpcd answers for the status view, keyed as the harness wants them (`object.method`).
-fn capture(lab: &Lab, plugin: &Path) -> Value {
+fn capture(lab: &Lab, plugin: &Root) -> Value {
     let mut answers = serde_json::Map::new();
     for m in ["diagnosis", "mappings", "cameras", "status"] {
         let (_, v, _) = rpcd(lab, plugin, &["call", m], "{}");
@@ -249,6 +253,9 @@ fn capture(lab: &Lab, plugin: &Path) -> Value {
     Value::Object(answers)
 }
 
+/// Markup a LAN client or a config may carry; the views must show it as text and never run it.
+const HOSTILE: &str = "WiLife<img src=x onerror=window.PWNED=1>";
+
 #[test]
 fn the_views_render_real_answers_in_a_headless_browser() {
     let (lab, cfg, text) = camera_lab();
@@ -257,6 +264,35 @@ fn the_views_render_real_answers_in_a_headless_browser() {
     lab.say_hello_to_router(&lab.cc);
     lab.say_hello_to_router(&lab.camera);
     assert_eq!(lab.add_mapping(&lab.cc, 20570, "TCP", CC_IP, 3600), 0);
+    // A description with markup, as any authorised LAN client may send it: the views show it as text.
+    let (status, body) = lab.soap(
+        &lab.cc,
+        WANIP1,
+        "AddPortMapping",
+        &[
+            ("NewRemoteHost", ""),
+            ("NewExternalPort", "20571"),
+            ("NewProtocol", "TCP"),
+            ("NewInternalPort", "20571"),
+            ("NewInternalClient", &CC_IP.to_string()),
+            ("NewEnabled", "1"),
+            (
+                "NewPortMappingDescription",
+                &HOSTILE.replace('<', "&lt;").replace('>', "&gt;"),
+            ),
+            ("NewLeaseDuration", "3600"),
+        ],
+    );
+    assert_eq!(upnp_error(status, &body), 0, "{body}");
+    // The agent keeps descriptions as plain text (defence in depth): the markup characters are gone.
+    let stored = lab.api_get("/api/v1/mappings")["mappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["external_port"] == 20571)
+        .map(|m| m["description"].as_str().unwrap().to_string())
+        .unwrap();
+    assert_eq!(stored, "WiLifeimg src=x onerror=window.PWNED=1");
     let ready = |lab: &Lab, direct: bool| {
         let (_, d, _) = rpcd(lab, &plugin, &["call", "diagnosis"], "{}");
         let (_, c, _) = rpcd(lab, &plugin, &["call", "cameras"], "{}");
@@ -280,6 +316,23 @@ fn the_views_render_real_answers_in_a_headless_browser() {
     lab.time_until(Duration::from_secs(3), || ready(&lab, false))
         .expect("the relay case is reached");
     let relay = capture(&lab, &plugin);
+    // A refused reload (a Command Center with a name only, which `wilife-agent check` refuses): the status
+    // answer carries config.reload_error and the agent runs on with the old config.
+    let no_address = text.replace(&format!("\toption ip '{CC_IP}'\n"), "");
+    let p = lab.write_config("no-address", &no_address);
+    let out = lab.run_agent(&["check", "--config", p.to_str().unwrap()]);
+    assert!(
+        !out.status.success(),
+        "check must refuse a Command Center without ip or mac"
+    );
+    fs::write(&cfg, &no_address).unwrap();
+    lab.signal_agent(nix::sys::signal::Signal::SIGHUP);
+    lab.wait_log("reload refused", Duration::from_secs(3));
+    let (_, reload_status, _) = rpcd(&lab, &plugin, &["call", "status"], "{}");
+    assert!(
+        reload_status["config"]["reload_error"].is_string(),
+        "{reload_status}"
+    );
 
     // Values the form must refuse are exactly those `wilife-agent check` refuses.
     let bad = [
@@ -323,12 +376,18 @@ fn the_views_render_real_answers_in_a_headless_browser() {
         CC_MAC: {"name": "office-pc", "ipaddrs": [CC_IP.to_string()]},
         CAMERA_MAC: {"name": "porch-cam", "ipaddrs": [CAMERA_IP.to_string()]},
     });
+    let shipped = repo_root().join("openwrt-package/wilife-agent/files/wilife.config");
     let captured = json!({
         "cases": {"direct": direct, "relay": relay},
         "config": text,
         "bad_config": bad_config,
         "bad_options": bad.iter().map(|b| b.0).collect::<Vec<_>>(),
         "hints": hints,
+        "hostile": HOSTILE,
+        "stored_hostile": stored,
+        "reload_status": reload_status,
+        "no_address_config": no_address,
+        "shipped_config": fs::read_to_string(shipped).unwrap(),
     });
     let file = lab.dir.join("captured.json");
     fs::write(&file, serde_json::to_string_pretty(&captured).unwrap()).unwrap();
@@ -350,7 +409,15 @@ fn the_views_render_real_answers_in_a_headless_browser() {
         "the views failed in the browser:\n{report}"
     );
     assert!(report.contains("\n0 failures"), "{report}");
-    for png in ["status-direct.png", "status-relay.png", "settings.png"] {
+    for png in [
+        "status-direct.png",
+        "status-relay.png",
+        "status-hostile.png",
+        "status-failures.png",
+        "status-readonly.png",
+        "overview-direct.png",
+        "settings.png",
+    ] {
         let bytes = fs::read(shots.join(png)).unwrap();
         assert!(
             bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
@@ -404,6 +471,10 @@ fn the_luci_ipk_holds_the_app_with_its_modes() {
         ("./usr/share/luci/menu.d/luci-app-wilife.json", "-rw-r--r--"),
         ("./usr/share/rpcd/acl.d/luci-app-wilife.json", "-rw-r--r--"),
         (
+            "./www/luci-static/resources/view/status/include/75_wilife.js",
+            "-rw-r--r--",
+        ),
+        (
             "./www/luci-static/resources/view/wilife/settings.js",
             "-rw-r--r--",
         ),
@@ -411,6 +482,7 @@ fn the_luci_ipk_holds_the_app_with_its_modes() {
             "./www/luci-static/resources/view/wilife/status.js",
             "-rw-r--r--",
         ),
+        ("./www/luci-static/resources/wilife.js", "-rw-r--r--"),
     ]
     .iter()
     .map(|(p, m)| (p.to_string(), m.to_string()))

@@ -3,11 +3,14 @@
 //! is installed into a scratch root (postinst with IPKG_INSTROOT), and its installed init script starts
 //! the agent in the lab router, where a WAN connection then reaches the Command Center.
 
+use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use wilife_lab::lab::*;
+use wilife_lab::openwrt::Root;
+use wilife_lab::procd::{Did, Procd};
 
 fn dist() -> PathBuf {
     repo_root().join("dist")
@@ -54,20 +57,6 @@ fn listing(archive: &Path) -> Vec<(String, String, String)> {
             )
         })
         .collect()
-}
-
-/// `sh ARGS…` with `env` added; panics with its stderr if it fails.
-fn sh(args: &[&std::ffi::OsStr], env: &[(&str, &std::ffi::OsStr)]) {
-    let out = Command::new("sh")
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .expect("sh");
-    assert!(
-        out.status.success(),
-        "sh {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn unpack(archive: &Path, into: &Path) {
@@ -225,174 +214,377 @@ fn tempdir(name: &str) -> PathBuf {
     d
 }
 
-#[test]
-fn the_installed_package_starts_from_its_init_script_and_forwards() {
-    let ipk = ipks()
-        .into_iter()
-        .find(|p| p.to_string_lossy().ends_with("_x86_64.ipk"))
-        .unwrap();
-    let mut lab = Lab::new();
-    // Install like opkg into a scratch root: unpack data, then postinst with IPKG_INSTROOT.
-    let work = lab.dir.join("ipk");
-    unpack(&ipk, &work);
-    let root = lab.dir.join("root");
-    unpack(&work.join("data.tar.gz"), &root);
-    unpack(&work.join("control.tar.gz"), &work.join("control"));
-    sh(
-        &[work.join("control/postinst").as_os_str()],
-        &[("IPKG_INSTROOT", root.as_os_str())],
-    );
-    let s99 = fs::read_link(root.join("etc/rc.d/S99wilife")).expect("postinst enables the service");
-    assert_eq!(s99, Path::new("../init.d/wilife"));
-    assert!(
-        root.join("etc/uci-defaults/90-wilife").exists(),
-        "left for first boot"
-    );
-
-    // The user authorises the Command Center (as `uci add wilife command_center` would), and the
-    // state stays in the lab.
-    let config = root.join("etc/config/wilife");
-    let text = fs::read_to_string(&config).unwrap().replace(
-        "/var/run/wilife",
-        &lab.dir.join("state").display().to_string(),
-    ) + &format!("\nconfig command_center\n\toption name 'pc'\n\toption ip '{CC_IP}'\n");
-    fs::write(&config, text).unwrap();
-
-    // The installed init script, with OpenWrt's procd/uci/network helpers stood in (they need
-    // ubus, procd and netifd): what command line does it give procd?
-    let stubs = repo_root().join("tests/openwrt-stubs");
-    let init = fs::read_to_string(root.join("etc/init.d/wilife"))
+fn ipk(prefix: &str) -> PathBuf {
+    fs::read_dir(dist())
         .unwrap()
-        .replace(
-            "/lib/functions/network.sh",
-            &stubs.join("network.sh").display().to_string(),
-        );
-    let init_path = lab.dir.join("wilife.init");
-    fs::write(&init_path, init).unwrap();
-    let log = lab.dir.join("procd.log");
-    sh(
-        &[
-            stubs.join("rc.common").as_os_str(),
-            init_path.as_os_str(),
-            "start".as_ref(),
-        ],
-        &[
-            ("STUB_PROCD_LOG", log.as_os_str()),
-            ("STUB_NET_wan", WAN_DEV.as_ref()),
-            ("STUB_NET_lan", LAN_DEV.as_ref()),
-        ],
-    );
-    let procd = fs::read_to_string(&log).unwrap();
-    let command = procd
-        .lines()
-        .find_map(|l| l.strip_prefix("command "))
-        .unwrap_or_else(|| panic!("no instance: {procd}"));
-    assert_eq!(
-        command,
-        format!("/usr/sbin/wilife-agent run --config /etc/config/wilife --wan-device {WAN_DEV} --lan-device {LAN_DEV}")
-    );
-    for want in [
-        "param file /etc/config/wilife",
-        "param reload_signal HUP",
-        "param respawn 3600 5 5",
-        "trigger reload wilife",
-        "trigger interface interface.* wan /etc/init.d/wilife reload",
-        "trigger interface interface.* lan /etc/init.d/wilife reload",
-    ] {
-        assert!(
-            procd.lines().any(|l| l == want),
-            "{want:?} missing:\n{procd}"
-        );
-    }
-
-    // procd runs that command: the installed binary, config and fw4 include (re-rooted).
-    let args: Vec<String> = command
-        .split_whitespace()
-        .map(|a| match a {
-            "/usr/sbin/wilife-agent" | "/etc/config/wilife" => {
-                root.join(&a[1..]).display().to_string()
-            }
-            other => other.to_string(),
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            n.starts_with(prefix) && n.ends_with(".ipk")
         })
-        .collect();
-    let include = root.join("usr/share/nftables.d/chain-pre/forward/30-wilife.nft");
-    let _server = lab.echo_server(&lab.cc.clone(), 20572, "cc");
-    lab.spawn_installed_agent(&args, &include);
-    lab.wait_log("UPnP IGD listening", Duration::from_secs(10));
-    let status = lab.api_status();
-    let fw4 = &status["firewall"]["fw4_include"];
-    assert_eq!(fw4["path"], include.display().to_string(), "{status}");
-    assert_eq!(fw4["present"], true, "{status}");
-    assert_eq!(fw4["in_fw4_ruleset"], true, "{status}");
-    // The Command Center maps its port over UPnP, and the internet reaches it.
-    assert_eq!(lab.add_mapping(&lab.cc, 20572, "TCP", CC_IP, 0), 0);
+        .unwrap_or_else(|| panic!("no {prefix}*.ipk in {}", dist().display()))
+}
+
+/// A lab router with both packages installed as opkg would on a running router: files unpacked, then
+/// the postinst scripts run live (no IPKG_INSTROOT) under busybox ash with OpenWrt's applets only, and
+/// procd acting on what they ask. netifd knows `networks`; `config` is appended to the shipped
+/// /etc/config/wilife first (what a user adds in LuCI).
+fn installed_router(
+    networks: &[(&str, bool, Option<&str>, Option<&str>)],
+    config: &str,
+) -> (Lab, Root, Procd, Vec<Did>) {
+    let mut lab = Lab::new();
+    let root = Root::new(&lab.dir);
+    assert_eq!(root.install(&ipk("wilife-agent_")), "wilife-agent");
+    assert_eq!(root.install(&ipk("luci-app-wilife_")), "luci-app-wilife");
+    let shipped = root.read("/etc/config/wilife").unwrap();
+    root.write("/etc/config/wilife", &(shipped + config));
+    root.set_networks(networks);
+    let mut procd = Procd::default();
+    root.ash(
+        &lab,
+        &["/usr/lib/opkg/info/wilife-agent.postinst", "configure"],
+    );
+    let did = procd.act(&mut lab, &root);
+    (lab, root, procd, did)
+}
+
+const CC_SECTION: &str =
+    "\nconfig command_center\n\toption name 'office-pc'\n\toption ip '192.168.50.10'\n";
+
+/// The installed agent's `status` and the rpcd plugin, run exactly as installed (the plugin as rpcd
+/// runs it: `call METHOD`, arguments on stdin).
+fn rpcd(lab: &Lab, root: &Root, method: &str, args: &str) -> Value {
+    let out = root.run(
+        lab,
+        false,
+        &["/usr/libexec/rpcd/luci.wilife", "call", method],
+        &[],
+        args.as_bytes(),
+    );
+    serde_json::from_str(&String::from_utf8_lossy(&out.stdout))
+        .unwrap_or_else(|e| panic!("rpcd {method}: {e}: {out:?}"))
+}
+
+fn installed_status(lab: &Lab, root: &Root) -> Value {
+    let out = root.run(
+        lab,
+        false,
+        &["/usr/sbin/wilife-agent", "status", "--json"],
+        &[],
+        b"",
+    );
+    assert!(out.status.success(), "status: {out:?}");
+    serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap()
+}
+
+#[test]
+fn the_package_as_shipped_works_on_a_router_and_follows_the_wan_device() {
+    let (mut lab, root, mut procd, did) = installed_router(
+        &[
+            ("wan", true, Some(WAN_DEV), Some(WAN_DEV)),
+            ("lan", true, Some(LAN_DEV), Some(LAN_DEV)),
+        ],
+        CC_SECTION,
+    );
+    // opkg's order: uci-defaults, our part (fw4 reload, so it inlines the include), enable, start.
     assert_eq!(
-        lab.tcp_exchange(
+        did,
+        vec![Did::FirewallReloaded, Did::Started],
+        "{}",
+        lab.log()
+    );
+    assert!(fs::read_link(root.dir.join(".rw/etc/upper/rc.d/S99wilife")).is_ok());
+    // The uci-defaults made a token (busybox has no base64), wrote it, and removed themselves.
+    let config = root.read("/etc/config/wilife").unwrap();
+    let token = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("option api_token '"))
+        .and_then(|t| t.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("no token:\n{config}"));
+    assert!(
+        token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{token}"
+    );
+    let gone = root.run(
+        &lab,
+        false,
+        &["test", "-e", "/etc/uci-defaults/90-wilife"],
+        &[],
+        b"",
+    );
+    assert!(!gone.status.success(), "uci-defaults left behind");
+
+    // The agent resolved the networks itself and applied its table through nft without /dev/stdin.
+    let log = lab.log();
+    assert!(log.contains("wan wan0 (wan), lan br-lan (lan)"), "{log}");
+    assert!(!log.contains("/dev/stdin"), "{log}");
+    assert!(lab.table_present(), "{log}");
+    // `check`, `status` and every rpcd method answer with the config as shipped.
+    let check = root.run(&lab, false, &["/usr/sbin/wilife-agent", "check"], &[], b"");
+    assert!(check.status.success(), "check: {check:?}");
+    assert_eq!(installed_status(&lab, &root)["wan"]["device"], WAN_DEV);
+    for method in [
+        "status",
+        "diagnosis",
+        "mappings",
+        "cameras",
+        "outbound",
+        "health",
+    ] {
+        let v = rpcd(&lab, &root, method, "{}");
+        assert!(v.get("error").is_none(), "{method}: {v}");
+    }
+    assert_eq!(
+        rpcd(&lab, &root, "status", "{}")["firewall"]["fw4_include"]["in_fw4_ruleset"],
+        true
+    );
+
+    // The Command Center maps its port; the internet reaches it.
+    let _server = lab.echo_server(&lab.cc.clone(), 20572, "cc");
+    assert_eq!(lab.add_mapping(&lab.cc, 20572, "TCP", CC_IP, 0), 0);
+    let via =
+        |lab: &Lab, ip: std::net::Ipv4Addr| lab.tcp_exchange(&lab.remote, (ip, 20572).into(), "hi");
+    assert_eq!(via(&lab, WAN_IP).unwrap(), "cc:hi");
+
+    // Registering the same instance again changes nothing (procd compares definitions).
+    root.ash(&lab, &["/etc/rc.common", "/etc/init.d/wilife", "start"]);
+    assert_eq!(procd.act(&mut lab, &root), vec![Did::Unchanged]);
+
+    // wan moves to another device (PPPoE comes up): netifd says so, fw4 reloads with it, and the
+    // interface trigger reaches the agent as a signal: it follows without a restart, mappings kept.
+    let pid = lab.agent_pid();
+    lab.ip(
+        &lab.router,
+        &[
+            "link",
+            "add",
+            "pppoe-wan",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth1",
+            "netns",
             &lab.remote,
-            std::net::SocketAddr::from((WAN_IP, 20572)),
-            "from afar"
-        )
-        .unwrap(),
-        "cc:from afar"
+        ],
+    );
+    lab.ip(
+        &lab.router,
+        &["addr", "add", "198.51.100.1/24", "dev", "pppoe-wan"],
+    );
+    lab.ip(&lab.router, &["link", "set", "pppoe-wan", "up"]);
+    lab.ip(
+        &lab.remote,
+        &["addr", "add", "198.51.100.100/24", "dev", "eth1"],
+    );
+    lab.ip(&lab.remote, &["link", "set", "eth1", "up"]);
+    lab.ip(&lab.router, &["link", "set", WAN_DEV, "down"]);
+    root.set_networks(&[
+        ("wan", true, Some("pppoe-wan"), Some(WAN_DEV)),
+        ("lan", true, Some(LAN_DEV), Some(LAN_DEV)),
+    ]);
+    lab.set_fw4_wan_device("pppoe-wan");
+    lab.load_fw4();
+    assert_eq!(
+        procd.interface_event(&mut lab, &root, "wan"),
+        vec![Did::Signalled(nix::sys::signal::Signal::SIGHUP)]
+    );
+    lab.wait_log("configuration reloaded", Duration::from_secs(5));
+    assert_eq!(lab.agent_pid(), pid, "not restarted");
+    let status = installed_status(&lab, &root);
+    assert_eq!(status["wan"]["device"], "pppoe-wan", "{status}");
+    assert_eq!(
+        lab.api_get("/api/v1/mappings")["mappings"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let new_wan: std::net::Ipv4Addr = "198.51.100.1".parse().unwrap();
+    let reached = lab.time_until(Duration::from_secs(3), || {
+        via(&lab, new_wan).is_ok_and(|a| a == "cc:hi")
+    });
+    assert!(
+        reached.is_some(),
+        "the mapping does not work on the new WAN device:\n{}",
+        lab.log()
+    );
+
+    // LuCI's Delete through the plugin works with the generated token.
+    let del = rpcd(
+        &lab,
+        &root,
+        "delete_mapping",
+        r#"{"protocol":"TCP","port":20572}"#,
+    );
+    assert!(del.get("error").is_none(), "{del}");
+    assert!(lab.api_get("/api/v1/mappings")["mappings"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // A new token as the shipped config's comment says, run verbatim under busybox ash. Its
+    // `uci commit` alone tells nobody (the agent keeps the old token, so LuCI's Delete is refused);
+    // its `reload_config` sends config.change, and procd's reload trigger signals the agent.
+    let advice = config
+        .lines()
+        .find(|l| l.contains("gen-token"))
+        .map(|l| l.trim_start_matches(['#', ' ', '\t']).to_string())
+        .expect("the config says how to make a token");
+    let (commit, reload) = advice
+        .split_once(" && reload_config")
+        .expect("the advice ends in reload_config");
+    assert_eq!(reload, "");
+    let _server = lab.echo_server(&lab.cc.clone(), 20573, "cc");
+    assert_eq!(lab.add_mapping(&lab.cc, 20573, "TCP", CC_IP, 0), 0);
+    root.ash(&lab, &["-c", commit]);
+    assert_ne!(
+        root.read("/etc/config/wilife").unwrap(),
+        config,
+        "a new token"
+    );
+    assert_eq!(
+        procd.act(&mut lab, &root),
+        vec![],
+        "uci commit sends no event"
+    );
+    let refused = rpcd(&lab, &root, "delete_mapping", r#"{"port":20573}"#);
+    assert_eq!(refused["status"], 401, "{refused}");
+    root.ash(&lab, &["-c", "reload_config"]);
+    assert_eq!(
+        procd.act(&mut lab, &root),
+        vec![Did::Signalled(nix::sys::signal::Signal::SIGHUP)]
+    );
+    lab.wait_log_count("configuration reloaded", 2, Duration::from_secs(5));
+    let del = rpcd(&lab, &root, "delete_mapping", r#"{"port":20573}"#);
+    assert!(del.get("error").is_none(), "{del}");
+
+    // Removal: default_prerm stops the agent (its tables go), our postrm lets fw4 drop the include.
+    root.ash(&lab, &["/usr/lib/opkg/info/wilife-agent.prerm", "remove"]);
+    root.ash(&lab, &["/usr/lib/opkg/info/wilife-agent.postrm", "remove"]);
+    assert_eq!(
+        procd.act(&mut lab, &root),
+        vec![Did::Stopped, Did::FirewallReloaded]
+    );
+    assert!(!lab.table_present());
+}
+
+#[test]
+fn the_agent_starts_while_the_wan_is_down_and_isolates_cameras_at_once() {
+    let camera = format!("\nconfig camera\n\toption name 'porch'\n\toption mac '{CAMERA_MAC}'\n");
+    lab_wan_down_then_up(&(CC_SECTION.to_string() + &camera));
+}
+
+fn lab_wan_down_then_up(config: &str) {
+    let (mut lab, root, mut procd, did) = installed_router(
+        &[
+            ("wan", false, None, None),
+            ("lan", true, Some(LAN_DEV), Some(LAN_DEV)),
+        ],
+        config,
+    );
+    assert_eq!(did, vec![Did::FirewallReloaded, Did::Started]);
+    // Running, not respawning: the camera rules are in force and the verdict says why not direct.
+    lab.wait_log("table inet wilife applied", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(lab.agent_pid().is_some());
+    let tables = lab.table_text();
+    assert!(tables.contains("table bridge wilife"), "{tables}");
+    let d = rpcd(&lab, &root, "diagnosis", "{}");
+    assert_eq!(d["mode"], "relay_only", "{d}");
+    assert_eq!(d["wan"]["device"], Value::Null, "{d}");
+    assert!(
+        d["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["code"] == "wan_missing"),
+        "{d}"
+    );
+    // The camera reaches the Command Center's video port, and nothing else.
+    let _video = lab.echo_server(&lab.cc.clone(), 22211, "cc");
+    assert!(lab.reaches(&lab.camera, (CC_IP, 22211).into()));
+    let _other = lab.echo_server(&lab.other.clone(), 8080, "other");
+    assert!(!lab.reaches(&lab.camera, (OTHER_IP, 8080).into()));
+
+    // The WAN comes up: the interface trigger tells the agent, and direct mode works.
+    root.set_networks(&[
+        ("wan", true, Some(WAN_DEV), Some(WAN_DEV)),
+        ("lan", true, Some(LAN_DEV), Some(LAN_DEV)),
+    ]);
+    let _ = procd.interface_event(&mut lab, &root, "wan");
+    lab.wait_log("configuration reloaded", Duration::from_secs(5));
+    let _server = lab.echo_server(&lab.cc.clone(), 20571, "cc");
+    assert_eq!(lab.add_mapping(&lab.cc, 20571, "TCP", CC_IP, 0), 0);
+    assert_eq!(
+        lab.tcp_exchange(&lab.remote, (WAN_IP, 20571).into(), "up")
+            .unwrap(),
+        "cc:up"
     );
 }
 
 #[test]
-fn uci_defaults_give_the_api_a_token_once_and_keep_the_users() {
-    // OpenWrt's uci is not packaged here: tests/openwrt-stubs/uci keeps keys in a file.
-    let dir = tempdir("uci-defaults");
-    let state = dir.join("state");
-    let script = repo_root().join("openwrt-package/wilife-agent/files/wilife.uci-defaults");
-    let path = format!(
-        "{}:{}",
-        repo_root().join("tests/openwrt-stubs").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let run_script = || {
-        sh(
-            &[script.as_os_str()],
-            &[
-                ("PATH", path.as_ref()),
-                ("STUB_UCI_STATE", state.as_os_str()),
-            ],
-        );
-        fs::read_to_string(&state).unwrap()
+fn uci_defaults_give_the_api_a_token_once_keep_the_users_and_never_an_empty_one() {
+    let lab = Lab::new();
+    let root = Root::new(&lab.dir);
+    root.install(&ipk("wilife-agent_"));
+    let script = "/etc/uci-defaults/90-wilife";
+    let token = || {
+        root.read("/etc/config/wilife").and_then(|c| {
+            c.lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix("option api_token '")?
+                    .strip_suffix('\'')
+                    .map(str::to_string)
+            })
+        })
     };
-    let token_of = |s: &str| -> Option<String> {
-        s.lines()
-            .find_map(|l| l.strip_prefix("wilife.main.api_token="))
-            .map(str::to_string)
+    // As the boot (and default_postinst) run it: sourced in a subshell, under busybox ash.
+    let run = || {
+        root.run(
+            &lab,
+            true,
+            &["ash", "-c", &format!("( . {script} )")],
+            &[],
+            b"",
+        )
     };
-    // First run: a token the config accepts (16-256 printable characters).
-    fs::write(&state, "wilife.main=agent\n").unwrap();
-    let first = token_of(&run_script()).expect("a token was set");
+    assert!(run().status.success());
+    let first = token().expect("a token was set");
     assert!(
-        (16..=256).contains(&first.len()) && first.bytes().all(|b| b.is_ascii_graphic()),
+        first.len() == 32 && first.bytes().all(|b| b.is_ascii_hexdigit()),
         "{first}"
     );
-    let text = format!(
-        "config agent 'main'\n\toption wan_device 'eth1'\n\tlist lan_device 'br-lan'\n\toption api_token '{first}'\n"
-    );
+    let cfg = root.read("/etc/config/wilife").unwrap();
     assert!(
-        wilife_agent_accepts(&dir, &text),
+        wilife_agent_accepts(&lab.dir, &cfg),
         "the generated token must be a valid api_token"
     );
     // Idempotent: a second run changes nothing.
-    assert_eq!(token_of(&run_script()).as_deref(), Some(first.as_str()));
-    // A token the user set is kept.
-    fs::write(
-        &state,
-        "wilife.main=agent\nwilife.main.api_token=users-own-token-1234\n",
-    )
-    .unwrap();
-    assert_eq!(
-        token_of(&run_script()).as_deref(),
-        Some("users-own-token-1234")
+    assert!(run().status.success());
+    assert_eq!(token(), Some(first.clone()));
+    // Without the agent (no way to make a token), the script fails, so it stays for the next boot,
+    // and writes nothing: never an empty token.
+    let lab2 = Lab::new();
+    let bare = Root::new(&lab2.dir);
+    bare.install(&ipk("wilife-agent_"));
+    fs::remove_file(bare.dir.join("usr/sbin/wilife-agent")).unwrap();
+    let out = bare.run(
+        &lab2,
+        true,
+        &["ash", "-c", &format!("( . {script} )")],
+        &[],
+        b"",
     );
-    // No wilife config at all: nothing to do.
-    fs::write(&state, "").unwrap();
-    assert_eq!(run_script(), "");
-    let _ = fs::remove_dir_all(&dir);
+    assert!(!out.status.success(), "{out:?}");
+    let cfg = bare.read("/etc/config/wilife").unwrap();
+    assert!(
+        !cfg.lines()
+            .any(|l| l.trim().starts_with("option api_token")),
+        "{cfg}"
+    );
 }
 
 /// Does `wilife-agent check` accept this config text?
@@ -405,4 +597,109 @@ fn wilife_agent_accepts(dir: &Path, text: &str) -> bool {
         .status()
         .unwrap()
         .success()
+}
+
+/// The body of `define NAME` … `endef` in a Makefile, with make's `$$` unescaped.
+fn define(makefile: &str, name: &str) -> Option<String> {
+    let start = makefile.find(&format!("define {name}\n"))? + "define \n".len() + name.len();
+    let end = start + makefile[start..].find("\nendef")?;
+    Some(makefile[start..end].replace("$$", "$") + "\n")
+}
+
+#[test]
+fn feed_makefiles_follow_openwrt_conventions() {
+    let mk = fs::read_to_string(repo_root().join("openwrt-package/wilife-agent/Makefile")).unwrap();
+    // A real source with a documented local override, a license file that exists, a maintainer address.
+    for key in [
+        "PKG_SOURCE_PROTO",
+        "PKG_SOURCE_URL",
+        "PKG_SOURCE_VERSION",
+        "PKG_MIRROR_HASH",
+    ] {
+        assert!(!makefile_value(key).is_empty(), "{key}");
+    }
+    assert!(
+        mk.contains("USE_SOURCE_DIR="),
+        "the local-development override is documented"
+    );
+    assert!(
+        !mk.contains("$(CURDIR)/../.."),
+        "the build must not need the whole repository as the feed"
+    );
+    let license = makefile_value("PKG_LICENSE_FILES");
+    assert!(repo_root().join(&license).is_file(), "{license}");
+    let maintainer = makefile_value("PKG_MAINTAINER");
+    assert!(maintainer.contains('<') && maintainer.contains('@') && maintainer.ends_with('>'));
+    assert!(mk.contains("  URL:="));
+    // Maintainer scripts: only what default_postinst/default_prerm do not; the .ipk carries the same.
+    let ipk = repo_root().join("openwrt-package/ipk");
+    let postinst = define(&mk, "Package/wilife-agent/postinst").unwrap();
+    assert_eq!(
+        postinst,
+        fs::read_to_string(ipk.join("postinst-pkg")).unwrap()
+    );
+    let postrm = define(&mk, "Package/wilife-agent/postrm").unwrap();
+    assert_eq!(postrm, fs::read_to_string(ipk.join("postrm")).unwrap());
+    assert!(
+        define(&mk, "Package/wilife-agent/prerm").is_none(),
+        "default_prerm stops and disables"
+    );
+    for script in [&postinst, &postrm] {
+        for defaulted in ["enable", "wilife start", "wilife stop", "uci-defaults"] {
+            assert!(
+                !script.contains(defaulted),
+                "{defaulted} is the defaults' job:\n{script}"
+            );
+        }
+    }
+    // LuCI: luci.mk names the package after its directory unless told.
+    let luci = fs::read_to_string(repo_root().join("luci-app/Makefile")).unwrap();
+    let value = |key: &str| {
+        luci.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}:=")))
+            .unwrap_or_else(|| panic!("luci-app/Makefile: no {key}"))
+            .to_string()
+    };
+    assert_eq!(value("LUCI_NAME"), "luci-app-wilife");
+    assert!(value("LUCI_DEPENDS")
+        .split_whitespace()
+        .any(|d| d == "+luci-base"));
+    assert_eq!(value("PKG_VERSION"), makefile_value("PKG_VERSION"));
+}
+
+/// What the README and the shipped files tell a user works on OpenWrt: a CLI `uci commit` reaches
+/// nobody unless `reload_config` (or `service wilife reload`) follows; nothing needs `base64`. (The
+/// config's own token command is run verbatim in the installed-package test.)
+#[test]
+fn what_the_readme_and_comments_tell_a_user_works_on_openwrt() {
+    let files = [
+        "README.md",
+        "openwrt-package/wilife-agent/files/wilife.config",
+        "openwrt-package/wilife-agent/files/wilife.init",
+        "openwrt-package/wilife-agent/files/wilife.uci-defaults",
+    ];
+    for f in files {
+        let text = fs::read_to_string(repo_root().join(f)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.contains("uci commit wilife") && !line.contains("`uci commit`") {
+                let next = lines.get(i + 1).copied().unwrap_or("");
+                assert!(
+                    [*line, next]
+                        .iter()
+                        .any(|l| l.contains("reload_config") || l.contains("service wilife reload")),
+                    "{f}:{}: `uci commit` alone sends no config.change: {line}",
+                    i + 1
+                );
+            }
+            // (The scripts themselves run under OpenWrt's applets in the tests above.)
+            assert!(
+                !line.contains("base64")
+                    || line.contains("no `base64`")
+                    || line.contains("no base64"),
+                "{f}:{}: OpenWrt's busybox has no base64: {line}",
+                i + 1
+            );
+        }
+    }
 }

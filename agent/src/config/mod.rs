@@ -1,7 +1,10 @@
 //! The validated model of `/etc/config/wilife`. Pure: text in, `Config` or a located error out.
 //! Every error names the file, line, section and option, and says what would be valid.
 
+mod api_access;
 pub mod uci;
+
+pub use api_access::{api_access, ApiAccess};
 
 use crate::consts;
 use std::collections::BTreeMap;
@@ -148,8 +151,13 @@ pub struct Config {
     pub path: PathBuf,
     pub enabled: bool,
     pub direct_access: DirectAccess,
-    pub wan_device: String,
+    /// The WAN device in force: pinned (`wan_device`, `--wan-device`) or the device netifd gives the
+    /// `wan_network`; `None` while nobody knows it (the network is down or unknown, no netifd).
+    pub wan_device: Option<String>,
+    /// The LAN devices in force: pinned (`lan_device`, `--lan-device`) or resolved from `lan_network`.
     pub lan_devices: Vec<String>,
+    /// The logical networks behind the devices, resolved by the daemon at start and on every SIGHUP.
+    pub networks: Networks,
     pub api_port: u16,
     /// Empty: the LAN devices' addresses and loopback.
     pub api_listen: Vec<IpAddr>,
@@ -169,7 +177,51 @@ pub struct Config {
     pub upnp: Upnp,
 }
 
+/// OpenWrt's logical networks (`wan`, `lan`): their devices change at run time (wan moves from eth1 to
+/// pppoe-wan), so the file names networks and the daemon asks netifd which devices they are now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Networks {
+    pub wan_network: String,
+    pub lan_networks: Vec<String>,
+    /// The WAN device is pinned by the file or the command line: netifd is not asked.
+    pub wan_pinned: bool,
+    /// The LAN devices are pinned likewise.
+    pub lan_pinned: bool,
+}
+
+impl Networks {
+    /// Whether some device must come from netifd.
+    pub fn need_resolving(&self) -> bool {
+        !self.wan_pinned || !self.lan_pinned
+    }
+}
+
 impl Config {
+    /// Sets the devices that are not pinned from `device_of(network)` (netifd's answer; `None`: the
+    /// network has no device now). A device is either WAN or LAN: the WAN device leaves the LAN list.
+    pub fn resolve_devices(&mut self, device_of: impl Fn(&str) -> Option<String>) {
+        if !self.networks.wan_pinned {
+            self.wan_device = device_of(&self.networks.wan_network);
+        }
+        if !self.networks.lan_pinned {
+            let mut lans: Vec<String> = Vec::new();
+            for dev in self
+                .networks
+                .lan_networks
+                .iter()
+                .filter_map(|n| device_of(n))
+            {
+                if !lans.contains(&dev) {
+                    lans.push(dev);
+                }
+            }
+            self.lan_devices = lans;
+        }
+        if let Some(wan) = &self.wan_device {
+            self.lan_devices.retain(|d| d != wan);
+        }
+    }
+
     /// The Command Center that static forwards go to, with its IP (validated to exist in mode static).
     pub fn static_target(&self) -> Option<(&CommandCenter, Ipv4Addr)> {
         let name = self.direct.static_host.as_deref();
@@ -499,28 +551,26 @@ impl<'a> Validator<'a> {
                 _ => Err("is not a mode: use upnp, static or off".into()),
             })?
             .unwrap_or(DirectAccess::Upnp);
+        // Devices pinned by the command line or the file; the others come from the logical networks
+        // (netifd), which the daemon asks at start and on every SIGHUP.
         let wan_device = match &overrides.wan_device {
-            Some(d) => parse_device(d).map_err(|m| {
+            Some(d) => Some(parse_device(d).map_err(|m| {
                 self.err(
                     None,
                     None,
                     Some("wan_device"),
                     format!("'{d}' (from the command line) {m}"),
                 )
-            })?,
-            None => self
-                .parsed(&a, "wan_device", parse_device)?
-                .ok_or_else(|| {
-                    self.missing(
-                        &a,
-                        "wan_device",
-                        "set the WAN network device, e.g. 'eth1' or 'pppoe-wan'",
-                    )
-                })?,
+            })?),
+            None => self.parsed(&a, "wan_device", parse_device)?,
         };
-        // For the init script only (it resolves these logical networks to devices); checked here.
-        self.parsed(&a, "wan_network", parse_network_name)?;
-        self.list(&a, "lan_network", parse_network_name)?;
+        let wan_network = self
+            .parsed(&a, "wan_network", parse_network_name)?
+            .unwrap_or_else(|| consts::DEFAULT_WAN_NETWORK.to_string());
+        let mut lan_networks = self.list(&a, "lan_network", parse_network_name)?;
+        if lan_networks.is_empty() {
+            lan_networks.push(consts::DEFAULT_LAN_NETWORK.to_string());
+        }
         let lan_devices = if overrides.lan_devices.is_empty() {
             self.list(&a, "lan_device", parse_device)?
         } else {
@@ -539,14 +589,7 @@ impl<'a> Validator<'a> {
                 })
                 .collect::<Result<_, _>>()?
         };
-        if lan_devices.is_empty() {
-            return Err(self.missing(
-                &a,
-                "lan_device",
-                "list at least one LAN device, e.g. 'br-lan'",
-            ));
-        }
-        if lan_devices.contains(&wan_device) {
+        if let Some(wan) = wan_device.as_ref().filter(|w| lan_devices.contains(w)) {
             return Err(self.err(
                 a.values
                     .get("lan_device")
@@ -554,9 +597,23 @@ impl<'a> Validator<'a> {
                     .map(|e| e.line),
                 Some(&a.label),
                 Some("lan_device"),
-                format!("'{wan_device}' is the WAN device too; a device is either WAN or LAN"),
+                format!("'{wan}' is the WAN device too; a device is either WAN or LAN"),
             ));
         }
+        if lan_networks.contains(&wan_network) {
+            return Err(self.err(
+                self.get(&a, "wan_network").map(|e| e.line),
+                Some(&a.label),
+                Some("wan_network"),
+                format!("'{wan_network}' is a LAN network too; a network is either WAN or LAN"),
+            ));
+        }
+        let networks = Networks {
+            wan_network,
+            lan_networks,
+            wan_pinned: wan_device.is_some(),
+            lan_pinned: !lan_devices.is_empty(),
+        };
         let api_port = self
             .parsed(&a, "api_port", parse_port)?
             .unwrap_or(consts::DEFAULT_API_PORT);
@@ -564,13 +621,7 @@ impl<'a> Validator<'a> {
             v.parse::<IpAddr>()
                 .map_err(|_| "is not an IP address (e.g. 192.168.1.1 or ::1)".to_string())
         })?;
-        let api_token = self.parsed(&a, "api_token", |v| {
-            if v.len() < 16 || v.len() > 256 || !v.bytes().all(|b| b.is_ascii_graphic()) {
-                Err("is not a usable token: 16-256 printable characters without spaces".into())
-            } else {
-                Ok(v.to_string())
-            }
-        })?;
+        let api_token = self.parsed(&a, "api_token", parse_token)?;
         let state_dir = self
             .parsed(&a, "state_dir", |v| {
                 parse_abs_path(v, consts::DEFAULT_STATE_DIR)
@@ -784,6 +835,7 @@ impl<'a> Validator<'a> {
             direct_access,
             wan_device,
             lan_devices,
+            networks,
             api_port,
             api_listen,
             api_token,
@@ -887,6 +939,15 @@ pub fn parse_range(v: &str) -> Result<PortRange, String> {
         ));
     }
     Ok(PortRange { first, last })
+}
+
+/// The API's write token.
+pub fn parse_token(v: &str) -> Result<String, String> {
+    if v.len() < 16 || v.len() > 256 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+        Err("is not a usable token: 16-256 printable characters without spaces".into())
+    } else {
+        Ok(v.to_string())
+    }
 }
 
 /// An OpenWrt logical network name (`wan`, `lan`, `iot_cams`).

@@ -39,7 +39,7 @@ fn init_script_networks_and_presence_options_are_accepted() {
 fn good_config_parses_with_defaults() {
     let c = parse_str(GOOD).unwrap();
     assert_eq!(c.direct_access, DirectAccess::Static);
-    assert_eq!(c.wan_device, "wan0");
+    assert_eq!(c.wan_device.as_deref(), Some("wan0"));
     assert_eq!(c.lan_devices, vec!["br-lan".to_string()]);
     assert_eq!(
         c.direct.ports,
@@ -93,7 +93,7 @@ fn overrides_replace_devices() {
         lan_devices: vec!["lan1".into(), "lan2".into()],
     };
     let c = parse(GOOD, Path::new("x"), &o).unwrap();
-    assert_eq!(c.wan_device, "eth9");
+    assert_eq!(c.wan_device.as_deref(), Some("eth9"));
     assert_eq!(c.lan_devices, vec!["lan1", "lan2"]);
 }
 
@@ -289,12 +289,15 @@ fn bad_configs_get_precise_errors() {
             "takes one value",
         ),
         (
-            "missing wan device",
-            with("\toption wan_device 'wan0'\n", ""),
-            Some(1),
+            "wan network is a lan network",
+            with(
+                "\toption api_port '8780'",
+                "\toption api_port '8780'\n\toption wan_network 'lan'",
+            ),
+            Some(6),
             Some("agent 'main'"),
-            Some("wan_device"),
-            "missing: set the WAN network device",
+            Some("wan_network"),
+            "is a LAN network too",
         ),
         (
             "bad device name",
@@ -518,4 +521,57 @@ fn missing_file_is_a_clear_error() {
             .starts_with("/nonexistent/wilife: cannot read the file:"),
         "{e}"
     );
+}
+
+/// The file the package installs, as shipped: devices are left to netifd, and no token is written.
+#[test]
+fn the_shipped_config_is_valid_and_leaves_devices_to_netifd() {
+    let shipped = include_str!("../../../openwrt-package/wilife-agent/files/wilife.config");
+    let c = parse_str(shipped).unwrap();
+    assert_eq!(c.wan_device, None);
+    assert!(c.lan_devices.is_empty());
+    assert_eq!(c.networks.wan_network, "wan");
+    assert_eq!(c.networks.lan_networks, vec!["lan".to_string()]);
+    assert!(c.networks.need_resolving());
+    assert_eq!(c.api_token, None);
+    // An older shipped file said `option wan_device ''`: still no pin.
+    let old = shipped.replace(
+        "\toption direct_access 'upnp'",
+        "\toption direct_access 'upnp'\n\toption wan_device ''\n\toption api_token ''",
+    );
+    assert_eq!(parse_str(&old).unwrap().wan_device, None);
+}
+
+#[test]
+fn devices_follow_the_networks_unless_pinned() {
+    let netifd = |n: &str| match n {
+        "wan" => Some("pppoe-wan".to_string()),
+        "lan" => Some("br-lan".to_string()),
+        "iot" => Some("br-iot".to_string()),
+        "same" => Some("pppoe-wan".to_string()),
+        _ => None,
+    };
+    let text = "config agent 'main'\n\tlist lan_network 'lan'\n\tlist lan_network 'iot'\n\tlist lan_network 'lan'\n\tlist lan_network 'gone'\n";
+    let mut c = parse_str(text).unwrap();
+    c.resolve_devices(netifd);
+    assert_eq!(c.wan_device.as_deref(), Some("pppoe-wan"));
+    assert_eq!(c.lan_devices, vec!["br-lan", "br-iot"]);
+    // WAN down and unknown: no device, the LAN side stays.
+    c.resolve_devices(|n| netifd(n).filter(|_| n != "wan"));
+    assert_eq!(c.wan_device, None);
+    assert_eq!(c.lan_devices, vec!["br-lan", "br-iot"]);
+    // A LAN network on the WAN's device is not LAN.
+    let mut s =
+        parse_str("config agent 'main'\n\tlist lan_network 'lan'\n\tlist lan_network 'same'\n")
+            .unwrap();
+    s.resolve_devices(netifd);
+    assert_eq!(s.lan_devices, vec!["br-lan"]);
+    // Pinned devices are kept whatever netifd says.
+    let mut p =
+        parse_str("config agent 'main'\n\toption wan_device 'eth1'\n\tlist lan_device 'lan1'\n")
+            .unwrap();
+    assert!(!p.networks.need_resolving());
+    p.resolve_devices(netifd);
+    assert_eq!(p.wan_device.as_deref(), Some("eth1"));
+    assert_eq!(p.lan_devices, vec!["lan1"]);
 }

@@ -13,6 +13,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
+/// Where nft reads a batch from: its own stdin, by a path that exists on OpenWrt. `nft -f -` opens
+/// `/dev/stdin`, and OpenWrt's `/dev` (a tmpfs procd fills with device nodes) has no such link;
+/// firewall4's own `/sbin/fw4` falls back to this path for the same reason.
+const BATCH_PATH: &str = "/proc/self/fd/0";
+
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
     /// The nft program could not be started.
@@ -103,7 +108,7 @@ impl Nft {
 
     /// Applies a JSON batch in one nft transaction: all of it, or nothing.
     pub fn apply(&self, batch: &Value) -> Result<(), FirewallError> {
-        let (ok, _, err) = self.run(&["-j", "-f", "-"], Some(&batch.to_string()))?;
+        let (ok, _, err) = self.run(&["-j", "-f", BATCH_PATH], Some(&batch.to_string()))?;
         if ok {
             Ok(())
         } else {

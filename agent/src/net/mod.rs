@@ -3,6 +3,7 @@
 //! here turn them into what the rest needs: the renderer's facts, who is present, what the WAN looks like.
 
 pub mod dhcp;
+pub mod netifd;
 pub mod rtnl;
 
 use crate::config::{Config, Mac};

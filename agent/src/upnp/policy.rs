@@ -44,6 +44,22 @@ pub struct AddRequest {
 /// The longest description kept (the spec sets no limit; a router's memory does).
 pub const MAX_DESCRIPTION: usize = 128;
 
+/// A description as it is kept and shown: plain text. Any LAN client chooses it, and it ends up in
+/// LuCI, logs and API answers, so control characters and the characters of markup (`< > & " '`) are
+/// dropped (defence in depth: every viewer must also insert it as text), and it is bounded.
+pub fn plain_description(raw: &str) -> String {
+    let kept: String = raw
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '<' | '>' | '&' | '"' | '\''))
+        .take(MAX_DESCRIPTION)
+        .collect();
+    if kept.trim().is_empty() {
+        "(no description)".into()
+    } else {
+        kept
+    }
+}
+
 fn refuse<T>(error: UpnpError, reason: impl Into<String>) -> Result<T, Refusal> {
     Err(Refusal::new(error, reason))
 }
@@ -288,15 +304,7 @@ pub fn add(
             ),
         );
     }
-    let mut description: String = req
-        .description
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_DESCRIPTION)
-        .collect();
-    if description.is_empty() {
-        description = "(no description)".into();
-    }
+    let description = plain_description(&req.description);
     let mapping = Mapping {
         external_port: port,
         internal_client: client,

@@ -101,7 +101,7 @@ impl Igd for LiveIgd<'_> {
             .config
             .wan_device
             .clone();
-        netinfo::link(&device)
+        device.as_deref().map(netinfo::link).unwrap_or_default()
     }
     fn uptime(&self) -> u64 {
         self.server
@@ -346,7 +346,12 @@ fn silent(request: Request) {
 pub fn evented(shared: &Shared) -> [(Service, Vec<(&'static str, String)>); 2] {
     let snap = shared.snapshot.lock().unwrap();
     let ip = snap.facts.wan_ipv4.first().map(|a| a.to_string());
-    let link = netinfo::link(&snap.config.wan_device);
+    let link = snap
+        .config
+        .wan_device
+        .as_deref()
+        .map(netinfo::link)
+        .unwrap_or_default();
     let connected = ip.is_some() && link.up;
     [
         (

@@ -55,14 +55,16 @@ pub fn render(d: &Desired) -> Nftables<'static> {
     let cams = cameras::Cameras::new(c, d.facts);
     cams.routed(&mut b);
     outbound::render(&mut b, c);
+    // Without a LAN device (none resolved yet) there is no one to reflect for.
+    let reflection = c.direct.reflection && !c.lan_devices.is_empty();
     for f in d.forwards {
         b.direct_forward(c, f);
-        if c.direct.reflection {
+        if reflection {
             b.reflection(c, f);
         }
         b.forward_traffic_counter(c.connmark, f);
     }
-    if c.direct.reflection && !d.forwards.is_empty() {
+    if reflection && !d.forwards.is_empty() {
         b.reflection_masquerade(c);
     }
     cams.bridged(&mut b);
@@ -263,10 +265,12 @@ impl Builder {
         // Not from loopback (`iiftype`, not a second name in the set: nft lists multi-name sets in an
         // order of its own) and not from a LAN device.
         let foreign = || {
-            vec![
-                not(meta(MetaKey::Iiftype), E::String("loopback".into())),
-                not(meta(MetaKey::Iifname), ifname_set(&c.lan_devices)),
-            ]
+            let mut expr = vec![not(meta(MetaKey::Iiftype), E::String("loopback".into()))];
+            // No LAN device known yet: nothing but loopback is LAN.
+            if !c.lan_devices.is_empty() {
+                expr.push(not(meta(MetaKey::Iifname), ifname_set(&c.lan_devices)));
+            }
+            expr
         };
         let mut tcp: Vec<u16> = Vec::new();
         if c.enabled && c.direct_access == DirectAccess::Upnp {
@@ -318,13 +322,14 @@ impl Builder {
 
     /// The inbound forward from the WAN.
     fn direct_forward(&mut self, c: &Config, f: &Forward) {
+        // The WAN network has no device now (down): nothing comes in to forward.
+        let Some(wan) = &c.wan_device else {
+            return;
+        };
         // iifname "wan0" meta nfproto ipv4 tcp dport 20570-20575 counter name "fwd_…_conns"
         //   ct mark set ct mark | BIT dnat ip to 192.168.1.10
         let mut expr = vec![
-            is(
-                meta(MetaKey::Iifname),
-                E::String(c.wan_device.clone().into()),
-            ),
+            is(meta(MetaKey::Iifname), string(wan)),
             is(meta(MetaKey::Nfproto), E::String("ipv4".into())),
             is(tcp_dport(), ports(f)),
         ];

@@ -68,6 +68,14 @@ fn ports_from(all: &[Allowance], from: &str) -> Vec<(u16, u16)> {
 }
 
 pub(super) fn render(b: &mut Builder, c: &Config) {
+    // LAN -> WAN needs both ends known (a WAN that is down has no device yet).
+    let Some(wan) = c
+        .wan_device
+        .as_deref()
+        .filter(|_| !c.lan_devices.is_empty())
+    else {
+        return;
+    };
     let all = allowances(c);
     for (from, set, source, comment) in [
         (
@@ -98,7 +106,7 @@ pub(super) fn render(b: &mut Builder, c: &Config) {
             vec![
                 ct_new(),
                 is(meta(MetaKey::Iifname), ifname_set(&c.lan_devices)),
-                is(meta(MetaKey::Oifname), string(&c.wan_device)),
+                is(meta(MetaKey::Oifname), string(wan)),
                 is(payload("ip", "saddr"), set_ref(source)),
                 is(tcp_dport(), set_ref(set)),
                 mark_set(c.connmark),

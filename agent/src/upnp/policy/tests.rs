@@ -497,3 +497,21 @@ fn revalidation_drops_what_the_new_config_forbids() {
     };
     assert_eq!(revalidate(&s, &table).0.len(), 2);
 }
+
+#[test]
+fn descriptions_are_kept_as_plain_text() {
+    assert_eq!(
+        plain_description("WiLife<img src=x onerror=alert(1)>\n"),
+        "WiLifeimg src=x onerror=alert(1)"
+    );
+    assert_eq!(plain_description("a&amp;b \"c\" 'd'"), "aamp;b c d");
+    assert_eq!(plain_description("<>\r\n"), "(no description)");
+    assert_eq!(
+        plain_description("WiLife Command Center"),
+        "WiLife Command Center"
+    );
+    assert_eq!(
+        plain_description(&"x".repeat(10_000)).len(),
+        MAX_DESCRIPTION
+    );
+}

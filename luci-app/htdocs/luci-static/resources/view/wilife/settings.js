@@ -5,6 +5,8 @@
 
 // The agent's config (/etc/config/wilife) as a LuCI form. Save & Apply commits it; procd's reload trigger
 // then sends the agent SIGHUP, which re-reads it (a bad config is refused and the old one stays in force).
+// Every Flag has rmempty = false: LuCI deletes a Flag equal to its default on save, and the shipped config
+// states them all, so an unchanged form would otherwise stage changes.
 var callHostHints = rpc.declare({ object: 'luci-rpc', method: 'getHostHints', expect: {} });
 
 // The same rules as `wilife-agent check`.
@@ -77,6 +79,8 @@ return view.extend({
 		o = s.option(form.Button, '_generate', _('New API token'));
 		o.inputtitle = _('Generate');
 		o.onclick = function(ev, section_id) {
+			if (this.map.readonly)
+				return;
 			var field = this.map.lookupOption('api_token', section_id)[0];
 			field.getUIElement(section_id).setValue(newToken());
 		};
@@ -96,6 +100,7 @@ return view.extend({
 		o.validate = port;
 		o = s.option(form.Flag, 'reflection', _('LAN clients may use the WAN address'));
 		o.default = '1';
+		o.rmempty = false;
 
 		s = m.section(form.TypedSection, 'command_center', _('Command Center PCs'),
 			_('No PC may map ports until it is listed here.'));
@@ -104,6 +109,10 @@ return view.extend({
 		o = s.option(form.Value, 'name', _('Name'));
 		o = s.option(form.Value, 'ip', _('IP address'));
 		o.datatype = 'ip4addr("nomask")';
+		o.validate = function(section_id, value) {
+			return (value || this.section.formvalue(section_id, 'mac')) ? true :
+				_('Give the PC\'s IP address or MAC address (or both)');
+		};
 		hostChoices(o, hosts, 'ip');
 		o = s.option(form.Value, 'mac', _('MAC address'));
 		o.datatype = 'macaddr';
@@ -124,24 +133,30 @@ return view.extend({
 		o = s.option(form.Flag, 'isolation', _('Isolate cameras'),
 			_('Cameras reach only the Command Center (and the router\'s DHCP); only the Command Center reaches them.'));
 		o.default = '1';
+		o.rmempty = false;
 		o = s.option(form.ListValue, 'video_port', _('Video port'));
 		o.value('22211', _('22211 (WiLife 2.x)'));
 		o.value('22210', _('22210 (older LukWerks cameras)'));
 		o.default = '22211';
 		o = s.option(form.Flag, 'dns', _('Cameras may use the router\'s DNS'));
+		o.rmempty = false;
 
 		s = m.section(form.NamedSection, 'outbound', 'outbound', _('Outbound allowances'),
 			_('For networks where the LAN may not reach the internet freely.'));
 		o = s.option(form.Flag, 'wilife_online', _('WiLife Online (TCP 80, 443, 5222)'));
 		o.default = '1';
+		o.rmempty = false;
 		o = s.option(form.Flag, 'relay', _('Relay viewing (TCP 80)'));
 		o.default = '1';
+		o.rmempty = false;
 		o = s.option(form.Flag, 'email', _('E-mail notifications'));
 		o.default = '1';
+		o.rmempty = false;
 		o = s.option(form.Value, 'smtp_port', _('SMTP port'));
 		o.placeholder = '25';
 		o.validate = port;
 		o = s.option(form.Flag, 'remote_client', _('Remote viewing client on the LAN (TCP 80, 443, 554, 1755, direct ports)'));
+		o.rmempty = false;
 
 		return m.render();
 	}

@@ -1,21 +1,21 @@
 'use strict';
 'require view';
-'require rpc';
 'require poll';
 'require ui';
+'require wilife';
 
 // Everything comes from the agent through rpcd (ubus object luci.wilife); the browser never talks to the
-// agent's own port. Each answer is a JSON object; {error: "..."} when the agent could not answer.
-var callDiagnosis = rpc.declare({ object: 'luci.wilife', method: 'diagnosis', expect: {} });
-var callMappings = rpc.declare({ object: 'luci.wilife', method: 'mappings', expect: {} });
-var callCameras = rpc.declare({ object: 'luci.wilife', method: 'cameras', expect: {} });
-var callStatus = rpc.declare({ object: 'luci.wilife', method: 'status', expect: {} });
-var callDeleteMapping = rpc.declare({
-	object: 'luci.wilife',
-	method: 'delete_mapping',
-	params: [ 'protocol', 'port' ],
-	expect: {}
-});
+// agent's own port. Each call resolves with an object, {error: "..."} when it failed (see wilife.js), and
+// every value from the agent goes into the page as text (text()).
+var callDiagnosis = wilife.declare('diagnosis');
+var callMappings = wilife.declare('mappings');
+var callCameras = wilife.declare('cameras');
+var callStatus = wilife.declare('status');
+var callDeleteMapping = wilife.declare('delete_mapping', [ 'protocol', 'port' ]);
+var text = wilife.text;
+
+// A session with only the read grant: LuCI shows the page, and the buttons that write are disabled.
+var isReadonlyView = !L.hasViewPermission() || null;
 
 function bytes(n) {
 	var units = [ 'B', 'KiB', 'MiB', 'GiB', 'TiB' ], i = 0;
@@ -40,26 +40,30 @@ function ago(unix) {
 	return duration(Math.max(0, Math.floor(Date.now() / 1000) - unix)) + ' ' + _('ago');
 }
 
+/** A table; a cell is a node or a value (inserted as text). */
 function table(titles, rows, empty) {
 	var t = E('table', { 'class': 'table' }, [
 		E('tr', { 'class': 'tr table-titles' }, titles.map(function(title) {
-			return E('th', { 'class': 'th' }, title);
+			return E('th', { 'class': 'th' }, text(title));
 		}))
 	]);
 	if (!rows.length)
 		t.appendChild(E('tr', { 'class': 'tr placeholder' }, [
-			E('td', { 'class': 'td', 'colspan': titles.length }, E('em', {}, empty))
+			E('td', { 'class': 'td', 'colspan': titles.length }, E('em', {}, text(empty)))
 		]));
 	rows.forEach(function(cells) {
 		t.appendChild(E('tr', { 'class': 'tr' }, cells.map(function(c) {
-			return E('td', { 'class': 'td' }, c);
+			return E('td', { 'class': 'td' }, c instanceof Node ? c : text(c));
 		})));
 	});
 	return t;
 }
 
-function failed(answer) {
-	return E('p', { 'class': 'alert-message warning' }, _('The agent did not answer: %s').format(answer.error));
+function failed(title, answer) {
+	return E('div', { 'class': 'cbi-section' }, [
+		title ? E('h3', {}, text(title)) : '',
+		E('p', { 'class': 'alert-message warning wilife-failed' }, text(answer.error))
+	]);
 }
 
 return view.extend({
@@ -67,31 +71,37 @@ return view.extend({
 		return Promise.all([ callDiagnosis(), callMappings(), callCameras(), callStatus() ]);
 	},
 
+	/** A refused config reload: the agent runs on with the previous config, which the form no longer shows. */
+	renderReloadError: function(s) {
+		var err = !s.error && s.config ? s.config.reload_error : null;
+		if (!err)
+			return '';
+		return E('div', { 'id': 'wilife-reload-error', 'class': 'alert-message danger' }, [
+			E('strong', {}, text(_('The agent refused the last configuration change and keeps running with the previous configuration:'))),
+			E('pre', {}, text(err))
+		]);
+	},
+
 	/** The verdict in one sentence, then the reasons. */
 	renderVerdict: function(d) {
 		if (d.error)
-			return failed(d);
-		var headline, first = (d.reasons || [])[0];
-		if (d.direct_possible && d.external)
-			headline = _('Remote viewing: direct, via %s:%s').format(d.external.address, d.external.ports.join(', '));
-		else if (d.direct_possible)
-			headline = _('Remote viewing: direct is possible; the Command Center has not mapped a port yet');
-		else
-			headline = _('Remote viewing: relay only — %s').format(first ? first.message : d.summary);
+			return failed(_('Remote viewing'), d);
+		var first = (d.reasons || [])[0];
 		// The first blocking reason is the headline already; the list shows the others.
 		var reasons = (d.reasons || []).filter(function(r) { return d.direct_possible || r !== first; }).map(function(r) {
-			return E('li', { 'class': 'wilife-reason ' + r.severity, 'data-code': r.code }, r.message);
+			return E('li', { 'class': 'wilife-reason ' + r.severity, 'data-code': r.code }, text(r.message));
 		});
 		return E('div', { 'class': 'cbi-section' }, [
-			E('h3', { 'id': 'wilife-verdict', 'class': d.direct_possible ? 'direct' : 'relay', 'data-reason': first ? first.code : '' }, headline),
-			d.direct_possible ? E('p', { 'id': 'wilife-summary' }, d.summary) : '',
+			E('h3', { 'id': 'wilife-verdict', 'class': d.direct_possible ? 'direct' : 'relay', 'data-reason': first ? first.code : '' },
+				text(wilife.verdict(d))),
+			d.direct_possible ? E('p', { 'id': 'wilife-summary' }, text(d.summary)) : '',
 			reasons.length ? E('ul', { 'id': 'wilife-reasons' }, reasons) : ''
 		]);
 	},
 
 	renderMappings: function(m) {
 		if (m.error)
-			return failed(m);
+			return failed(_('Port mappings'), m);
 		var self = this;
 		var rows = (m.mappings || []).map(function(x) {
 			return [
@@ -103,12 +113,13 @@ return view.extend({
 				E('button', {
 					'class': 'cbi-button cbi-button-remove',
 					'data-port': x.external_port,
+					'disabled': isReadonlyView,
 					'click': function() { return self.handleDelete(x.external_port); }
-				}, _('Delete'))
+				}, text(_('Delete')))
 			];
 		});
 		return E('div', { 'class': 'cbi-section' }, [
-			E('h3', {}, _('Port mappings')),
+			E('h3', {}, text(_('Port mappings'))),
 			table([ _('Client'), _('Port'), _('Description'), _('Lease left'), _('Traffic'), '' ], rows,
 				_('No port is mapped.'))
 		]);
@@ -116,17 +127,17 @@ return view.extend({
 
 	renderCameras: function(c) {
 		if (c.error)
-			return failed(c);
+			return failed(_('Cameras'), c);
 		var rows = (c.cameras || []).map(function(x) {
 			return [
 				x.name, x.mac, x.ip || '-',
-				E('span', { 'class': x.present ? 'present' : 'absent' }, x.present ? _('present') : _('absent')),
+				E('span', { 'class': x.present ? 'present' : 'absent' }, text(x.present ? _('present') : _('absent'))),
 				ago(x.last_seen),
 				bytes(x.traffic.to_command_center.bytes)
 			];
 		});
 		return E('div', { 'class': 'cbi-section' }, [
-			E('h3', {}, _('Cameras')),
+			E('h3', {}, text(_('Cameras'))),
 			table([ _('Name'), _('MAC'), _('IP'), _('Present'), _('Last seen'), _('To the Command Center') ], rows,
 				_('No camera is configured.'))
 		]);
@@ -134,10 +145,10 @@ return view.extend({
 
 	renderFirewall: function(s) {
 		if (s.error)
-			return failed(s);
+			return failed(_('Firewall'), s);
 		var fw = s.firewall, r = fw.last_reconcile;
 		return E('div', { 'class': 'cbi-section' }, [
-			E('h3', {}, _('Firewall')),
+			E('h3', {}, text(_('Firewall'))),
 			table([ _('Tables'), _('In force'), _('fw4 include'), _('Last update') ], [[
 				fw.tables.join(', '),
 				fw.table_present ? _('yes') : _('NO'),
@@ -148,18 +159,29 @@ return view.extend({
 	},
 
 	update: function(data) {
-		var node = this.node;
+		var node = this.node, self = this;
 		while (node.firstChild)
 			node.removeChild(node.firstChild);
-		[ this.renderVerdict(data[0]), this.renderMappings(data[1]), this.renderCameras(data[2]),
-		  this.renderFirewall(data[3]) ].forEach(function(e) { node.appendChild(e); });
+		// Each section on its own: an answer the view cannot read spoils that section only.
+		[ [ 'renderReloadError', 3 ], [ 'renderVerdict', 0 ], [ 'renderMappings', 1 ], [ 'renderCameras', 2 ],
+		  [ 'renderFirewall', 3 ] ].forEach(function(p) {
+			var e;
+			try {
+				e = self[p[0]](data[p[1]]);
+			}
+			catch (err) {
+				e = failed('', { error: _('This part of the page could not be shown: %s').format(err.message) });
+			}
+			if (e)
+				node.appendChild(e);
+		});
 	},
 
 	handleDelete: function(port) {
 		var self = this;
 		return callDeleteMapping('tcp', port).then(function(res) {
-			if (res && res.error)
-				ui.addNotification(null, E('p', {}, res.error), 'danger');
+			if (res.error)
+				ui.addNotification(null, E('p', {}, text(_('The mapping was not deleted: %s').format(res.error))), 'danger');
 			return self.load().then(function(data) { self.update(data); });
 		});
 	},
@@ -171,7 +193,7 @@ return view.extend({
 		poll.add(function() {
 			return self.load().then(function(d) { self.update(d); });
 		}, 5);
-		return E('div', {}, [ E('h2', {}, _('WiLife cameras')), this.node ]);
+		return E('div', {}, [ E('h2', {}, text(_('WiLife cameras'))), this.node ]);
 	},
 
 	handleSaveApply: null,

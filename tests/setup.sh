@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what the demo or the test suite needs and this machine lacks (Debian, as root), so that the
+# README's two commands work on a fresh clone of a fresh machine. Usage: tests/setup.sh demo|tests
+set -euo pipefail
+what=${1:-tests}
+need=()
+command -v nft >/dev/null || need+=(nftables)
+command -v ip >/dev/null || need+=(iproute2)
+if [ "$what" = tests ]; then
+    command -v python3 >/dev/null || need+=(python3 python3-pip)
+    # Real UPnP peers and tools for the IGD tests: miniupnpc's upnpc, conntrack-tools.
+    command -v upnpc >/dev/null || need+=(miniupnpc)
+    command -v conntrack >/dev/null || need+=(conntrack)
+    # The router builds run under qemu-user; build-ipk.sh installs its own toolchain pieces.
+    command -v qemu-mips-static >/dev/null || need+=(qemu-user-static)
+    # The LuCI views are rendered in Debian's Chromium, driven by Playwright (PyPI) without its own browser.
+    command -v chromium >/dev/null || need+=(chromium)
+    # OpenWrt's shell: the package's scripts run under busybox ash with OpenWrt's default applets only.
+    [ -x /bin/busybox ] || need+=(busybox)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+    if ! command -v apt-get >/dev/null; then
+        echo "tests/setup.sh: please install ${need[*]} (no apt-get here)" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}"
+fi
+if [ "$what" = tests ]; then
+    rustup component add rustfmt clippy >/dev/null 2>&1 || true
+    # The second, independent UPnP client (PyPI).
+    python3 -c 'import async_upnp_client' 2>/dev/null || python3 -m pip install -q 'async-upnp-client==0.49.0'
+    # The API contract test validates real answers against agent/openapi.yaml with openapi-core (PyPI).
+    python3 -c 'import openapi_core' 2>/dev/null || python3 -m pip install -q 'openapi-core==0.19.5'
+    python3 -c 'import playwright' 2>/dev/null || python3 -m pip install -q 'playwright==1.49.1'
+fi
