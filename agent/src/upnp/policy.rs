@@ -45,12 +45,12 @@ pub struct AddRequest {
 pub const MAX_DESCRIPTION: usize = 128;
 
 /// A description as it is kept and shown: plain text. Any LAN client chooses it, and it ends up in
-/// LuCI, logs and API answers, so control characters and the characters of markup (`< > & " '`) are
-/// dropped (defence in depth: every viewer must also insert it as text), and it is bounded.
+/// LuCI, logs and API answers, so control characters and the tag brackets `<` `>` are dropped (defence
+/// in depth: every viewer must also insert it as text; "WiLife & co" stays as it is), and it is bounded.
 pub fn plain_description(raw: &str) -> String {
     let kept: String = raw
         .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '<' | '>' | '&' | '"' | '\''))
+        .filter(|c| !c.is_control() && !matches!(c, '<' | '>'))
         .take(MAX_DESCRIPTION)
         .collect();
     if kept.trim().is_empty() {
