@@ -276,7 +276,7 @@ fn a_kernel_without_the_bridge_family_keeps_everything_else() {
     let fake = lab.write_config(
         "nft-without-bridge",
         "#!/bin/sh\n\
-         if [ \"$3\" = \"-\" ]; then\n\
+         if [ \"$3\" = /proc/self/fd/0 ]; then\n\
            batch=$(cat)\n\
            case \"$batch\" in *'\"family\":\"bridge\"'*) echo 'Error: Could not process rule: Operation not supported' >&2; exit 1;; esac\n\
            printf '%s' \"$batch\" | exec nft \"$@\"\n\

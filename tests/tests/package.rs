@@ -214,16 +214,22 @@ fn tempdir(name: &str) -> PathBuf {
     d
 }
 
-fn ipk(prefix: &str) -> PathBuf {
+/// The .ipk of `package` for this machine (x86_64; LuCI's is for all).
+fn ipk(package: &str) -> PathBuf {
+    let arch = if package.starts_with("luci-") {
+        "all"
+    } else {
+        "x86_64"
+    };
     fs::read_dir(dist())
         .unwrap()
         .flatten()
         .map(|e| e.path())
         .find(|p| {
             let n = p.file_name().unwrap().to_string_lossy().to_string();
-            n.starts_with(prefix) && n.ends_with(".ipk")
+            n.starts_with(&format!("{package}_")) && n.ends_with(&format!("_{arch}.ipk"))
         })
-        .unwrap_or_else(|| panic!("no {prefix}*.ipk in {}", dist().display()))
+        .unwrap_or_else(|| panic!("no {package}_*_{arch}.ipk in {}", dist().display()))
 }
 
 /// A lab router with both packages installed as opkg would on a running router: files unpacked, then
@@ -236,8 +242,8 @@ fn installed_router(
 ) -> (Lab, Root, Procd, Vec<Did>) {
     let mut lab = Lab::new();
     let root = Root::new(&lab.dir);
-    assert_eq!(root.install(&ipk("wilife-agent_")), "wilife-agent");
-    assert_eq!(root.install(&ipk("luci-app-wilife_")), "luci-app-wilife");
+    assert_eq!(root.install(&ipk("wilife-agent")), "wilife-agent");
+    assert_eq!(root.install(&ipk("luci-app-wilife")), "luci-app-wilife");
     let shipped = root.read("/etc/config/wilife").unwrap();
     root.write("/etc/config/wilife", &(shipped + config));
     root.set_networks(networks);
@@ -529,7 +535,7 @@ fn lab_wan_down_then_up(config: &str) {
 fn uci_defaults_give_the_api_a_token_once_keep_the_users_and_never_an_empty_one() {
     let lab = Lab::new();
     let root = Root::new(&lab.dir);
-    root.install(&ipk("wilife-agent_"));
+    root.install(&ipk("wilife-agent"));
     let script = "/etc/uci-defaults/90-wilife";
     let token = || {
         root.read("/etc/config/wilife").and_then(|c| {
@@ -569,7 +575,7 @@ fn uci_defaults_give_the_api_a_token_once_keep_the_users_and_never_an_empty_one(
     // and writes nothing: never an empty token.
     let lab2 = Lab::new();
     let bare = Root::new(&lab2.dir);
-    bare.install(&ipk("wilife-agent_"));
+    bare.install(&ipk("wilife-agent"));
     fs::remove_file(bare.dir.join("usr/sbin/wilife-agent")).unwrap();
     let out = bare.run(
         &lab2,

@@ -48,9 +48,11 @@ mod tests {
     use super::*;
 
     fn access(text: &str) -> Result<ApiAccess, ConfigError> {
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("wilife-access-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(format!("c{}", text.len()));
+        let p = dir.join(format!("c{n}"));
         std::fs::write(&p, text).unwrap();
         let r = api_access(&p);
         let _ = std::fs::remove_file(&p);
