@@ -3,7 +3,7 @@
 //! is installed into a scratch root (postinst with IPKG_INSTROOT), and its installed init script starts
 //! the agent in the lab router, where a WAN connection then reaches the Command Center.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -331,14 +331,22 @@ fn the_package_as_shipped_works_on_a_router_and_follows_the_wan_device() {
     let check = root.run(&lab, false, &["/usr/sbin/wilife-agent", "check"], &[], b"");
     assert!(check.status.success(), "check: {check:?}");
     assert_eq!(installed_status(&lab, &root)["wan"]["device"], WAN_DEV);
-    for method in [
-        "status",
-        "diagnosis",
-        "mappings",
-        "cameras",
-        "outbound",
-        "health",
-    ] {
+    // Every method the plugin lists (rpcd runs `list` at its start), called as rpcd calls it.
+    let listed = root.run(
+        &lab,
+        false,
+        &["/usr/libexec/rpcd/luci.wilife", "list"],
+        &[],
+        b"",
+    );
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let reads = listed
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, args)| **args == json!({}));
+    assert_eq!(reads.clone().count(), 6, "{listed}");
+    for (method, _) in reads {
         let v = rpcd(&lab, &root, method, "{}");
         assert!(v.get("error").is_none(), "{method}: {v}");
     }
