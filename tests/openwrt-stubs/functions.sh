@@ -6,7 +6,8 @@
 # default_prerm: the opkg prerm-pkg body, then each init script's `disable` (not on upgrade) and `stop`.
 # Init scripts are run as OpenWrt runs them: sh /etc/rc.common SCRIPT ACTION.
 default_postinst() {
-	local root="${IPKG_INSTROOT}" pkgname="$(basename "${1%.*}")" ret=0 i
+	# (apk's post-install exports root and pkgname and passes no arguments)
+	local root="${IPKG_INSTROOT}" pkgname="${pkgname:-$(basename "${1%.*}")}" ret=0 i
 	local filelist="$root/usr/lib/opkg/info/$pkgname.list"
 	if [ -z "$root" ]; then
 		for i in $(grep -s "^/etc/uci-defaults/" "$filelist"); do

@@ -176,6 +176,8 @@ pub struct Lab {
 struct Fw4Source {
     fixture: PathBuf,
     wan_device: String,
+    /// The package's include is installed (fw4 inlines it on its next reload).
+    include: bool,
 }
 
 impl Default for Lab {
@@ -206,6 +208,7 @@ impl Lab {
             fw4: std::sync::Mutex::new(Fw4Source {
                 fixture: fixture_path(),
                 wan_device: WAN_DEV.to_string(),
+                include: true,
             }),
         };
         // From here on, Drop cleans up whatever was created.
@@ -385,7 +388,8 @@ impl Lab {
         stock
             .lines()
             .map(|line| match line.trim() {
-                "@CHAIN_PRE_FORWARD@" => include.clone(),
+                "@CHAIN_PRE_FORWARD@" if fw4.include => include.clone(),
+                "@CHAIN_PRE_FORWARD@" => String::new(),
                 "@CHAIN_PRE_INPUT@" => String::new(),
                 _ => line
                     .replace("@LAN_DEV@", LAN_DEV)
@@ -400,6 +404,11 @@ impl Lab {
     /// The WAN network moved to `device`: fw4's next reload renders its wan zone with it.
     pub fn set_fw4_wan_device(&self, device: &str) {
         self.fw4.lock().unwrap().wan_device = device.to_string();
+    }
+
+    /// Whether the package's include is installed, for fw4's next reload (`load_fw4`).
+    pub fn set_fw4_include_installed(&self, installed: bool) {
+        self.fw4.lock().unwrap().include = installed;
     }
 
     /// Renders fw4 from another ruleset from now on (`load_fw4` loads it).
@@ -436,9 +445,10 @@ impl Lab {
             String::from_utf8_lossy(&out.stderr)
         );
         let listed = self.nft(&["list", "chain", "inet", "fw4", "forward"]);
-        assert!(
+        assert_eq!(
             String::from_utf8_lossy(&listed.stdout).contains("flows granted by wilife-agent"),
-            "the fw4 include is not in fw4's forward chain"
+            self.fw4.lock().unwrap().include,
+            "the fw4 include is (not) in fw4's forward chain"
         );
     }
 

@@ -232,15 +232,36 @@ fn ipk(package: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no {package}_*_{arch}.ipk in {}", dist().display()))
 }
 
-/// A lab router with both packages installed as opkg would on a running router: files unpacked, then
-/// the postinst scripts run live (no IPKG_INSTROOT) under busybox ash with OpenWrt's applets only, and
-/// procd acting on what they ask. netifd knows `networks`; `config` is appended to the shipped
-/// /etc/config/wilife first (what a user adds in LuCI).
+/// Which package manager's maintainer scripts run.
+#[derive(Clone, Copy, PartialEq)]
+enum Manager {
+    /// opkg (OpenWrt up to 24.10): uci-defaults, the package's postinst, then enable and start.
+    Opkg,
+    /// apk (25.x): one post-install script, default_postinst (uci-defaults, enable, start) first, the
+    /// package's postinst body after it.
+    Apk,
+}
+
+/// A lab router with both packages installed as `manager` would on a running router: files unpacked
+/// (fw4 has no include before that), then the postinst scripts run live (no IPKG_INSTROOT) under busybox
+/// ash with OpenWrt's applets only, and procd acting on what they ask. netifd knows `networks`; `config`
+/// is appended to the shipped /etc/config/wilife first (what a user adds in LuCI).
 fn installed_router(
     networks: &[(&str, bool, Option<&str>, Option<&str>)],
     config: &str,
 ) -> (Lab, Root, Procd, Vec<Did>) {
+    installed_by(Manager::Opkg, networks, config)
+}
+
+fn installed_by(
+    manager: Manager,
+    networks: &[(&str, bool, Option<&str>, Option<&str>)],
+    config: &str,
+) -> (Lab, Root, Procd, Vec<Did>) {
     let mut lab = Lab::new();
+    lab.set_fw4_include_installed(false);
+    lab.load_fw4();
+    lab.set_fw4_include_installed(true);
     let root = Root::new(&lab.dir);
     assert_eq!(root.install(&ipk("wilife-agent")), "wilife-agent");
     assert_eq!(root.install(&ipk("luci-app-wilife")), "luci-app-wilife");
@@ -248,10 +269,40 @@ fn installed_router(
     root.write("/etc/config/wilife", &(shipped + config));
     root.set_networks(networks);
     let mut procd = Procd::default();
-    root.ash(
-        &lab,
-        &["/usr/lib/opkg/info/wilife-agent.postinst", "configure"],
-    );
+    match manager {
+        Manager::Opkg => {
+            root.ash(
+                &lab,
+                &["/usr/lib/opkg/info/wilife-agent.postinst", "configure"],
+            );
+        }
+        Manager::Apk => {
+            // As include/package-pack.mk writes apk's post-install: the body follows default_postinst.
+            let info = root.dir.join("usr/lib/opkg/info");
+            let body = fs::read_to_string(info.join("wilife-agent.postinst-pkg")).unwrap();
+            fs::remove_file(info.join("wilife-agent.postinst-pkg")).unwrap();
+            let script = lab.dir.join("post-install");
+            fs::write(
+                &script,
+                format!(
+                    "#!/bin/sh
+[ \"${{IPKG_NO_SCRIPT}}\" = \"1\" ] && exit 0
+\
+                     [ -s ${{IPKG_INSTROOT}}/lib/functions.sh ] || exit 0
+\
+                     . ${{IPKG_INSTROOT}}/lib/functions.sh
+export root=\"${{IPKG_INSTROOT}}\"
+\
+                     export pkgname=\"wilife-agent\"
+default_postinst
+{}",
+                    body.replacen("#!", "# #!", 1)
+                ),
+            )
+            .unwrap();
+            root.ash(&lab, &[script.to_str().unwrap()]);
+        }
+    }
     let did = procd.act(&mut lab, &root);
     (lab, root, procd, did)
 }
@@ -536,6 +587,42 @@ fn lab_wan_down_then_up(config: &str) {
         lab.tcp_exchange(&lab.remote, (WAN_IP, 20571).into(), "up")
             .unwrap(),
         "cc:up"
+    );
+}
+
+/// Under apk the agent starts before fw4 has inlined the include: it notices the include when fw4
+/// reloads (a ruleset change event) and the forward then works, with nothing else done.
+#[test]
+fn under_apk_the_agent_starts_before_fw4_has_the_include_and_catches_up() {
+    let (lab, root, _procd, did) = installed_by(
+        Manager::Apk,
+        &[
+            ("wan", true, Some(WAN_DEV), Some(WAN_DEV)),
+            ("lan", true, Some(LAN_DEV), Some(LAN_DEV)),
+        ],
+        CC_SECTION,
+    );
+    assert_eq!(
+        did,
+        vec![Did::Started, Did::FirewallReloaded],
+        "{}",
+        lab.log()
+    );
+    let active = |lab: &Lab| {
+        rpcd(lab, &root, "status", "{}")["firewall"]["fw4_include"]["in_fw4_ruleset"] == true
+    };
+    let took = lab.time_until(Duration::from_secs(5), || active(&lab));
+    assert!(
+        took.is_some(),
+        "the agent never saw fw4's include:\n{}",
+        lab.log()
+    );
+    let _server = lab.echo_server(&lab.cc.clone(), 20574, "cc");
+    assert_eq!(lab.add_mapping(&lab.cc, 20574, "TCP", CC_IP, 0), 0);
+    assert_eq!(
+        lab.tcp_exchange(&lab.remote, (WAN_IP, 20574).into(), "apk")
+            .unwrap(),
+        "cc:apk"
     );
 }
 
