@@ -3,10 +3,12 @@
 //! is not one of the router's own addresses is refused (DNS rebinding); every error has a JSON body.
 
 use crate::config::Config;
-use crate::consts::API_MAX_HEADERS;
+use crate::consts::{
+    API_MAX_BODY, API_MAX_HEADERS, HTTP_MAX_HEAD, HTTP_MAX_HEADER_LINE, HTTP_MAX_REQUEST_LINE,
+};
 use crate::daemon::{AskError, Shared, UpnpCommand};
 use crate::firewall::apply::Counts;
-use crate::listeners::{Handler, Listeners};
+use crate::http::{Handler, Limits, Listeners, Request, Response};
 use crate::netinfo;
 use crate::status::{mapping_statuses, Decision};
 use crate::upnp::error::UpnpError;
@@ -15,7 +17,6 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use tiny_http::{Header, Method, Request, Response};
 
 /// Live table facts are read from the kernel at most this often, however hard a client polls.
 const LIVE_CACHE: Duration = Duration::from_secs(1);
@@ -33,10 +34,19 @@ pub struct Servers {
     handler: Option<Handler>,
 }
 
+/// The bounds of an API request (the API takes no bodies but a DELETE's empty one).
+pub const API_LIMITS: Limits = Limits {
+    max_request_line: HTTP_MAX_REQUEST_LINE,
+    max_header_line: HTTP_MAX_HEADER_LINE,
+    max_headers: API_MAX_HEADERS,
+    max_head: HTTP_MAX_HEAD,
+    max_body: API_MAX_BODY,
+};
+
 impl Default for Servers {
     fn default() -> Self {
         Servers {
-            listeners: Listeners::new("API", "/api/v1/"),
+            listeners: Listeners::new("API", "/api/v1/", API_LIMITS),
             handler: None,
         }
     }
@@ -100,15 +110,6 @@ fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// The value of a request header.
-pub fn header<'r>(request: &'r Request, name: &'static str) -> Option<&'r str> {
-    request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str())
-}
-
 /// Host header value -> the host part, without port or IPv6 brackets.
 fn host_part(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
@@ -133,23 +134,18 @@ pub fn host_allowed(host: &str, own: &[IpAddr]) -> bool {
 }
 
 impl Api {
-    fn handle(&self, request: Request) {
+    fn handle(&self, request: Request) -> Option<Response> {
         let (status, body, allow) = self.route(&request);
-        let mut response = Response::from_string(format!("{body}\n"))
-            .with_status_code(status)
-            .with_header(Header::from_bytes("Content-Type", "application/json").unwrap())
-            .with_header(Header::from_bytes("Cache-Control", "no-store").unwrap());
+        let mut response = Response::new(status, "application/json", format!("{body}\n"))
+            .with_header("Cache-Control", "no-store");
         if let Some(methods) = allow {
-            response.add_header(Header::from_bytes("Allow", methods).unwrap());
+            response = response.with_header("Allow", methods);
         }
-        let _ = request.respond(response);
+        Some(response)
     }
 
     fn route(&self, request: &Request) -> (u16, Value, Option<&'static str>) {
-        if request.headers().len() > API_MAX_HEADERS {
-            return (431, error_body(431, "too many header fields"), None);
-        }
-        let Some(host) = header(request, "Host") else {
+        let Some(host) = request.header("Host") else {
             return (400, error_body(400, "a Host header is required"), None);
         };
         let own: Vec<IpAddr> = netinfo::addresses().into_iter().map(|a| a.addr).collect();
@@ -160,7 +156,7 @@ impl Api {
                 None,
             );
         }
-        let path = request.url().split(['?', '#']).next().unwrap_or("");
+        let path = request.path();
         let path = path
             .strip_suffix('/')
             .filter(|p| !p.is_empty())
@@ -168,7 +164,7 @@ impl Api {
         if let Some(rest) = path.strip_prefix("/api/v1/mappings/") {
             return self.mapping_item(request, rest);
         }
-        let get_only = matches!(request.method(), Method::Get | Method::Head);
+        let get_only = matches!(request.method.as_str(), "GET" | "HEAD");
         let known = matches!(
             path,
             "/api/v1"
@@ -187,7 +183,7 @@ impl Api {
             );
         }
         if !get_only {
-            let m = request.method().as_str().to_string();
+            let m = request.method.chars().take(20).collect::<String>();
             return (
                 405,
                 error_body(
@@ -273,8 +269,8 @@ impl Api {
     /// `DELETE /api/v1/mappings/{protocol}/{port}`: the administrator removes a mapping and its live
     /// sessions. Needs `Authorization: Bearer <api_token>`.
     fn mapping_item(&self, request: &Request, rest: &str) -> (u16, Value, Option<&'static str>) {
-        if request.method() != &Method::Delete {
-            let m = request.method().as_str().to_string();
+        if request.method != "DELETE" {
+            let m = request.method.chars().take(20).collect::<String>();
             return (
                 405,
                 error_body(405, &format!("method {m} is not allowed here; use DELETE")),
@@ -299,7 +295,8 @@ impl Api {
                 None,
             );
         };
-        let given = header(request, "Authorization")
+        let given = request
+            .header("Authorization")
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
         if !given.is_some_and(|g| same_secret(g, &token)) {

@@ -61,6 +61,25 @@ pub const MAX_RETRY_SECS: u64 = 30;
 pub const API_MAX_BODY: usize = 16 * 1024;
 pub const API_MAX_HEADERS: usize = 64;
 
+/// HTTP (API and IGD): the request line, one header line, the whole head. Real clients send a few
+/// hundred bytes.
+pub const HTTP_MAX_REQUEST_LINE: usize = 2048;
+pub const HTTP_MAX_HEADER_LINE: usize = 4096;
+pub const HTTP_MAX_HEAD: usize = 16 * 1024;
+/// A whole request must arrive within this (a slow client holds a slot no longer).
+pub const HTTP_REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// Writing an answer to a client that does not read gives up after this.
+pub const HTTP_WRITE_TIMEOUT_MS: u64 = 5_000;
+/// Connections one service holds at once, and per source address (the Command Center and LuCI's rpcd
+/// need one or two; a host that opens more cannot crowd them out).
+pub const HTTP_MAX_CONNECTIONS: usize = 64;
+pub const HTTP_MAX_PER_SOURCE: usize = 8;
+/// Workers that run handlers, per service, and the requests that may wait for them.
+pub const HTTP_WORKERS: usize = 2;
+pub const HTTP_QUEUE: usize = 16;
+/// After an accept error (out of descriptors), accepting pauses this long.
+pub const HTTP_ACCEPT_BACKOFF_MS: u64 = 200;
+
 /// UPnP IGD HTTP port (description, control, events) on the LAN addresses. 5431 is the port IGDs of the
 /// Broadcom lineage use; it keeps clear of miniupnpd's 5000 and of the kernel's ephemeral range.
 pub const DEFAULT_UPNP_PORT: u16 = 5431;

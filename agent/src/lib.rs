@@ -15,7 +15,7 @@ pub mod consts;
 pub mod daemon;
 pub mod diagnosis;
 pub mod firewall;
-pub mod listeners;
+pub mod http;
 pub mod net;
 pub mod netinfo;
 pub mod netlink;

@@ -13,18 +13,27 @@ use super::gena::{self, Subscriptions};
 use super::leases::Mapping;
 use super::policy::AddRequest;
 use super::soap;
-use crate::api::{header, host_is_own_ip};
+use crate::api::host_is_own_ip;
 use crate::config::{Config, DirectAccess};
-use crate::consts::{API_MAX_HEADERS, UPNP_MAX_BODY};
+use crate::consts::{
+    API_MAX_HEADERS, HTTP_MAX_HEAD, HTTP_MAX_HEADER_LINE, HTTP_MAX_REQUEST_LINE, UPNP_MAX_BODY,
+};
 use crate::daemon::{unix_now, AskError, Shared, UpnpCommand};
-use crate::listeners::{Handler, Listeners};
+use crate::http::{Handler, Limits, Listeners, Request, Response};
 use crate::netinfo;
 use crate::status::Decision;
-use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tiny_http::{Header, Request, Response};
+
+/// The bounds of an IGD request (SOAP bodies are a few hundred bytes).
+pub const IGD_LIMITS: Limits = Limits {
+    max_request_line: HTTP_MAX_REQUEST_LINE,
+    max_header_line: HTTP_MAX_HEADER_LINE,
+    max_headers: API_MAX_HEADERS,
+    max_head: HTTP_MAX_HEAD,
+    max_body: UPNP_MAX_BODY,
+};
 
 pub struct IgdServer {
     shared: Arc<Shared>,
@@ -152,9 +161,10 @@ impl Igd for LiveIgd<'_> {
 }
 
 impl IgdServer {
-    fn handle(&self, mut request: Request) {
-        let Some(SocketAddr::V4(peer)) = request.remote_addr().copied() else {
-            return silent(request);
+    /// `None` (no answer at all) for a request from outside the LAN subnets.
+    fn handle(&self, request: Request) -> Option<Response> {
+        let SocketAddr::V4(peer) = request.peer else {
+            return None;
         };
         let from_lan = {
             let snap = self.shared.snapshot.lock().unwrap();
@@ -162,33 +172,29 @@ impl IgdServer {
         };
         if !from_lan {
             debug!("UPnP: ignoring a request from {peer}, outside the LAN subnets");
-            return silent(request);
+            return None;
         }
-        let r = self.route(&mut request, *peer.ip());
-        let mut response = Response::from_string(r.body)
-            .with_status_code(r.status)
-            .with_header(Header::from_bytes("Content-Type", r.content_type).unwrap())
-            .with_header(Header::from_bytes("Server", super::ssdp::server_header()).unwrap());
+        let r = self.route(&request, *peer.ip());
+        let mut response = Response::new(r.status, r.content_type, r.body)
+            .with_header("Server", super::ssdp::server_header());
         for (k, v) in r.headers {
-            if let Ok(h) = Header::from_bytes(k, v) {
-                response.add_header(h);
-            }
+            response = response.with_header(k, v);
         }
-        let _ = request.respond(response);
+        Some(response)
     }
 
-    fn route(&self, request: &mut Request, peer: Ipv4Addr) -> Reply {
-        if request.headers().len() > API_MAX_HEADERS {
-            return reply(431, "too many header fields");
-        }
+    fn route(&self, request: &Request, peer: Ipv4Addr) -> Reply {
         let own: Vec<IpAddr> = netinfo::addresses().into_iter().map(|a| a.addr).collect();
-        if !header(request, "Host").is_some_and(|h| host_is_own_ip(h, &own)) {
+        if !request
+            .header("Host")
+            .is_some_and(|h| host_is_own_ip(h, &own))
+        {
             return reply(403, "the Host header must be this router's IP address");
         }
-        let v1 = wants_v1(header(request, "User-Agent"));
+        let v1 = wants_v1(request.header("User-Agent"));
         let version = if v1 { 1 } else { 2 };
-        let path = request.url().split('?').next().unwrap_or("").to_string();
-        let method = request.method().as_str().to_ascii_uppercase();
+        let path = request.target.split('?').next().unwrap_or("").to_string();
+        let method = request.method.to_ascii_uppercase();
         let identity = self.identity.lock().unwrap().clone();
         match (method.as_str(), path.as_str()) {
             ("GET" | "HEAD", desc::DESC_PATH) => {
@@ -222,26 +228,13 @@ impl IgdServer {
         }
     }
 
-    fn control(&self, request: &mut Request, service: Service, peer: Ipv4Addr) -> Reply {
-        if request.body_length().is_some_and(|n| n > UPNP_MAX_BODY) {
-            return reply(413, "request body too large");
-        }
-        let mut body = Vec::new();
-        let read = request
-            .as_reader()
-            .take(UPNP_MAX_BODY as u64 + 1)
-            .read_to_end(&mut body);
-        if read.is_err() {
-            return reply(400, "could not read the request body");
-        }
-        if body.len() > UPNP_MAX_BODY {
-            return reply(413, "request body too large");
-        }
-        let Ok(body) = String::from_utf8(body) else {
+    fn control(&self, request: &Request, service: Service, peer: Ipv4Addr) -> Reply {
+        // (The HTTP layer read the body only after checking its declared length against the bound.)
+        let Ok(body) = std::str::from_utf8(&request.body) else {
             return xml_reply(500, soap::fault(UpnpError::InvalidAction));
         };
-        let soap_action = header(request, "SOAPAction").map(str::to_string);
-        let call = match soap::parse_call(&body, soap_action.as_deref(), service) {
+        let soap_action = request.header("SOAPAction").map(str::to_string);
+        let call = match soap::parse_call(body, soap_action.as_deref(), service) {
             Ok(c) => c,
             Err(refusal) => {
                 debug!("UPnP: bad control request from {peer}: {refusal}");
@@ -276,14 +269,11 @@ impl IgdServer {
     }
 
     fn events(&self, request: &Request, service: Service, peer: Ipv4Addr) -> Reply {
-        let sid = header(request, "SID").map(str::to_string);
-        let callback = header(request, "Callback");
-        let nt = header(request, "NT");
-        let timeout = gena::parse_timeout(header(request, "Timeout"));
-        let unsubscribe = request
-            .method()
-            .as_str()
-            .eq_ignore_ascii_case("UNSUBSCRIBE");
+        let sid = request.header("SID").map(str::to_string);
+        let callback = request.header("Callback");
+        let nt = request.header("NT");
+        let timeout = gena::parse_timeout(request.header("Timeout"));
+        let unsubscribe = request.method.eq_ignore_ascii_case("UNSUBSCRIBE");
         let ok = |sid: &str, timeout: u64| Reply {
             status: 200,
             body: String::new(),
@@ -335,11 +325,6 @@ impl IgdServer {
             }
         }
     }
-}
-
-/// Closes the connection without a byte of answer.
-fn silent(request: Request) {
-    drop(request.into_writer());
 }
 
 /// The evented variables of both services, from the published state.
@@ -396,7 +381,7 @@ pub struct IgdRuntime {
 impl Default for IgdRuntime {
     fn default() -> Self {
         IgdRuntime {
-            listeners: Listeners::new("UPnP IGD", desc::DESC_PATH),
+            listeners: Listeners::new("UPnP IGD", desc::DESC_PATH, IGD_LIMITS),
             discovery: None,
             server: None,
             handler: None,

@@ -1,0 +1,438 @@
+//! Listening sockets kept in step with the addresses wanted (LAN addresses come and go), one poll loop
+//! per address that reads requests without blocking, and a small fixed set of workers that run the
+//! handler and write the answer. A client can hold a slot only while it sends a request (bounded in
+//! time and size); slots are capped in total and per source address; accept errors (EMFILE) back off
+//! and never end a listener.
+
+use super::head::{self, Head, Refused};
+use super::{Limits, Request, Response};
+use crate::consts::{
+    HTTP_ACCEPT_BACKOFF_MS, HTTP_MAX_CONNECTIONS, HTTP_MAX_PER_SOURCE, HTTP_QUEUE,
+    HTTP_REQUEST_TIMEOUT_MS, HTTP_WORKERS, HTTP_WRITE_TIMEOUT_MS,
+};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Runs one complete request; `None` closes the connection without a byte (a request from where the
+/// service does not answer).
+pub type Handler = Arc<dyn Fn(Request) -> Option<Response> + Send + Sync>;
+
+/// A request ready for a worker, with the connection it came on and its slot.
+type Job = (TcpStream, Request, Slot);
+
+pub struct Listeners {
+    /// For the log: "API", "UPnP IGD".
+    label: &'static str,
+    /// Shown after the address in the log line: "/api/v1/".
+    path: &'static str,
+    limits: Limits,
+    slots: Slots,
+    jobs: SyncSender<(Job, Handler)>,
+    running: HashMap<SocketAddr, Running>,
+}
+
+struct Running {
+    stop: Arc<AtomicBool>,
+    wake: UnixStream,
+    thread: JoinHandle<()>,
+}
+
+impl Listeners {
+    pub fn new(label: &'static str, path: &'static str, limits: Limits) -> Self {
+        let (tx, rx) = sync_channel::<(Job, Handler)>(HTTP_QUEUE);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..HTTP_WORKERS {
+            let rx = rx.clone();
+            std::thread::spawn(move || work(&rx));
+        }
+        Listeners {
+            label,
+            path,
+            limits,
+            slots: Slots::default(),
+            jobs: tx,
+            running: HashMap::new(),
+        }
+    }
+
+    /// Starts listeners for new addresses and stops those no longer wanted.
+    pub fn sync(&mut self, wanted: &[SocketAddr], handler: &Handler) {
+        let stale: Vec<SocketAddr> = self
+            .running
+            .keys()
+            .filter(|a| !wanted.contains(a))
+            .copied()
+            .collect();
+        for addr in stale {
+            if let Some(r) = self.running.remove(&addr) {
+                r.halt();
+                info!("{} stopped listening on {addr}", self.label);
+            }
+        }
+        for &addr in wanted {
+            if self.running.contains_key(&addr) {
+                continue;
+            }
+            let jobs = self.jobs.clone();
+            match start(addr, self.limits, self.slots.clone(), jobs, handler.clone()) {
+                Ok(r) => {
+                    info!("{} listening on http://{addr}{}", self.label, self.path);
+                    self.running.insert(addr, r);
+                }
+                Err(e) => warning!("{} cannot listen on {addr}: {e}", self.label),
+            }
+        }
+    }
+
+    /// Stops every listener at once. Workers finish the request they run (bounded by their write
+    /// timeout and the owner's answer) on their own; nothing waits for them.
+    pub fn stop(&mut self) {
+        for (addr, r) in self.running.drain() {
+            r.halt();
+            info!("{} stopped listening on {addr}", self.label);
+        }
+    }
+}
+
+impl Running {
+    fn halt(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = (&self.wake).write(&[1]);
+        let _ = self.thread.join();
+    }
+}
+
+fn start(
+    addr: SocketAddr,
+    limits: Limits,
+    slots: Slots,
+    jobs: SyncSender<(Job, Handler)>,
+    handler: Handler,
+) -> std::io::Result<Running> {
+    let listener = TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let (wake, woken) = UnixStream::pair()?;
+    woken.set_nonblocking(true)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        Loop {
+            listener,
+            woken,
+            stop: flag,
+            limits,
+            slots,
+            jobs,
+            handler,
+            conns: Vec::new(),
+            accept_paused_until: None,
+            last_accept_error: None,
+        }
+        .run()
+    });
+    Ok(Running { stop, wake, thread })
+}
+
+/// A connection whose request is still arriving.
+struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    buf: Vec<u8>,
+    head: Option<(Head, usize)>,
+    deadline: Instant,
+    slot: Slot,
+}
+
+struct Loop {
+    listener: TcpListener,
+    woken: UnixStream,
+    stop: Arc<AtomicBool>,
+    limits: Limits,
+    slots: Slots,
+    jobs: SyncSender<(Job, Handler)>,
+    handler: Handler,
+    conns: Vec<Conn>,
+    /// After an accept error (out of descriptors), accepting waits a moment instead of spinning.
+    accept_paused_until: Option<Instant>,
+    last_accept_error: Option<Instant>,
+}
+
+impl Loop {
+    fn run(mut self) {
+        while !self.stop.load(Ordering::SeqCst) {
+            let now = Instant::now();
+            if self.accept_paused_until.is_some_and(|t| t <= now) {
+                self.accept_paused_until = None;
+            }
+            let accepting = self.accept_paused_until.is_none();
+            let next = self
+                .conns
+                .iter()
+                .map(|c| c.deadline)
+                .chain(self.accept_paused_until)
+                .min()
+                .map_or(Duration::from_secs(1), |t| t.saturating_duration_since(now));
+            let ready = {
+                let mut fds = vec![
+                    PollFd::new(self.woken.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(
+                        self.listener.as_fd(),
+                        if accepting {
+                            PollFlags::POLLIN
+                        } else {
+                            PollFlags::empty()
+                        },
+                    ),
+                ];
+                fds.extend(
+                    self.conns
+                        .iter()
+                        .map(|c| PollFd::new(c.stream.as_fd(), PollFlags::POLLIN)),
+                );
+                let ms = next.as_millis().clamp(1, 1000) as i32;
+                let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::ZERO);
+                if poll(&mut fds, timeout).is_err() {
+                    continue;
+                }
+                fds.iter()
+                    .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                    .collect::<Vec<bool>>()
+            };
+            if ready[1] {
+                self.accept();
+            }
+            // Newest first, so that removing keeps the indices of the ones still to visit.
+            for i in (0..ready.len() - 2).rev() {
+                if ready[i + 2] {
+                    self.read(i);
+                }
+            }
+            let now = Instant::now();
+            let mut i = 0;
+            while i < self.conns.len() {
+                if self.conns[i].deadline <= now {
+                    let c = self.conns.swap_remove(i);
+                    refuse(
+                        c.stream,
+                        head::Refused {
+                            status: 408,
+                            reason: "request not complete in time",
+                        },
+                    );
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    let Some(slot) = self.slots.take(peer.ip()) else {
+                        // Full: a short answer without waiting for the request, then close.
+                        let _ = stream.set_nonblocking(true);
+                        refuse(
+                            stream,
+                            Refused {
+                                status: 503,
+                                reason: "too many connections",
+                            },
+                        );
+                        continue;
+                    };
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    self.conns.push(Conn {
+                        stream,
+                        peer,
+                        buf: Vec::new(),
+                        head: None,
+                        deadline: Instant::now() + Duration::from_millis(HTTP_REQUEST_TIMEOUT_MS),
+                        slot,
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and its kind: the listener stays; accepting resumes shortly.
+                    let now = Instant::now();
+                    if self
+                        .last_accept_error
+                        .is_none_or(|t| now.duration_since(t) > Duration::from_secs(60))
+                    {
+                        warning!("cannot accept connections ({e}); trying again");
+                        self.last_accept_error = Some(now);
+                    }
+                    self.accept_paused_until =
+                        Some(now + Duration::from_millis(HTTP_ACCEPT_BACKOFF_MS));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads what connection `i` sent; hands a complete request to a worker.
+    fn read(&mut self, i: usize) {
+        let limits = self.limits;
+        let c = &mut self.conns[i];
+        // Never more than the head's bound plus the declared body.
+        let want = match &c.head {
+            Some((h, n)) => n + h.body_len,
+            None => limits.max_head + 1,
+        };
+        let mut chunk = [0u8; 4096];
+        let room = want.saturating_sub(c.buf.len()).clamp(1, chunk.len());
+        match c.stream.read(&mut chunk[..room]) {
+            Ok(0) => {
+                self.conns.swap_remove(i);
+                return;
+            }
+            Ok(n) => c.buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => return,
+            Err(_) => {
+                self.conns.swap_remove(i);
+                return;
+            }
+        }
+        if c.head.is_none() {
+            match head::parse(&c.buf, &limits) {
+                Ok(None) => return,
+                Ok(Some(parsed)) => c.head = Some(parsed),
+                Err(refused) => {
+                    let c = self.conns.swap_remove(i);
+                    refuse(c.stream, refused);
+                    return;
+                }
+            }
+        }
+        let Some((h, n)) = &c.head else { return };
+        if c.buf.len() < n + h.body_len {
+            return;
+        }
+        let c = self.conns.swap_remove(i);
+        let (h, n) = c.head.unwrap();
+        let request = Request {
+            peer: c.peer,
+            method: h.method,
+            target: h.target,
+            headers: h.headers,
+            body: c.buf[n..n + h.body_len].to_vec(),
+        };
+        match self
+            .jobs
+            .try_send(((c.stream, request, c.slot), self.handler.clone()))
+        {
+            Ok(()) => {}
+            Err(
+                TrySendError::Full(((stream, _, _), _))
+                | TrySendError::Disconnected(((stream, _, _), _)),
+            ) => {
+                refuse(
+                    stream,
+                    Refused {
+                        status: 503,
+                        reason: "busy",
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// A worker: runs the handler, writes the answer (bounded in time), closes.
+fn work(jobs: &Mutex<Receiver<(Job, Handler)>>) {
+    loop {
+        let next = jobs.lock().unwrap().recv();
+        let Ok(((stream, request, slot), handler)) = next else {
+            return;
+        };
+        let head_only = request.method.eq_ignore_ascii_case("HEAD");
+        if let Some(response) = handler(request) {
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_write_timeout(Some(Duration::from_millis(HTTP_WRITE_TIMEOUT_MS)));
+            let _ = (&stream).write_all(&response.to_bytes(head_only));
+        }
+        let _ = stream.shutdown(Shutdown::Both);
+        drop(slot);
+    }
+}
+
+/// A short error answer, written once without waiting (a client that does not read loses it), then
+/// the connection closes.
+fn refuse(stream: TcpStream, why: Refused) {
+    let r = Response::new(why.status, "text/plain", format!("{}\n", why.reason));
+    let _ = (&stream).write(&r.to_bytes(false));
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// Connection slots of one service, counted per source address.
+#[derive(Clone, Default)]
+struct Slots(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+/// One connection's slot; given back when dropped.
+struct Slot {
+    slots: Slots,
+    ip: IpAddr,
+}
+
+impl Slots {
+    fn take(&self, ip: IpAddr) -> Option<Slot> {
+        let mut map = self.0.lock().unwrap();
+        let total: usize = map.values().sum();
+        let mine = map.get(&ip).copied().unwrap_or(0);
+        if total >= HTTP_MAX_CONNECTIONS || mine >= HTTP_MAX_PER_SOURCE {
+            return None;
+        }
+        *map.entry(ip).or_insert(0) += 1;
+        Some(Slot {
+            slots: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut map = self.slots.0.lock().unwrap();
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_capped_per_source_and_in_total() {
+        let slots = Slots::default();
+        let a: IpAddr = "192.168.1.10".parse().unwrap();
+        let held: Vec<Slot> = (0..HTTP_MAX_PER_SOURCE)
+            .map(|_| slots.take(a).unwrap())
+            .collect();
+        assert!(slots.take(a).is_none());
+        drop(held);
+        assert!(slots.take(a).is_some());
+        let many: Vec<Slot> = (0..HTTP_MAX_CONNECTIONS)
+            .filter_map(|i| slots.take(IpAddr::from([10, 0, (i / 200) as u8, (i % 200) as u8])))
+            .collect();
+        assert_eq!(many.len(), HTTP_MAX_CONNECTIONS);
+        assert!(slots.take(a).is_none());
+    }
+}

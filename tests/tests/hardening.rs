@@ -1,0 +1,213 @@
+//! Issue 13, the HTTP layer: attacks from a LAN host on the API and the IGD, each of which killed or
+//! stalled the agent with tiny_http, now answered in bounded time and memory while the Command Center
+//! keeps being served. The agent runs as on OpenWrt (1024 descriptors, `openwrt-root`).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+use wilife_lab::lab::*;
+
+fn api() -> SocketAddr {
+    SocketAddr::from((LAN_IP, API_PORT))
+}
+
+fn igd() -> SocketAddr {
+    SocketAddr::from((LAN_IP, UPNP_PORT))
+}
+
+fn upnp_lab() -> Lab {
+    let mut lab = Lab::new();
+    let cfg = lab.write_config("wilife", &lab.config("upnp", ""));
+    lab.start_upnp_agent(&cfg);
+    lab
+}
+
+/// /proc/PID/status field (kB for VmRSS, a count for Threads).
+fn proc_status(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// The Command Center is served: the API's health from the cc, and an IGD description.
+fn cc_is_served(lab: &Lab) -> bool {
+    let health = lab.http(
+        &lab.cc,
+        api(),
+        "GET",
+        "/api/v1/health",
+        &format!("{LAN_IP}:{API_PORT}"),
+    );
+    let desc = lab.http(
+        &lab.cc,
+        igd(),
+        "GET",
+        "/rootDesc.xml",
+        &format!("{LAN_IP}:{UPNP_PORT}"),
+    );
+    matches!(health, Ok((200, _))) && matches!(desc, Ok((200, _)))
+}
+
+#[test]
+fn a_huge_content_length_is_refused_and_the_agent_lives() {
+    let lab = upnp_lab();
+    let pid = lab.agent_pid().unwrap();
+    for (to, path, host) in [
+        (api(), "/api/v1/health", format!("{LAN_IP}:{API_PORT}")),
+        (igd(), "/rootDesc.xml", format!("{LAN_IP}:{UPNP_PORT}")),
+    ] {
+        for length in [
+            "18446744073709551615",
+            "1099511627776",
+            "99999999999999999999999",
+        ] {
+            let request =
+                format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {length}\r\n\r\n");
+            let answer = lab.raw_http(&lab.other, to, request.into_bytes()).unwrap();
+            let (status, _) = split_response(&answer);
+            assert!(
+                status == 413 || status == 400,
+                "{to} Content-Length {length}: {answer}"
+            );
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "{}",
+        lab.log()
+    );
+    assert!(cc_is_served(&lab), "{}", lab.log());
+}
+
+#[test]
+fn idle_connections_cannot_exhaust_the_agent_or_crowd_out_the_command_center() {
+    let lab = upnp_lab();
+    let pid = lab.agent_pid().unwrap();
+    let (rss0, fds0) = (proc_status(pid, "VmRSS"), open_fds(pid));
+    // 600 idle connections from another LAN host to each service (the agent may hold 1024 fds).
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 8192, 8192);
+    let held: Vec<TcpStream> = lab.in_ns(&lab.other, || {
+        let mut v = Vec::new();
+        for to in [api(), igd()] {
+            for _ in 0..600 {
+                if let Ok(s) = TcpStream::connect_timeout(&to, Duration::from_secs(2)) {
+                    v.push(s);
+                }
+            }
+        }
+        v
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (threads, fds, rss) = (
+        proc_status(pid, "Threads"),
+        open_fds(pid),
+        proc_status(pid, "VmRSS"),
+    );
+    eprintln!(
+        "1200 idle connections: threads {threads}, fds {fds0} -> {fds}, RSS {rss0} -> {rss} kB"
+    );
+    assert!(fds < fds0 + 40, "the agent holds {fds} descriptors");
+    assert!(threads < 20, "{threads} threads");
+    // The Command Center is served meanwhile, and maps its port.
+    let took = Instant::now();
+    assert!(cc_is_served(&lab), "{}", lab.log());
+    assert_eq!(lab.add_mapping(&lab.cc, 20570, "TCP", CC_IP, 0), 0);
+    eprintln!("the cc's requests under attack took {:?}", took.elapsed());
+    // The idle ones are dropped after the request timeout; afterwards everything is as before.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(cc_is_served(&lab), "{}", lab.log());
+    assert!(open_fds(pid) < fds0 + 10);
+}
+
+#[test]
+fn a_slow_body_stalls_nothing_and_sigterm_stays_prompt() {
+    let mut lab = upnp_lab();
+    // A body that never comes (larger than what tiny_http read ahead itself), on both services.
+    let _slow: Vec<TcpStream> = [api(), igd()]
+        .into_iter()
+        .map(|to| {
+            let mut s = lab.tcp_connect(&lab.other, to).unwrap();
+            let host = format!("{}:{}", to.ip(), to.port());
+            let head = format!(
+                "POST /ctl/IPConn HTTP/1.1\r\nHost: {host}\r\nContent-Length: 10000\r\n\r\nabc"
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    let took = Instant::now();
+    assert!(cc_is_served(&lab), "{}", lab.log());
+    assert!(
+        took.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        took.elapsed()
+    );
+    // SIGTERM finishes at once, the table removed, whatever the slow clients do.
+    let took = Instant::now();
+    assert!(lab.stop_agent().success());
+    let stop = took.elapsed();
+    eprintln!("SIGTERM with two slow clients: {stop:?}");
+    assert!(stop < Duration::from_secs(2), "{stop:?}");
+    assert!(!lab.table_present());
+}
+
+#[test]
+fn a_slow_client_is_cut_after_the_request_timeout() {
+    let lab = upnp_lab();
+    let mut s = lab.tcp_connect(&lab.other, api()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(b"GET /api/v1/health HTTP/1.1\r\n").unwrap();
+    let took = Instant::now();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let (status, _) = split_response(&answer);
+    assert_eq!(status, 408, "{answer}");
+    assert!(
+        took.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        took.elapsed()
+    );
+}
+
+#[test]
+fn endless_headers_are_cut_early_and_cost_no_memory() {
+    let lab = upnp_lab();
+    let pid = lab.agent_pid().unwrap();
+    let rss0 = proc_status(pid, "VmRSS");
+    for to in [api(), igd()] {
+        let sent = lab.in_ns(&lab.other, move || {
+            let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).unwrap();
+            s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+            let line = format!("X-Filler: {}\r\n", "a".repeat(1000));
+            let mut sent = 0usize;
+            let _ = s.write_all(b"GET /api/v1/health HTTP/1.1\r\n");
+            // Up to 64 MiB of header lines, until the agent closes the connection.
+            while sent < 64 << 20 {
+                if s.write_all(line.as_bytes()).is_err() {
+                    break;
+                }
+                sent += line.len();
+            }
+            sent
+        });
+        assert!(
+            sent < 8 << 20,
+            "{to}: the agent read {sent} bytes of headers"
+        );
+    }
+    let rss = proc_status(pid, "VmRSS");
+    eprintln!("64 MiB of headers offered: RSS {rss0} -> {rss} kB");
+    assert!(rss < rss0 + 4096, "RSS grew from {rss0} to {rss} kB");
+    assert!(cc_is_served(&lab), "{}", lab.log());
+}
