@@ -134,7 +134,15 @@ pub fn host_allowed(host: &str, own: &[IpAddr]) -> bool {
 }
 
 impl Api {
+    /// `None` (no answer at all) for a request from outside the LAN and loopback.
     fn handle(&self, request: Request) -> Option<Response> {
+        if !self.may_ask(request.peer.ip()) {
+            debug!(
+                "API: ignoring a request from {}, outside the LAN",
+                request.peer
+            );
+            return None;
+        }
         let (status, body, allow) = self.route(&request);
         let mut response = Response::new(status, "application/json", format!("{body}\n"))
             .with_header("Cache-Control", "no-store");
@@ -142,6 +150,20 @@ impl Api {
             response = response.with_header("Allow", methods);
         }
         Some(response)
+    }
+
+    /// On its default addresses the API answers loopback and the LAN subnets only, as the kernel's
+    /// input guard does: the guard is gone for a moment when someone flushes the ruleset. Addresses
+    /// set in `api_listen` are the administrator's choice, guard and all.
+    fn may_ask(&self, peer: IpAddr) -> bool {
+        let snap = self.shared.snapshot.lock().unwrap();
+        if !snap.config.api_listen.is_empty() || peer.is_loopback() {
+            return true;
+        }
+        match peer {
+            IpAddr::V4(ip) => netinfo::in_nets(ip, &snap.facts.lan_ipv4_nets),
+            IpAddr::V6(_) => false,
+        }
     }
 
     fn route(&self, request: &Request) -> (u16, Value, Option<&'static str>) {

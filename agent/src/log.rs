@@ -54,6 +54,7 @@ pub fn log(level: Level, message: &str) {
     if level > logger.max {
         return;
     }
+    let message = escaped(message);
     match &logger.sink {
         Sink::Stderr => eprintln!("{IDENT}: {}: {message}", label(level)),
         Sink::Syslog { socket, path } => {
@@ -69,6 +70,32 @@ pub fn log(level: Level, message: &str) {
             }
         }
     }
+}
+
+/// The longest message logged, in characters (syslog lines are short; a client's string is no reason to
+/// write more).
+const MAX_MESSAGE: usize = 1024;
+
+/// A message as one line of plain text: control characters (a newline a LAN client slipped into a
+/// protocol name would start a forged line) become `\xNN`, and it is bounded.
+pub fn escaped(message: &str) -> std::borrow::Cow<'_, str> {
+    let clean = message.len() <= MAX_MESSAGE && !message.chars().any(char::is_control);
+    if clean {
+        return message.into();
+    }
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE) + 16);
+    for (i, c) in message.chars().enumerate() {
+        if i == MAX_MESSAGE {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02x}", c as u32 & 0xff));
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
 }
 
 fn label(level: Level) -> &'static str {
@@ -91,3 +118,19 @@ macro_rules! notice { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Noti
 macro_rules! info { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Info, &format!($($t)*)) } }
 #[macro_export]
 macro_rules! debug { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Debug, &format!($($t)*)) } }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_strings_stay_on_one_line() {
+        assert_eq!(escaped("plain"), "plain");
+        assert_eq!(
+            escaped("TCP\nwilife-agent[1]: granted\r\u{1b}[2J\u{85}"),
+            "TCP\\x0awilife-agent[1]: granted\\x0d\\x1b[2J\\x85"
+        );
+        let long = "a".repeat(5000);
+        assert_eq!(escaped(&long).chars().count(), MAX_MESSAGE + 1);
+    }
+}

@@ -211,3 +211,78 @@ fn endless_headers_are_cut_early_and_cost_no_memory() {
     assert!(rss < rss0 + 4096, "RSS grew from {rss0} to {rss} kB");
     assert!(cc_is_served(&lab), "{}", lab.log());
 }
+
+#[test]
+fn a_client_string_cannot_forge_a_log_line() {
+    let lab = upnp_lab();
+    let forged =
+        "wilife-agent: notice: UPnP AddPortMapping port 20571 for 192.168.50.30 granted: forged";
+    let (status, body) = lab.soap(
+        &lab.cc,
+        WANIP1,
+        "AddPortMapping",
+        &[
+            ("NewRemoteHost", ""),
+            ("NewExternalPort", "20570"),
+            ("NewProtocol", &format!("TCP&#10;{forged}")),
+            ("NewInternalPort", "20570"),
+            ("NewInternalClient", &CC_IP.to_string()),
+            ("NewEnabled", "1"),
+            (
+                "NewPortMappingDescription",
+                &format!("WiLife&#13;&#10;{forged}"),
+            ),
+            ("NewLeaseDuration", "0"),
+        ],
+    );
+    assert_ne!(upnp_error(status, &body), 0, "{body}");
+    lab.wait_log("refused", Duration::from_secs(5));
+    let log = lab.log();
+    assert!(
+        log.contains("\\x0a"),
+        "the client's newline is shown escaped:\n{log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with(forged)),
+        "a forged line:\n{log}"
+    );
+}
+
+#[test]
+fn the_api_answers_no_one_outside_the_lan_even_without_a_firewall() {
+    let mut lab = Lab::new();
+    // No firewall at all (service firewall stop), and an nft that cannot apply: nothing in the kernel
+    // guards the API, only the agent itself.
+    let no_nft = lab.write_config(
+        "nft-refusing",
+        "#!/bin/sh\ncase \" $* \" in *\" -f \"*) echo 'Error: refused' >&2; exit 1;; esac\nexec nft \"$@\"\n",
+    );
+    std::fs::set_permissions(&no_nft, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    lab.flush_ruleset();
+    let cfg = lab.write_config("wilife", &lab.config("upnp", ""));
+    lab.start_agent(&cfg, &["--nft", no_nft.to_str().unwrap()]);
+    lab.ip(
+        &lab.remote,
+        &[
+            "route",
+            "add",
+            "192.168.50.0/24",
+            "via",
+            &WAN_IP.to_string(),
+        ],
+    );
+    let host = format!("{LAN_IP}:{API_PORT}");
+    let request = format!("GET /api/v1/health HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    // The WAN host reaches the socket (it connects) but gets not a byte.
+    let from_wan = lab.raw_http(&lab.remote, api(), request.clone().into_bytes());
+    assert!(
+        from_wan.as_ref().is_ok_and(|a| a.is_empty()) || from_wan.is_err(),
+        "{from_wan:?}"
+    );
+    assert!(
+        lab.tcp_connect(&lab.remote, api()).is_ok(),
+        "the socket is reachable"
+    );
+    let from_lan = lab.raw_http(&lab.cc, api(), request.into_bytes()).unwrap();
+    assert!(from_lan.starts_with("HTTP/1.1 "), "{from_lan}");
+}
