@@ -152,15 +152,9 @@ fn rpcd(args: &[String]) -> i32 {
 
 /// A new API token. OpenWrt's busybox has no `base64`, so the package's uci-defaults ask the agent.
 fn gen_token() -> i32 {
-    use std::io::Read;
-    let mut bytes = [0u8; 16];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    match read {
-        Ok(()) => {
-            println!(
-                "{}",
-                bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-            );
+    match crate::random::bytes::<16>() {
+        Ok(bytes) => {
+            println!("{}", crate::random::hex(&bytes));
             0
         }
         Err(e) => {

@@ -95,6 +95,8 @@ pub const UPNP_MAX_BODY: usize = 16 * 1024;
 pub const XML_MAX_DEPTH: usize = 16;
 pub const XML_MAX_ELEMENTS: usize = 256;
 pub const GENA_MAX_SUBSCRIPTIONS: usize = 32;
+/// Subscriptions one host may hold (a Command Center needs one per service, Windows' client two).
+pub const GENA_MAX_PER_HOST: usize = 4;
 pub const GENA_DEFAULT_TIMEOUT_SECS: u64 = 1800;
 /// SSDP answers per source: a burst of this many datagrams, refilled at `SSDP_RATE_PER_SEC`.
 pub const SSDP_BURST: f64 = 40.0;

@@ -19,6 +19,7 @@ pub mod http;
 pub mod net;
 pub mod netinfo;
 pub mod netlink;
+pub mod random;
 pub mod rpcd;
 pub mod selftest;
 pub mod status;

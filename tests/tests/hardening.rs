@@ -286,3 +286,39 @@ fn the_api_answers_no_one_outside_the_lan_even_without_a_firewall() {
     let from_lan = lab.raw_http(&lab.cc, api(), request.into_bytes()).unwrap();
     assert!(from_lan.starts_with("HTTP/1.1 "), "{from_lan}");
 }
+
+#[test]
+fn gena_slots_are_per_host_and_only_the_holder_may_renew_or_end_a_subscription() {
+    let lab = upnp_lab();
+    let request = |ns: &str, text: String| {
+        let answer = lab.raw_http(ns, igd(), text.into_bytes()).unwrap();
+        (split_response(&answer).0, answer)
+    };
+    let subscribe = |ns: &str, ip: std::net::Ipv4Addr| {
+        request(ns, format!("SUBSCRIBE /evt/IPConn HTTP/1.1\r\nHost: {LAN_IP}:{UPNP_PORT}\r\nCallback: <http://{ip}:2869/evt>\r\nNT: upnp:event\r\nTimeout: Second-300\r\n\r\n"))
+    };
+    // Another LAN host asks for every slot; it gets its share, not all.
+    let granted = (0..40)
+        .filter(|_| subscribe(&lab.other, OTHER_IP).0 == 200)
+        .count();
+    assert!(granted <= 4, "{granted}");
+    let (code, answer) = subscribe(&lab.cc, CC_IP);
+    assert_eq!(code, 200, "{answer}");
+    let sid = header_value(&answer, "SID").unwrap();
+    // The other host can neither end nor renew the Command Center's subscription.
+    let unsubscribe = format!(
+        "UNSUBSCRIBE /evt/IPConn HTTP/1.1\r\nHost: {LAN_IP}:{UPNP_PORT}\r\nSID: {sid}\r\n\r\n"
+    );
+    let renew = format!("SUBSCRIBE /evt/IPConn HTTP/1.1\r\nHost: {LAN_IP}:{UPNP_PORT}\r\nSID: {sid}\r\nTimeout: Second-600\r\n\r\n");
+    assert_eq!(request(&lab.other, unsubscribe.clone()).0, 412);
+    assert_eq!(request(&lab.other, renew.clone()).0, 412);
+    assert_eq!(request(&lab.cc, renew).0, 200);
+    // The status document counts what is held now.
+    let held = lab.api_status()["upnp"]["subscriptions"].as_u64().unwrap();
+    assert_eq!(held, granted as u64 + 1);
+    assert_eq!(request(&lab.cc, unsubscribe).0, 200);
+    assert_eq!(
+        lab.api_status()["upnp"]["subscriptions"].as_u64().unwrap(),
+        granted as u64
+    );
+}

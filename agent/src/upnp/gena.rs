@@ -6,7 +6,7 @@
 
 use super::description::Service;
 use super::xml::escape;
-use crate::consts::{GENA_DEFAULT_TIMEOUT_SECS, GENA_MAX_SUBSCRIPTIONS};
+use crate::consts::{GENA_DEFAULT_TIMEOUT_SECS, GENA_MAX_PER_HOST, GENA_MAX_SUBSCRIPTIONS};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
@@ -87,6 +87,22 @@ pub fn propertyset(vars: &[(&str, String)]) -> String {
     s
 }
 
+/// A subscription ID: a version-4 UUID from the kernel's random source.
+fn new_sid() -> std::io::Result<String> {
+    let mut b = crate::random::bytes::<16>()?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = crate::random::hex(&b);
+    Ok(format!(
+        "uuid:{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    ))
+}
+
 struct Subscription {
     service: Service,
     callback: Callback,
@@ -120,7 +136,6 @@ pub struct Subscriptions {
     /// Last evented values per service, sent to new subscribers and compared on change.
     state: Mutex<HashMap<Service, String>>,
     jobs: Mutex<Sender<Job>>,
-    counter: Mutex<u64>,
 }
 
 impl Default for Subscriptions {
@@ -143,25 +158,7 @@ impl Subscriptions {
             subs: Mutex::new(HashMap::new()),
             state: Mutex::new(HashMap::new()),
             jobs: Mutex::new(tx),
-            counter: Mutex::new(0),
         }
-    }
-
-    fn new_sid(&self) -> String {
-        let mut c = self.counter.lock().unwrap();
-        *c += 1;
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let x = t ^ (u64::from(std::process::id()) << 32) ^ c.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        format!(
-            "uuid:{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-            (x >> 32) as u32,
-            (x >> 16) as u16,
-            (x & 0xfff) as u16,
-            (*c & 0xfff) as u16,
-            t & 0xffff_ffff_ffff
-        )
     }
 
     /// A new subscription; returns (SID, timeout seconds). The initial event follows the response.
@@ -177,7 +174,18 @@ impl Subscriptions {
         if subs.len() >= GENA_MAX_SUBSCRIPTIONS {
             return Err(gena_error(503, "too many subscriptions"));
         }
-        let sid = self.new_sid();
+        // The callback is the subscriber's own address (checked when it was read): one host cannot
+        // take the slots the Command Center needs.
+        let host = *callback.addr.ip();
+        if subs
+            .values()
+            .filter(|s| *s.callback.addr.ip() == host)
+            .count()
+            >= GENA_MAX_PER_HOST
+        {
+            return Err(gena_error(503, "too many subscriptions from this host"));
+        }
+        let sid = new_sid().map_err(|e| gena_error(500, format!("no random source: {e}")))?;
         subs.insert(
             sid.clone(),
             Subscription {
@@ -205,10 +213,21 @@ impl Subscriptions {
         }
     }
 
-    pub fn renew(&self, service: Service, sid: &str, timeout: u64) -> Result<u64, GenaError> {
+    /// Renews `sid` for the host that holds it (another host gets 412, as for an unknown SID).
+    pub fn renew(
+        &self,
+        service: Service,
+        sid: &str,
+        requester: Ipv4Addr,
+        timeout: u64,
+    ) -> Result<u64, GenaError> {
         let mut subs = self.subs.lock().unwrap();
         match subs.get_mut(sid) {
-            Some(s) if s.service == service && s.expires > Instant::now() => {
+            Some(s)
+                if s.service == service
+                    && *s.callback.addr.ip() == requester
+                    && s.expires > Instant::now() =>
+            {
                 s.expires = Instant::now() + Duration::from_secs(timeout);
                 Ok(timeout)
             }
@@ -216,10 +235,16 @@ impl Subscriptions {
         }
     }
 
-    pub fn unsubscribe(&self, service: Service, sid: &str) -> Result<(), GenaError> {
+    /// Ends `sid` for the host that holds it (another host gets 412).
+    pub fn unsubscribe(
+        &self,
+        service: Service,
+        sid: &str,
+        requester: Ipv4Addr,
+    ) -> Result<(), GenaError> {
         let mut subs = self.subs.lock().unwrap();
         match subs.get(sid) {
-            Some(s) if s.service == service => {
+            Some(s) if s.service == service && *s.callback.addr.ip() == requester => {
                 subs.remove(sid);
                 Ok(())
             }
@@ -329,36 +354,69 @@ mod tests {
     }
 
     #[test]
-    fn subscriptions_lifecycle_and_cap() {
+    fn subscriptions_lifecycle_owner_and_caps() {
         let s = Subscriptions::new();
-        let cb = || Callback {
-            addr: SocketAddrV4::new(ME, 9),
+        let cb = |last: u8| Callback {
+            addr: SocketAddrV4::new(Ipv4Addr::new(192, 168, 1, last), 9),
             path: "/".into(),
         };
-        let (sid, t) = s.subscribe(Service::WanIp, cb(), 300).unwrap();
+        let me = Ipv4Addr::new(192, 168, 1, 10);
+        let other = Ipv4Addr::new(192, 168, 1, 30);
+        let (sid, t) = s.subscribe(Service::WanIp, cb(10), 300).unwrap();
         assert_eq!(t, 300);
-        assert!(sid.starts_with("uuid:"));
-        assert_eq!(s.renew(Service::WanIp, &sid, 600).unwrap(), 600);
+        assert!(sid.starts_with("uuid:") && sid.len() == 41, "{sid}");
+        assert_eq!(s.renew(Service::WanIp, &sid, me, 600).unwrap(), 600);
         assert_eq!(
-            s.renew(Service::CommonIf, &sid, 600).unwrap_err().status,
-            412
-        );
-        assert_eq!(
-            s.renew(Service::WanIp, "uuid:nope", 600)
+            s.renew(Service::CommonIf, &sid, me, 600)
                 .unwrap_err()
                 .status,
             412
         );
-        s.unsubscribe(Service::WanIp, &sid).unwrap();
-        assert_eq!(s.unsubscribe(Service::WanIp, &sid).unwrap_err().status, 412);
-        for _ in 0..GENA_MAX_SUBSCRIPTIONS {
-            s.subscribe(Service::WanIp, cb(), 300).unwrap();
+        assert_eq!(
+            s.renew(Service::WanIp, "uuid:nope", me, 600)
+                .unwrap_err()
+                .status,
+            412
+        );
+        // Another host can neither renew nor end it.
+        assert_eq!(
+            s.renew(Service::WanIp, &sid, other, 600)
+                .unwrap_err()
+                .status,
+            412
+        );
+        assert_eq!(
+            s.unsubscribe(Service::WanIp, &sid, other)
+                .unwrap_err()
+                .status,
+            412
+        );
+        s.unsubscribe(Service::WanIp, &sid, me).unwrap();
+        assert_eq!(
+            s.unsubscribe(Service::WanIp, &sid, me).unwrap_err().status,
+            412
+        );
+        // SIDs are random: no two alike, nothing in common between consecutive ones.
+        let (a, _) = s.subscribe(Service::WanIp, cb(11), 300).unwrap();
+        let (b, _) = s.subscribe(Service::WanIp, cb(11), 300).unwrap();
+        assert_ne!(a[5..13], b[5..13]);
+        // One host holds at most GENA_MAX_PER_HOST; all hosts together GENA_MAX_SUBSCRIPTIONS.
+        for _ in 2..GENA_MAX_PER_HOST {
+            s.subscribe(Service::WanIp, cb(11), 300).unwrap();
         }
         assert_eq!(
-            s.subscribe(Service::WanIp, cb(), 300).unwrap_err().status,
+            s.subscribe(Service::WanIp, cb(11), 300).unwrap_err().status,
             503
         );
-        assert_eq!(s.count(), GENA_MAX_SUBSCRIPTIONS);
+        let mut host = 100;
+        while s.count() < GENA_MAX_SUBSCRIPTIONS {
+            s.subscribe(Service::WanIp, cb(host), 300).unwrap();
+            host += 1;
+        }
+        assert_eq!(
+            s.subscribe(Service::WanIp, cb(12), 300).unwrap_err().status,
+            503
+        );
     }
 
     #[test]

@@ -268,6 +268,13 @@ impl IgdServer {
         }
     }
 
+    /// The status document counts subscriptions as they are now (they change without the owner).
+    fn publish_subscriptions(&self) {
+        if let Some(u) = self.shared.snapshot.lock().unwrap().upnp.as_mut() {
+            u.subscriptions = self.gena.count();
+        }
+    }
+
     fn events(&self, request: &Request, service: Service, peer: Ipv4Addr) -> Reply {
         let sid = request.header("SID").map(str::to_string);
         let callback = request.header("Callback");
@@ -285,15 +292,18 @@ impl IgdServer {
         };
         let refused = |e: gena::GenaError| reply(e.status, e.reason);
         match (unsubscribe, sid) {
-            (true, Some(sid)) => match self.gena.unsubscribe(service, &sid) {
-                Ok(()) => reply(200, ""),
+            (true, Some(sid)) => match self.gena.unsubscribe(service, &sid, peer) {
+                Ok(()) => {
+                    self.publish_subscriptions();
+                    reply(200, "")
+                }
                 Err(e) => refused(e),
             },
             (true, None) => reply(412, "SID required"),
             (false, Some(_)) if callback.is_some() || nt.is_some() => {
                 reply(400, "SID cannot be combined with CALLBACK or NT")
             }
-            (false, Some(sid)) => match self.gena.renew(service, &sid, timeout) {
+            (false, Some(sid)) => match self.gena.renew(service, &sid, peer, timeout) {
                 Ok(t) => ok(&sid, t),
                 Err(e) => refused(e),
             },
@@ -310,6 +320,7 @@ impl IgdServer {
                 };
                 match self.gena.subscribe(service, callback, timeout) {
                     Ok((sid, t)) => {
+                        self.publish_subscriptions();
                         // The initial event must follow the response; the notifier thread sends it
                         // after this reply has been written (it connects afresh).
                         let gena = self.gena.clone();
