@@ -240,6 +240,7 @@ pub fn run(opts: Options) -> Result<(), String> {
             net: NetState::default(),
             dhcp_leases: Vec::new(),
             bridge_error: None,
+            state_error: None,
         }),
         nft,
     });
@@ -344,6 +345,10 @@ pub fn run(opts: Options) -> Result<(), String> {
         }
         if next_check <= now {
             owner.check();
+            // A table that could not be written (state directory full) is written again.
+            if owner.shared.snapshot.lock().unwrap().state_error.is_some() {
+                let _ = owner.persist();
+            }
             servers.sync(&owner.config, &shared);
             igd.sync(&owner.config, &owner.identity, &shared);
             next_check = Instant::now() + Duration::from_secs(PERIODIC_CHECK_SECS);
@@ -615,7 +620,7 @@ impl Owner {
                 self.revalidate("configuration reload");
                 self.read_network();
                 self.reconcile("reload");
-                self.persist();
+                let _ = self.persist();
             }
             Err(e) => {
                 error!("reload refused, the previous configuration stays in force: {e}");
@@ -738,7 +743,21 @@ impl Owner {
                 format!("the firewall refused the change: {why}"),
             ));
         }
-        self.persist();
+        // Acknowledged means kept: a grant that cannot be saved is refused and taken back. A removal
+        // stays (closing a port is never undone); its file is written again on every check until
+        // that works.
+        if let Err(why) = self.persist() {
+            if !self.mappings.iter().any(|m| !old.contains(m)) {
+                return Ok(());
+            }
+            self.mappings = old;
+            self.reconcile("rollback");
+            let _ = self.persist();
+            return Err(Refusal::new(
+                UpnpError::ActionFailed,
+                format!("the mapping could not be saved, so it was not made: {why}"),
+            ));
+        }
         Ok(())
     }
 
@@ -758,13 +777,23 @@ impl Owner {
         }
     }
 
-    fn persist(&self) {
-        if let Err(e) = leases::save(&self.config.state_dir, &self.mappings) {
-            error!(
-                "could not save the mappings to {}: {e}; they will not survive a restart",
-                leases::path(&self.config.state_dir).display()
-            );
+    /// Writes the mapping table; the outcome is published (/health is degraded while it fails).
+    fn persist(&self) -> Result<(), String> {
+        let path = leases::path(&self.config.state_dir);
+        let result = leases::save(&self.config.state_dir, &self.mappings)
+            .map_err(|e| format!("{}: {e}", path.display()));
+        let mut snap = self.shared.snapshot.lock().unwrap();
+        match &result {
+            Err(e) if snap.state_error.is_none() => {
+                error!(
+                    "could not save the mappings to {e}; new mappings are refused until it works"
+                )
+            }
+            Ok(()) if snap.state_error.is_some() => info!("the mappings are saved again"),
+            _ => {}
         }
+        snap.state_error = result.as_ref().err().cloned();
+        result
     }
 
     /// When the next lease ends, as an instant.

@@ -227,6 +227,9 @@ pub struct Snapshot {
     pub dhcp_leases: Vec<crate::net::dhcp::Lease>,
     /// The kernel refused `table bridge wilife` (no nftables bridge family); the rest is in force.
     pub bridge_error: Option<String>,
+    /// The mappings could not be written to the state directory (full, read-only): new grants are
+    /// refused until it works again.
+    pub state_error: Option<String>,
 }
 
 impl Snapshot {
@@ -315,6 +318,11 @@ impl Snapshot {
         if let Some(e) = &self.bridge_error {
             p.push(format!(
                 "camera rules between bridge ports are not in force (install kmod-nft-bridge): {e}"
+            ));
+        }
+        if let Some(e) = &self.state_error {
+            p.push(format!(
+                "the mappings cannot be saved ({e}): new ones are refused until the state directory is writable"
             ));
         }
         p

@@ -322,3 +322,85 @@ fn gena_slots_are_per_host_and_only_the_holder_may_renew_or_end_a_subscription()
         granted as u64
     );
 }
+
+#[test]
+fn a_full_state_directory_refuses_grants_instead_of_losing_them() {
+    let mut lab = Lab::new();
+    let state = lab.dir.join("state");
+    let cfg = lab.write_config(
+        "wilife",
+        &(lab.config("upnp", "") + "\nconfig upnp 'upnp'\n\toption max_per_client '6'\n"),
+    );
+    // The state directory is a 16 KiB RAM disk in the agent's mount namespace.
+    let small = format!("{} 16k", state.display());
+    lab.spawn_agent(&cfg, &[], &[("OPENWRT_SMALL_TMPFS", &small)], true);
+    lab.wait_log(
+        &format!("UPnP IGD listening on http://{LAN_IP}:{UPNP_PORT}"),
+        Duration::from_secs(10),
+    );
+    let pid = lab.agent_pid().unwrap();
+    // Its view of the directory (the tmpfs lives in its mount namespace only).
+    let dir = std::path::PathBuf::from(format!("/proc/{pid}/root{}", state.display()));
+    assert_eq!(lab.add_mapping(&lab.cc, 20570, "TCP", CC_IP, 0), 0);
+    // Fill the disk.
+    let mut filler = std::fs::File::create(dir.join("filler")).unwrap();
+    while filler.write_all(&[0u8; 512]).is_ok() {}
+    drop(filler);
+    let mut acknowledged = vec![20570u16];
+    for port in 20571..=20575u16 {
+        match lab.add_mapping(&lab.cc, port, "TCP", CC_IP, 0) {
+            0 => acknowledged.push(port),
+            code => assert_eq!(code, 501, "port {port}"),
+        }
+    }
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("mappings.json")).unwrap()).unwrap();
+    let mut saved: Vec<u64> = saved["mappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["external_port"].as_u64().unwrap())
+        .collect();
+    saved.sort();
+    let acked: Vec<u64> = acknowledged.iter().map(|p| u64::from(*p)).collect();
+    assert_eq!(saved, acked, "acknowledged and saved differ");
+    let in_api = lab.api_get("/api/v1/mappings")["mappings"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(in_api, acknowledged.len(), "refused grants were taken back");
+    assert!(
+        !dir.join(".mappings.json.tmp").exists(),
+        "a temporary file was left"
+    );
+    assert!(
+        acknowledged.len() < 6,
+        "the disk never filled: {acknowledged:?}"
+    );
+    let (code, body) = lab
+        .http(
+            &lab.cc,
+            api(),
+            "GET",
+            "/api/v1/health",
+            &format!("{LAN_IP}:{API_PORT}"),
+        )
+        .unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("cannot be saved"), "{body}");
+    // Room again: grants work, and health recovers with the next save.
+    std::fs::remove_file(dir.join("filler")).unwrap();
+    let next = 20571 + acknowledged.len() as u16 - 1;
+    assert_eq!(lab.add_mapping(&lab.cc, next, "TCP", CC_IP, 0), 0);
+    let (code, body) = lab
+        .http(
+            &lab.cc,
+            api(),
+            "GET",
+            "/api/v1/health",
+            &format!("{LAN_IP}:{API_PORT}"),
+        )
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(lab.stop_agent().success());
+}

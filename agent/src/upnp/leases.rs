@@ -111,11 +111,18 @@ pub fn decode(text: &str) -> Result<Vec<Mapping>, String> {
 pub fn save(state_dir: &Path, mappings: &[Mapping]) -> std::io::Result<()> {
     let final_path = path(state_dir);
     let tmp = state_dir.join(".mappings.json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(encode(mappings).as_bytes())?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, &final_path)?;
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(encode(mappings).as_bytes())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, &final_path)
+    })();
+    if written.is_err() {
+        // A full disk leaves no half-written temporary file behind.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
     // The rename must reach the disk as well (a no-op on tmpfs, where it is cheap anyway).
     if let Ok(dir) = std::fs::File::open(state_dir) {
         let _ = dir.sync_all();
@@ -125,12 +132,25 @@ pub fn save(state_dir: &Path, mappings: &[Mapping]) -> std::io::Result<()> {
 
 /// Reads the table; a missing file is an empty table, a damaged one an error (the caller keeps it aside).
 pub fn load(state_dir: &Path) -> Result<Vec<Mapping>, String> {
-    match std::fs::read_to_string(path(state_dir)) {
-        Ok(text) => decode(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e.to_string()),
+    use std::io::Read;
+    let file = match std::fs::File::open(path(state_dir)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.to_string()),
+    };
+    // The agent writes a few KB at most (mappings are capped per client); a larger file is not ours.
+    let mut text = String::new();
+    file.take(MAX_FILE as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() > MAX_FILE {
+        return Err(format!("larger than {MAX_FILE} bytes"));
     }
+    decode(&text)
 }
+
+/// The largest mapping file read back.
+pub const MAX_FILE: usize = 256 * 1024;
 
 #[cfg(test)]
 mod tests {
@@ -208,5 +228,18 @@ mod tests {
         assert_eq!(load(&dir).unwrap(), m);
         assert!(!dir.join(".mappings.json.tmp").exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_oversized_file_is_not_read() {
+        let dir = std::env::temp_dir().join(format!("wilife-leases-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(path(&dir), " ".repeat(MAX_FILE + 1)).unwrap();
+        assert!(load(&dir).unwrap_err().contains("larger than"));
+        // A save into a directory that cannot hold it leaves no temporary file.
+        let gone = dir.join("missing");
+        assert!(save(&gone, &[]).is_err());
+        assert!(!gone.join(".mappings.json.tmp").exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

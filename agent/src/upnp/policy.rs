@@ -462,6 +462,11 @@ pub fn revalidate(scope: &Scope, mappings: &[Mapping]) -> (Vec<Mapping>, Vec<(Ma
                 "port {} is no longer a direct-mode port",
                 m.external_port
             ))
+        } else if scope.config.upnp.same_port && m.internal_port != m.external_port {
+            Some(format!(
+                "internal port {} differs from the external one (upnp.same_port)",
+                m.internal_port
+            ))
         } else {
             authorise_with(scope, m.internal_client, true)
                 .err()
