@@ -16,3 +16,5 @@ cargo build --locked -p wilife-agent
 bash openwrt-package/build-ipk.sh
 bash openwrt-package/check-cross.sh
 cargo test --workspace --locked
+# Every parser that takes outside bytes, fuzzed for a bounded time (FUZZ_SECONDS each, default 20).
+bash tests/fuzz.sh

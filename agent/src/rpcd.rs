@@ -43,40 +43,55 @@ fn error(message: impl Into<String>) -> Value {
     json!({ "error": message.into() })
 }
 
-/// `call METHOD` with `input` (stdin) against the agent reached by `access`.
-pub fn call(access: &ApiAccess, method: &str, input: &str) -> Value {
+/// The API request a `call` makes: (HTTP method, path, token).
+pub type Plan<'a> = (&'static str, String, Option<&'a str>);
+
+/// What `call METHOD` with the arguments `input` (untrusted JSON from the caller) asks the API (pure);
+/// `Err` is the answer to give instead.
+pub fn plan<'a>(access: &'a ApiAccess, method: &str, input: &str) -> Result<Plan<'a>, Value> {
     let args: Value = if input.trim().is_empty() {
         json!({})
     } else {
         match serde_json::from_str(input) {
             Ok(v @ Value::Object(_)) => v,
-            Ok(_) => return error("the arguments must be a JSON object"),
-            Err(e) => return error(format!("the arguments are not JSON: {e}")),
+            Ok(_) => return Err(error("the arguments must be a JSON object")),
+            Err(e) => return Err(error(format!("the arguments are not JSON: {e}"))),
         }
     };
+    if let Some((_, path)) = READ.iter().find(|(n, _)| *n == method) {
+        return Ok(("GET", path.to_string(), None));
+    }
+    if method != "delete_mapping" {
+        let shown: String = method.chars().take(40).collect();
+        return Err(error(format!("unknown method '{shown}'; see `list`")));
+    }
+    let protocol = args["protocol"].as_str().unwrap_or("TCP");
+    if !protocol.eq_ignore_ascii_case("tcp") {
+        let shown: String = protocol.chars().take(20).collect();
+        return Err(error(format!("protocol '{shown}': only TCP mappings exist")));
+    }
+    let Some(port) = args["port"].as_u64().filter(|p| (1..=65535).contains(p)) else {
+        return Err(error("port must be a number from 1 to 65535"));
+    };
+    let Some(token) = access.token.as_deref() else {
+        return Err(error(
+            "changes through the API are disabled: set agent.api_token",
+        ));
+    };
+    Ok((
+        "DELETE",
+        format!("/api/v1/mappings/tcp/{port}"),
+        Some(token),
+    ))
+}
+
+/// `call METHOD` with `input` (stdin) against the agent reached by `access`.
+pub fn call(access: &ApiAccess, method: &str, input: &str) -> Value {
+    let (method_http, path, token) = match plan(access, method, input) {
+        Ok(p) => p,
+        Err(answer) => return answer,
+    };
     let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), access.port);
-    let (method_http, path, token) =
-        if let Some((_, path)) = READ.iter().find(|(n, _)| *n == method) {
-            ("GET", path.to_string(), None)
-        } else if method == "delete_mapping" {
-            let protocol = args["protocol"].as_str().unwrap_or("TCP");
-            if !protocol.eq_ignore_ascii_case("tcp") {
-                return error(format!("protocol '{protocol}': only TCP mappings exist"));
-            }
-            let Some(port) = args["port"].as_u64().filter(|p| (1..=65535).contains(p)) else {
-                return error("port must be a number from 1 to 65535");
-            };
-            let Some(token) = access.token.as_deref() else {
-                return error("changes through the API are disabled: set agent.api_token");
-            };
-            (
-                "DELETE",
-                format!("/api/v1/mappings/tcp/{port}"),
-                Some(token),
-            )
-        } else {
-            return error(format!("unknown method '{method}'; see `list`"));
-        };
     match client::request(addr, method_http, &path, token) {
         Err(e) => error(format!("the wilife-agent service does not answer: {e}")),
         Ok((status, body)) => match serde_json::from_str::<Value>(&body) {

@@ -1,0 +1,21 @@
+//! A UCI file (LuCI writes what a user types): parse, validate, and render what a valid one asks for.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use std::path::Path;
+use wilife_agent::config::{parse, Overrides};
+use wilife_agent::firewall::{render, static_forwards, NetFacts};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(config) = parse(text, Path::new("fuzz"), &Overrides::default()) {
+        let forwards = static_forwards(&config);
+        let facts = NetFacts::default();
+        let _ = render::render_json(&render::Desired {
+            config: &config,
+            forwards: &forwards,
+            facts: &facts,
+        });
+    }
+});
