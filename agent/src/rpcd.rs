@@ -68,7 +68,9 @@ pub fn plan<'a>(access: &'a ApiAccess, method: &str, input: &str) -> Result<Plan
     let protocol = args["protocol"].as_str().unwrap_or("TCP");
     if !protocol.eq_ignore_ascii_case("tcp") {
         let shown: String = protocol.chars().take(20).collect();
-        return Err(error(format!("protocol '{shown}': only TCP mappings exist")));
+        return Err(error(format!(
+            "protocol '{shown}': only TCP mappings exist"
+        )));
     }
     let Some(port) = args["port"].as_u64().filter(|p| (1..=65535).contains(p)) else {
         return Err(error("port must be a number from 1 to 65535"));

@@ -38,3 +38,6 @@ if ! command -v miniupnpd >/dev/null; then
 fi
 cargo build -q --release --locked -p wilife-lab --bin bench_upnp
 WILIFE_AGENT_BIN=$PWD/target/size-z/x86_64-unknown-linux-musl/release/wilife-agent ./target/release/bench_upnp
+# The HTTP attacks of issue 13 against the release build, one after the other, while upnpc maps a port.
+cargo build -q --release --locked -p wilife-lab --bin bench_attack
+WILIFE_AGENT_BIN=$PWD/target/size-z/x86_64-unknown-linux-musl/release/wilife-agent ./target/release/bench_attack

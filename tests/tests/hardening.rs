@@ -404,3 +404,31 @@ fn a_full_state_directory_refuses_grants_instead_of_losing_them() {
     assert_eq!(code, 200, "{body}");
     assert!(lab.stop_agent().success());
 }
+
+#[test]
+fn running_out_of_descriptors_never_ends_a_listener() {
+    let mut lab = Lab::new();
+    let cfg = lab.write_config("wilife", &lab.config("upnp", ""));
+    // So few descriptors that a handful of connections exhausts them (accept fails with EMFILE).
+    lab.spawn_agent(&cfg, &[], &[("OPENWRT_NOFILE", "28")], true);
+    lab.wait_log(
+        &format!("UPnP IGD listening on http://{LAN_IP}:{UPNP_PORT}"),
+        Duration::from_secs(10),
+    );
+    let held: Vec<TcpStream> =
+        lab.in_ns(&lab.other, || {
+            (0..8)
+                .filter_map(|_| TcpStream::connect_timeout(&api(), Duration::from_secs(2)).ok())
+                .chain((0..8).filter_map(|_| {
+                    TcpStream::connect_timeout(&igd(), Duration::from_secs(2)).ok()
+                }))
+                .collect()
+        });
+    assert!(held.len() >= 12, "{}", held.len());
+    std::thread::sleep(Duration::from_millis(500));
+    lab.wait_log("cannot accept connections", Duration::from_secs(5));
+    drop(held);
+    // Once descriptors are free again, both services answer (within the back-off).
+    let served = lab.time_until(Duration::from_secs(15), || cc_is_served(&lab));
+    assert!(served.is_some(), "{}", lab.log());
+}
