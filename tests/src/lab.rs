@@ -452,6 +452,16 @@ impl Lab {
         );
     }
 
+    /// The remote host routes the LAN subnet through the router's WAN address (a weak-host-model
+    /// attacker, or one reaching the router when no firewall stands in the way).
+    pub fn route_remote_to_lan(&self) {
+        let via = WAN_IP.to_string();
+        self.ip(
+            &self.remote,
+            &["route", "add", "192.168.50.0/24", "via", &via],
+        );
+    }
+
     /// `service firewall stop`: every table goes.
     pub fn flush_ruleset(&self) {
         assert!(self.nft(&["flush", "ruleset"]).status.success());

@@ -38,15 +38,15 @@ fn open_fds(pid: u32) -> usize {
         .count()
 }
 
+/// The API's health as the Command Center asks for it.
+fn health(lab: &Lab) -> std::io::Result<(u16, String)> {
+    let host = format!("{LAN_IP}:{API_PORT}");
+    lab.http(&lab.cc, api(), "GET", "/api/v1/health", &host)
+}
+
 /// The Command Center is served: the API's health from the cc, and an IGD description.
 fn cc_is_served(lab: &Lab) -> bool {
-    let health = lab.http(
-        &lab.cc,
-        api(),
-        "GET",
-        "/api/v1/health",
-        &format!("{LAN_IP}:{API_PORT}"),
-    );
+    let health = health(lab);
     let desc = lab.http(
         &lab.cc,
         igd(),
@@ -261,16 +261,7 @@ fn the_api_answers_no_one_outside_the_lan_even_without_a_firewall() {
     lab.flush_ruleset();
     let cfg = lab.write_config("wilife", &lab.config("upnp", ""));
     lab.start_agent(&cfg, &["--nft", no_nft.to_str().unwrap()]);
-    lab.ip(
-        &lab.remote,
-        &[
-            "route",
-            "add",
-            "192.168.50.0/24",
-            "via",
-            &WAN_IP.to_string(),
-        ],
-    );
+    lab.route_remote_to_lan();
     let host = format!("{LAN_IP}:{API_PORT}");
     let request = format!("GET /api/v1/health HTTP/1.1\r\nHost: {host}\r\n\r\n");
     // The WAN host reaches the socket (it connects) but gets not a byte.
@@ -377,30 +368,14 @@ fn a_full_state_directory_refuses_grants_instead_of_losing_them() {
         acknowledged.len() < 6,
         "the disk never filled: {acknowledged:?}"
     );
-    let (code, body) = lab
-        .http(
-            &lab.cc,
-            api(),
-            "GET",
-            "/api/v1/health",
-            &format!("{LAN_IP}:{API_PORT}"),
-        )
-        .unwrap();
+    let (code, body) = health(&lab).unwrap();
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("cannot be saved"), "{body}");
     // Room again: grants work, and health recovers with the next save.
     std::fs::remove_file(dir.join("filler")).unwrap();
     let next = 20571 + acknowledged.len() as u16 - 1;
     assert_eq!(lab.add_mapping(&lab.cc, next, "TCP", CC_IP, 0), 0);
-    let (code, body) = lab
-        .http(
-            &lab.cc,
-            api(),
-            "GET",
-            "/api/v1/health",
-            &format!("{LAN_IP}:{API_PORT}"),
-        )
-        .unwrap();
+    let (code, body) = health(&lab).unwrap();
     assert_eq!(code, 200, "{body}");
     assert!(lab.stop_agent().success());
 }

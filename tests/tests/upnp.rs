@@ -271,16 +271,7 @@ fn nothing_answers_from_the_wan_side_even_without_fw4() {
     // Without fw4 only our own guard stands between the WAN and the IGD; the remote routes to the LAN
     // address through the router (a weak-host-model attack) and to the multicast group on the WAN link.
     lab.nft(&["delete", "table", "inet", "fw4"]);
-    lab.ip(
-        &lab.remote,
-        &[
-            "route",
-            "add",
-            "192.168.50.0/24",
-            "via",
-            &WAN_IP.to_string(),
-        ],
-    );
+    lab.route_remote_to_lan();
     lab.ip(&lab.remote, &["route", "add", "239.0.0.0/8", "dev", "eth0"]);
     for to in [
         wan(1900),
