@@ -148,8 +148,9 @@ fn a_slow_body_stalls_nothing_and_sigterm_stays_prompt() {
         .collect();
     let took = Instant::now();
     assert!(cc_is_served(&lab), "{}", lab.log());
+    // Well inside the 10 s a stalled listener would take (a lab connect may wait 1 s for a SYN).
     assert!(
-        took.elapsed() < Duration::from_secs(2),
+        took.elapsed() < Duration::from_secs(5),
         "{:?}",
         took.elapsed()
     );
