@@ -6,10 +6,11 @@ use crate::config::Config;
 use crate::consts::{
     API_MAX_BODY, API_MAX_HEADERS, HTTP_MAX_HEAD, HTTP_MAX_HEADER_LINE, HTTP_MAX_REQUEST_LINE,
 };
-use crate::daemon::{AskError, Shared, UpnpCommand};
 use crate::firewall::apply::Counts;
+use crate::http::host::host_allowed;
 use crate::http::{Handler, Limits, Listeners, Request, Response};
 use crate::netinfo;
+use crate::owner::{AskError, Shared, UpnpCommand};
 use crate::status::{mapping_statuses, Decision};
 use crate::upnp::error::UpnpError;
 use serde_json::{json, Value};
@@ -110,29 +111,6 @@ fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Host header value -> the host part, without port or IPv6 brackets.
-fn host_part(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or("");
-    }
-    match host.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    }
-}
-
-/// Is `host` (a Host header) an IP literal of one of the router's own addresses?
-pub fn host_is_own_ip(host: &str, own: &[IpAddr]) -> bool {
-    host_part(host.trim())
-        .parse::<IpAddr>()
-        .is_ok_and(|ip| own.contains(&ip))
-}
-
-/// The API also takes `localhost` (scripts on the router itself).
-pub fn host_allowed(host: &str, own: &[IpAddr]) -> bool {
-    host_part(host.trim()).eq_ignore_ascii_case("localhost") || host_is_own_ip(host, own)
-}
-
 impl Api {
     /// `None` (no answer at all) for a request from outside the LAN and loopback.
     fn handle(&self, request: Request) -> Option<Response> {
@@ -161,7 +139,7 @@ impl Api {
             return true;
         }
         match peer {
-            IpAddr::V4(ip) => netinfo::in_nets(ip, &snap.facts.lan_ipv4_nets),
+            IpAddr::V4(ip) => crate::net::subnet::in_nets(ip, &snap.facts.lan_ipv4_nets),
             IpAddr::V6(_) => false,
         }
     }
@@ -269,7 +247,7 @@ impl Api {
                 let list = mapping_statuses(
                     &mappings,
                     live.as_ref().map(|(_, c)| c),
-                    crate::daemon::unix_now(),
+                    crate::clock::unix_now(),
                 );
                 (200, json!({"mappings": list, "decisions": decisions}), None)
             }
@@ -370,7 +348,7 @@ impl Api {
         }
         match self.shared.ask(UpnpCommand::Remove { port }) {
             Ok(Ok(outcome)) => {
-                let now = crate::daemon::unix_now();
+                let now = crate::clock::unix_now();
                 (
                     200,
                     json!({"removed": mapping_statuses(&outcome.mappings, None, now),
@@ -406,34 +384,5 @@ impl Api {
         };
         *cache = Some((Instant::now(), live.clone()));
         live
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_header_must_name_the_router() {
-        let own: Vec<IpAddr> = vec!["192.168.1.1".parse().unwrap(), "::1".parse().unwrap()];
-        assert!(host_allowed("192.168.1.1:8780", &own));
-        assert!(host_allowed("192.168.1.1", &own));
-        assert!(host_allowed("[::1]:8780", &own));
-        assert!(host_allowed("localhost:8780", &own));
-        assert!(!host_allowed("evil.example:8780", &own));
-        assert!(!host_allowed("192.168.1.2:8780", &own));
-        assert!(!host_allowed("192.168.1.1.evil.example", &own));
-        assert!(!host_allowed("", &own));
-    }
-
-    #[test]
-    fn the_igd_takes_only_own_ip_literals() {
-        let own: Vec<IpAddr> = vec!["192.168.1.1".parse().unwrap()];
-        assert!(host_is_own_ip("192.168.1.1:5431", &own));
-        assert!(host_is_own_ip("192.168.1.1", &own));
-        assert!(!host_is_own_ip("localhost:5431", &own));
-        assert!(!host_is_own_ip("router.lan:5431", &own));
-        assert!(!host_is_own_ip("192.168.1.2:5431", &own));
-        assert!(!host_is_own_ip("192.168.1.1.nip.io:5431", &own));
     }
 }

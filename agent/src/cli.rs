@@ -246,7 +246,7 @@ fn print_ruleset(a: Args) -> i32 {
     // Read-only, as the daemon reads it: addresses, neighbours and leases fill the sets; nothing is
     // written.
     let state = crate::net::rtnl::dump().unwrap_or_default();
-    let leases = crate::net::dhcp::read(&c.dhcp_leases, crate::daemon::unix_now());
+    let leases = crate::net::dhcp::read(&c.dhcp_leases, crate::clock::unix_now());
     let facts = crate::net::facts(&c, &state, &leases);
     let forwards = static_forwards(&c);
     let json = render::render_json(&render::Desired {

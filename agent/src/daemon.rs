@@ -1,19 +1,21 @@
 //! `wilife-agent run`: one thread owns the state and reconciles; the others only turn inputs into events
 //! (signals, nftables change notifications) or serve the published snapshot (the API).
 
+use crate::clock::unix_now;
 use crate::config::{self, Config, Overrides};
 use crate::consts::NET_DEBOUNCE_MS;
-use crate::consts::{DECISIONS_KEPT, DRIFT_DEBOUNCE_MS, MAX_RETRY_SECS, PERIODIC_CHECK_SECS};
+use crate::consts::{DRIFT_DEBOUNCE_MS, MAX_RETRY_SECS, PERIODIC_CHECK_SECS};
 use crate::firewall::apply::{Applied, Drift, Nft};
 use crate::firewall::monitor::RulesetEvents;
 use crate::firewall::{conntrack, render, static_forwards, Forward, NetFacts};
 use crate::net::rtnl::{self, NetEvents};
 use crate::net::{self, dhcp, NetState};
+use crate::owner::{Event, Outcome, Shared, UpnpCommand};
 use crate::status::{Decision, Fw4Include, Reconcile, Snapshot, UpnpStatus};
 use crate::upnp::description::{uuid_from_mac, Identity};
 use crate::upnp::error::{Refusal, UpnpError};
 use crate::upnp::leases::{self, Mapping};
-use crate::upnp::policy::{self, AddRequest, Scope};
+use crate::upnp::policy::{self, Scope};
 use crate::upnp::server::IgdRuntime;
 use crate::{api, netinfo};
 use nix::sys::signal::{SigSet, Signal};
@@ -21,7 +23,7 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender, SyncSender};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -32,109 +34,6 @@ pub struct Options {
     pub ubus: PathBuf,
     pub nft: PathBuf,
     pub fw4_include: PathBuf,
-}
-
-/// How long a request thread waits for the state owner.
-const OWNER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What the state owner acts on.
-pub enum Event {
-    Reload,
-    Stop(Signal),
-    RulesetChanged,
-    /// Links, addresses or neighbours changed (rtnetlink).
-    NetworkChanged,
-    /// A change of the UPnP mappings, answered once the firewall holds it.
-    Upnp(UpnpCommand, SyncSender<Result<Outcome, Refusal>>),
-}
-
-/// The mapping changes the IGD and the API ask for.
-#[derive(Debug, Clone)]
-pub enum UpnpCommand {
-    Add(AddRequest),
-    Delete {
-        requester: Ipv4Addr,
-        remote_host: String,
-        port: u16,
-        protocol: String,
-    },
-    DeleteRange {
-        requester: Ipv4Addr,
-        start: u16,
-        end: u16,
-        protocol: String,
-    },
-    /// The administrator (API token) removes a mapping, whoever holds it.
-    Remove {
-        port: u16,
-    },
-}
-
-/// What a mapping change did.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The mapping(s) granted or removed.
-    pub mappings: Vec<Mapping>,
-    /// Live sessions cut (conntrack entries deleted).
-    pub sessions_ended: usize,
-}
-
-/// State shared with the API and IGD threads: the snapshot (written only by the owner), the nft runner,
-/// the decision log and the way to the owner.
-pub struct Shared {
-    pub snapshot: Mutex<Snapshot>,
-    pub nft: Nft,
-    pub decisions: Mutex<VecDeque<Decision>>,
-    pub owner: Mutex<Sender<Event>>,
-}
-
-/// Why the state owner could not be asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AskError {
-    Stopping,
-    NoAnswer,
-}
-
-impl Shared {
-    /// Hands a mapping change to the state owner and waits for its answer (an nft apply takes tens of
-    /// milliseconds; `OWNER_TIMEOUT` bounds a stuck owner).
-    pub fn ask(&self, command: UpnpCommand) -> Result<Result<Outcome, Refusal>, AskError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.owner
-            .lock()
-            .unwrap()
-            .send(Event::Upnp(command, tx))
-            .map_err(|_| AskError::Stopping)?;
-        rx.recv_timeout(OWNER_TIMEOUT)
-            .map_err(|_| AskError::NoAnswer)
-    }
-
-    /// Logs an IGD decision and keeps it for the API.
-    pub fn record(&self, d: Decision) {
-        let port = d
-            .external_port
-            .map_or(String::new(), |p| format!(" port {p}"));
-        match d.error_code {
-            Some(code) => notice!(
-                "UPnP {}{port} from {} refused ({code}): {}",
-                d.action,
-                d.client,
-                d.reason
-            ),
-            None => notice!(
-                "UPnP {}{port} for {} {}: {}",
-                d.action,
-                d.client,
-                d.result,
-                d.reason
-            ),
-        }
-        let mut log = self.decisions.lock().unwrap();
-        if log.len() >= DECISIONS_KEPT {
-            log.pop_front();
-        }
-        log.push_back(d);
-    }
 }
 
 struct Owner {
@@ -415,14 +314,6 @@ fn spawn_network_monitor(tx: Sender<Event>, pending: Arc<AtomicBool>) -> bool {
         }
     });
     true
-}
-
-/// Unix time in seconds (leases are kept in it: they must survive restarts).
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl Owner {

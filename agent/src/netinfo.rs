@@ -2,7 +2,6 @@
 
 use crate::config::{Config, Mac};
 use crate::firewall::NetFacts;
-use crate::upnp::control::Link;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// One address on one device.
@@ -63,7 +62,8 @@ pub fn facts(config: &Config, addrs: &[IfAddr]) -> NetFacts {
     for dev in &config.lan_devices {
         for (ip, len) in v4(dev) {
             f.lan_ipv4.push(ip);
-            f.lan_ipv4_nets.push((network(ip, len), len));
+            f.lan_ipv4_nets
+                .push((crate::net::subnet::network(ip, len), len));
         }
     }
     f.wan_ipv4.sort();
@@ -89,63 +89,4 @@ pub fn neighbour(ip: Ipv4Addr) -> Option<Mac> {
         .into_iter()
         .find(|n| n.valid && n.ip == Some(ip))
         .map(|n| n.mac)
-}
-
-/// The WAN link as sysfs tells it: state, speed and counters.
-pub fn link(device: &str) -> Link {
-    let dir = std::path::Path::new("/sys/class/net").join(device);
-    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
-    let num = |f: &str| read(f).trim().parse::<u64>().unwrap_or(0);
-    let state = read("operstate");
-    let up = match state.trim() {
-        "up" => true,
-        // PPP and tunnel devices report "unknown"; their carrier tells.
-        "unknown" => read("carrier").trim() == "1",
-        _ => false,
-    };
-    let speed = read("speed").trim().parse::<i64>().unwrap_or(0).max(0) as u64;
-    Link {
-        up,
-        speed_bps: speed * 1_000_000,
-        tx_bytes: num("statistics/tx_bytes"),
-        rx_bytes: num("statistics/rx_bytes"),
-        tx_packets: num("statistics/tx_packets"),
-        rx_packets: num("statistics/rx_packets"),
-    }
-}
-
-/// Is `ip` inside one of `nets` (network, prefix length)?
-pub fn in_nets(ip: Ipv4Addr, nets: &[(Ipv4Addr, u8)]) -> bool {
-    nets.iter().any(|&(net, len)| network(ip, len) == net)
-}
-
-/// The network address of `ip/len`.
-pub fn network(ip: Ipv4Addr, len: u8) -> Ipv4Addr {
-    let mask = if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(len.min(32)))
-    };
-    Ipv4Addr::from_bits(ip.to_bits() & mask)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn network_masks_host_bits() {
-        assert_eq!(
-            network("192.168.50.77".parse().unwrap(), 24),
-            "192.168.50.0".parse::<Ipv4Addr>().unwrap()
-        );
-        assert_eq!(
-            network("10.1.2.3".parse().unwrap(), 0),
-            Ipv4Addr::UNSPECIFIED
-        );
-        assert_eq!(
-            network("10.1.2.3".parse().unwrap(), 32),
-            "10.1.2.3".parse::<Ipv4Addr>().unwrap()
-        );
-    }
 }

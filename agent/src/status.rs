@@ -123,7 +123,7 @@ pub struct Decision {
 impl Decision {
     pub fn refused(client: Ipv4Addr, action: &str, port: Option<u16>, r: &Refusal) -> Decision {
         Decision {
-            at: crate::daemon::unix_now(),
+            at: crate::clock::unix_now(),
             client,
             action: action.to_string(),
             external_port: port,
@@ -140,7 +140,7 @@ impl Decision {
         reason: String,
     ) -> Decision {
         Decision {
-            at: crate::daemon::unix_now(),
+            at: crate::clock::unix_now(),
             client,
             action: action.to_string(),
             external_port: Some(port),

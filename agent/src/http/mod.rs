@@ -5,6 +5,7 @@
 //! EMFILE and blocked on slow bodies; see the README.)
 
 pub mod head;
+pub mod host;
 pub mod server;
 
 use std::net::SocketAddr;

@@ -5,6 +5,8 @@
 pub mod dhcp;
 pub mod netifd;
 pub mod rtnl;
+pub mod subnet;
+pub mod sysfs;
 
 use crate::config::{Config, Mac};
 use crate::firewall::NetFacts;

@@ -8,19 +8,8 @@ use super::leases::Mapping;
 use super::policy::{self, AddRequest};
 use super::soap::Call;
 use super::xml::escape;
+use crate::net::sysfs::Link;
 use std::net::Ipv4Addr;
-
-/// The WAN link as the WANCommonInterfaceConfig service reports it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Link {
-    pub up: bool,
-    /// Bits per second, 0 when unknown.
-    pub speed_bps: u64,
-    pub tx_bytes: u64,
-    pub rx_bytes: u64,
-    pub tx_packets: u64,
-    pub rx_packets: u64,
-}
 
 /// What the actions need from the running device.
 pub trait Igd {

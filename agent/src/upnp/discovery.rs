@@ -296,11 +296,9 @@ impl Worker {
         let Some(lan) = self.lan.iter().find(|l| l.index == ifindex) else {
             return;
         };
-        let Some(&(local, _)) = lan
-            .addrs
-            .iter()
-            .find(|(ip, len)| netinfo::network(*ip, *len) == netinfo::network(*src.ip(), *len))
-        else {
+        let Some(&(local, _)) = lan.addrs.iter().find(|(ip, len)| {
+            crate::net::subnet::network(*ip, *len) == crate::net::subnet::network(*src.ip(), *len)
+        }) else {
             return;
         };
         let Ok(search) = ssdp::parse_search(&buf[..n]) else {

@@ -91,7 +91,7 @@ fn authorise_with(
     requester: Ipv4Addr,
     unknown_mac_ok: bool,
 ) -> Result<String, Refusal> {
-    if !crate::netinfo::in_nets(requester, scope.lan_nets) {
+    if !crate::net::subnet::in_nets(requester, scope.lan_nets) {
         return refuse(
             UpnpError::ActionNotAuthorized,
             format!("{requester} is not on a LAN subnet"),

@@ -5,7 +5,7 @@
 //! them when they come in on a non-LAN device); a Host header that is not one of the router's own IP
 //! literals is refused (DNS rebinding).
 
-use super::control::{self, Igd, Link};
+use super::control::{self, Igd};
 use super::description::{self as desc, wants_v1, Identity, Service};
 use super::discovery::{self, Discovery};
 use super::error::{Refusal, UpnpError};
@@ -13,14 +13,16 @@ use super::gena::{self, Subscriptions};
 use super::leases::Mapping;
 use super::policy::AddRequest;
 use super::soap;
-use crate::api::host_is_own_ip;
+use crate::clock::unix_now;
 use crate::config::{Config, DirectAccess};
 use crate::consts::{
     API_MAX_HEADERS, HTTP_MAX_HEAD, HTTP_MAX_HEADER_LINE, HTTP_MAX_REQUEST_LINE, UPNP_MAX_BODY,
 };
-use crate::daemon::{unix_now, AskError, Shared, UpnpCommand};
+use crate::http::host::host_is_own_ip;
 use crate::http::{Handler, Limits, Listeners, Request, Response};
+use crate::net::sysfs::Link;
 use crate::netinfo;
+use crate::owner::{AskError, Shared, UpnpCommand};
 use crate::status::Decision;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -110,7 +112,10 @@ impl Igd for LiveIgd<'_> {
             .config
             .wan_device
             .clone();
-        device.as_deref().map(netinfo::link).unwrap_or_default()
+        device
+            .as_deref()
+            .map(crate::net::sysfs::link)
+            .unwrap_or_default()
     }
     fn uptime(&self) -> u64 {
         self.server
@@ -168,7 +173,7 @@ impl IgdServer {
         };
         let from_lan = {
             let snap = self.shared.snapshot.lock().unwrap();
-            netinfo::in_nets(*peer.ip(), &snap.facts.lan_ipv4_nets)
+            crate::net::subnet::in_nets(*peer.ip(), &snap.facts.lan_ipv4_nets)
         };
         if !from_lan {
             debug!("UPnP: ignoring a request from {peer}, outside the LAN subnets");
@@ -346,7 +351,7 @@ pub fn evented(shared: &Shared) -> [(Service, Vec<(&'static str, String)>); 2] {
         .config
         .wan_device
         .as_deref()
-        .map(netinfo::link)
+        .map(crate::net::sysfs::link)
         .unwrap_or_default();
     let connected = ip.is_some() && link.up;
     [

@@ -1,0 +1,36 @@
+//! A network device's state and counters as sysfs tells them (read-only).
+
+/// The WAN link as the WANCommonInterfaceConfig service reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Link {
+    pub up: bool,
+    /// Bits per second, 0 when unknown.
+    pub speed_bps: u64,
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+}
+
+/// The WAN link as sysfs tells it: state, speed and counters.
+pub fn link(device: &str) -> Link {
+    let dir = std::path::Path::new("/sys/class/net").join(device);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    let num = |f: &str| read(f).trim().parse::<u64>().unwrap_or(0);
+    let state = read("operstate");
+    let up = match state.trim() {
+        "up" => true,
+        // PPP and tunnel devices report "unknown"; their carrier tells.
+        "unknown" => read("carrier").trim() == "1",
+        _ => false,
+    };
+    let speed = read("speed").trim().parse::<i64>().unwrap_or(0).max(0) as u64;
+    Link {
+        up,
+        speed_bps: speed * 1_000_000,
+        tx_bytes: num("statistics/tx_bytes"),
+        rx_bytes: num("statistics/rx_bytes"),
+        tx_packets: num("statistics/tx_packets"),
+        rx_packets: num("statistics/rx_packets"),
+    }
+}
