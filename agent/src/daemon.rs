@@ -641,9 +641,9 @@ impl Owner {
             if !self.mappings.iter().any(|m| !old.contains(m)) {
                 return Ok(());
             }
+            // (The file still holds `old`: a failed save leaves it as it was.)
             self.mappings = old;
             self.reconcile("rollback");
-            let _ = self.persist();
             return Err(Refusal::new(
                 UpnpError::ActionFailed,
                 format!("the mapping could not be saved, so it was not made: {why}"),

@@ -78,6 +78,7 @@ impl Root {
         for d in ["etc/init.d", "lib", "usr/bin", "usr/lib/opkg/info"] {
             fs::create_dir_all(dir.join(d)).unwrap();
         }
+        fs::create_dir_all(parent.join("root-path")).unwrap();
         let copy = |from: &str, to: &str| {
             fs::copy(stubs().join(from), dir.join(to)).unwrap();
         };
@@ -145,9 +146,7 @@ impl Root {
 
     /// Links to the installed programs that are on OpenWrt's PATH (see `script_path`).
     pub fn commands(&self) -> PathBuf {
-        let dir = self.dir.with_file_name("root-path");
-        fs::create_dir_all(&dir).unwrap();
-        dir
+        self.dir.with_file_name("root-path")
     }
 
     /// What netifd answers for the logical networks: (name, up, l3_device, device).

@@ -33,28 +33,21 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, Refus
     let mut lines = Vec::new();
     let mut start = 0;
     let end = loop {
-        let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') else {
-            // An unfinished line must still fit its bound.
-            let max = if lines.is_empty() {
-                limits.max_request_line
-            } else {
-                limits.max_header_line
-            };
-            if buf.len() - start > max {
-                return Err(too_long(lines.is_empty()));
-            }
-            if start > limits.max_head {
-                return Err(refused(431, "request head too large"));
-            }
-            return Ok(None);
-        };
-        let line = &buf[start..start + nl];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // The request line and each header line have a bound of their own, checked also while the
+        // line is still arriving. (The head's bound is checked per line: it holds here already.)
         let max = if lines.is_empty() {
             limits.max_request_line
         } else {
             limits.max_header_line
         };
+        let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') else {
+            if buf.len() - start > max {
+                return Err(too_long(lines.is_empty()));
+            }
+            return Ok(None);
+        };
+        let line = &buf[start..start + nl];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.len() > max {
             return Err(too_long(lines.is_empty()));
         }
@@ -64,7 +57,7 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, Refus
         }
         if line.is_empty() {
             if lines.is_empty() {
-                // Tolerate empty lines before the request line (RFC 9112 §2.2)? Only a few.
+                // RFC 9112 §2.2: a few empty lines before the request line are ignored.
                 if start > 8 {
                     return Err(refused(400, "no request line"));
                 }
