@@ -10,9 +10,10 @@ use crate::firewall::apply::Counts;
 use crate::http::host::host_allowed;
 use crate::http::{Handler, Limits, Listeners, Request, Response};
 use crate::netinfo;
-use crate::owner::{AskError, Shared, UpnpCommand};
+use crate::owner::{AskError, Shared};
 use crate::status::{mapping_statuses, Decision};
 use crate::upnp::error::UpnpError;
+use crate::upnp::policy::Change;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -346,7 +347,7 @@ impl Api {
                 )
             }
         }
-        match self.shared.ask(UpnpCommand::Remove { port }) {
+        match self.shared.ask(Change::Remove { port }) {
             Ok(Ok(outcome)) => {
                 let now = crate::clock::unix_now();
                 (

@@ -10,17 +10,16 @@ use crate::firewall::monitor::RulesetEvents;
 use crate::firewall::{conntrack, render, static_forwards, Forward, NetFacts};
 use crate::net::rtnl::{self, NetEvents};
 use crate::net::{self, dhcp, NetState};
-use crate::owner::{Event, Outcome, Shared, UpnpCommand};
+use crate::owner::{Event, Outcome, Shared};
 use crate::status::{Decision, Fw4Include, Reconcile, Snapshot, UpnpStatus};
 use crate::upnp::description::{uuid_from_mac, Identity};
 use crate::upnp::error::{Refusal, UpnpError};
 use crate::upnp::leases::{self, Mapping};
-use crate::upnp::policy::{self, Scope};
+use crate::upnp::policy::{self, Change, Effect, Scope};
 use crate::upnp::server::IgdRuntime;
 use crate::{api, netinfo};
 use nix::sys::signal::{SigSet, Signal};
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
@@ -205,8 +204,8 @@ pub fn run(opts: Options) -> Result<(), String> {
                 servers.sync(&owner.config, &shared);
                 igd.sync(&owner.config, &owner.identity, &shared);
             }
-            Ok(Event::Upnp(command, reply)) => {
-                let result = owner.upnp(command);
+            Ok(Event::Upnp(change, reply)) => {
+                let result = owner.change(change);
                 let _ = reply.send(result);
             }
             Ok(Event::NetworkChanged) => {
@@ -240,7 +239,8 @@ pub fn run(opts: Options) -> Result<(), String> {
             owner.reconcile("retry");
         }
         if leases::next_expiry(&owner.mappings).is_some_and(|at| at <= unix_now()) {
-            owner.expire();
+            // A refused commit is tried again at the next turn of the loop.
+            let _ = owner.change(Change::Expire);
         }
         if next_check <= now {
             owner.check();
@@ -523,7 +523,7 @@ impl Owner {
 
 impl Owner {
     /// Runs one mapping change through the policy, and commits it to the firewall before answering.
-    fn upnp(&mut self, command: UpnpCommand) -> Result<Outcome, Refusal> {
+    fn change(&mut self, change: Change) -> Result<Outcome, Refusal> {
         let now = unix_now();
         let lan_nets = self.facts.lan_ipv4_nets.clone();
         let scope = Scope {
@@ -531,84 +531,32 @@ impl Owner {
             lan_nets: &lan_nets,
             neighbour: &netinfo::neighbour,
         };
-        let (action, client, port) = match &command {
-            UpnpCommand::Add(r) => (
-                if r.any_port {
-                    "AddAnyPortMapping"
-                } else {
-                    "AddPortMapping"
-                },
-                r.requester,
-                Some(r.external_port),
-            ),
-            UpnpCommand::Delete {
-                requester, port, ..
-            } => ("DeletePortMapping", *requester, Some(*port)),
-            UpnpCommand::DeleteRange {
-                requester, start, ..
-            } => ("DeletePortMappingRange", *requester, Some(*start)),
-            UpnpCommand::Remove { port } => ("API delete", Ipv4Addr::LOCALHOST, Some(*port)),
-        };
-        let decided = match &command {
-            UpnpCommand::Add(req) => {
-                policy::add(&scope, &self.mappings, req, now).map(|(t, m)| (t, vec![m], false))
-            }
-            UpnpCommand::Delete {
-                requester,
-                remote_host,
-                port,
-                protocol,
-            } => policy::delete(&self.mappings, *requester, remote_host, *port, protocol)
-                .map(|(t, m)| (t, vec![m], true)),
-            UpnpCommand::DeleteRange {
-                requester,
-                start,
-                end,
-                protocol,
-            } => policy::delete_range(&self.mappings, *requester, *start, *end, protocol)
-                .map(|(t, gone)| (t, gone, true)),
-            UpnpCommand::Remove { port } => {
-                policy::remove(&self.mappings, *port).map(|(t, m)| (t, vec![m], true))
-            }
-        };
-        let (table, affected, removal) = match decided {
+        let decided = match policy::decide(&scope, &self.mappings, &change, now) {
             Ok(d) => d,
             Err(refusal) => {
-                self.shared
-                    .record(Decision::refused(client, action, port, &refusal));
+                self.shared.record(Decision::refused(
+                    change.requester(),
+                    change.action(),
+                    change.port(),
+                    &refusal,
+                ));
                 return Err(refusal);
             }
         };
-        self.commit(table)?;
+        if decided.affected.is_empty() {
+            return Ok(Outcome::default());
+        }
+        self.commit(decided.table)?;
         let mut sessions_ended = 0;
-        for m in &affected {
-            let (result, reason) = if removal {
+        for m in &decided.affected {
+            if decided.effect != Effect::Granted {
                 sessions_ended += self.end_sessions(m.external_port);
-                (
-                    "removed",
-                    format!(
-                        "{} -> {}:{}",
-                        m.external_port, m.internal_client, m.internal_port
-                    ),
-                )
-            } else {
-                let lease = m.expires.map_or("until removed".to_string(), |e| {
-                    format!("lease {} s", e.saturating_sub(now))
-                });
-                (
-                    "granted",
-                    format!(
-                        "{} -> {}:{} for {} ({lease}, \"{}\")",
-                        m.external_port, m.internal_client, m.internal_port, m.owner, m.description
-                    ),
-                )
-            };
-            let who = if removal { client } else { m.internal_client };
+            }
             self.shared
-                .record(Decision::done(who, action, m.external_port, result, reason));
+                .record(decision(&change, decided.effect, m, now));
         }
         Ok(Outcome {
-            mappings: affected,
+            mappings: decided.affected,
             sessions_ended,
         })
     }
@@ -694,29 +642,6 @@ impl Owner {
         Some(Instant::now() + Duration::from_secs(at.saturating_sub(now)))
     }
 
-    /// Removes the mappings whose lease has ended.
-    fn expire(&mut self) {
-        let now = unix_now();
-        let (gone, kept): (Vec<Mapping>, Vec<Mapping>) =
-            self.mappings.iter().cloned().partition(|m| m.expired(now));
-        if gone.is_empty() {
-            return;
-        }
-        if self.commit(kept).is_err() {
-            return; // retried at the next expiry check
-        }
-        for m in gone {
-            self.end_sessions(m.external_port);
-            self.shared.record(Decision::done(
-                m.internal_client,
-                "lease",
-                m.external_port,
-                "expired",
-                format!("the lease of {} ({}) ended", m.external_port, m.owner),
-            ));
-        }
-    }
-
     /// Drops mappings the current configuration no longer allows.
     fn revalidate(&mut self, why: &str) {
         let (kept, dropped) = still_allowed(&self.config, &self.mappings);
@@ -747,6 +672,39 @@ impl Owner {
         }
         igd.publish(&self.shared);
     }
+}
+
+/// The decision log's line for one mapping a change granted or took away.
+fn decision(change: &Change, effect: Effect, m: &Mapping, now: u64) -> Decision {
+    let (client, result, reason) = match effect {
+        Effect::Granted => {
+            let lease = m.expires.map_or("until removed".to_string(), |e| {
+                format!("lease {} s", e.saturating_sub(now))
+            });
+            (
+                m.internal_client,
+                "granted",
+                format!(
+                    "{} -> {}:{} for {} ({lease}, \"{}\")",
+                    m.external_port, m.internal_client, m.internal_port, m.owner, m.description
+                ),
+            )
+        }
+        Effect::Removed => (
+            change.requester(),
+            "removed",
+            format!(
+                "{} -> {}:{}",
+                m.external_port, m.internal_client, m.internal_port
+            ),
+        ),
+        Effect::Expired => (
+            m.internal_client,
+            "expired",
+            format!("the lease of {} ({}) ended", m.external_port, m.owner),
+        ),
+    };
+    Decision::done(client, change.action(), m.external_port, result, reason)
 }
 
 /// Splits mappings into those `config` still allows and those it does not (with why), against the

@@ -7,10 +7,9 @@ use crate::firewall::apply::Nft;
 use crate::status::{Decision, Snapshot};
 use crate::upnp::error::Refusal;
 use crate::upnp::leases::Mapping;
-use crate::upnp::policy::AddRequest;
+use crate::upnp::policy::Change;
 use nix::sys::signal::Signal;
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
 use std::sync::mpsc::{Sender, SyncSender};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -26,33 +25,11 @@ pub enum Event {
     /// Links, addresses or neighbours changed (rtnetlink).
     NetworkChanged,
     /// A change of the UPnP mappings, answered once the firewall holds it.
-    Upnp(UpnpCommand, SyncSender<Result<Outcome, Refusal>>),
-}
-
-/// The mapping changes the IGD and the API ask for.
-#[derive(Debug, Clone)]
-pub enum UpnpCommand {
-    Add(AddRequest),
-    Delete {
-        requester: Ipv4Addr,
-        remote_host: String,
-        port: u16,
-        protocol: String,
-    },
-    DeleteRange {
-        requester: Ipv4Addr,
-        start: u16,
-        end: u16,
-        protocol: String,
-    },
-    /// The administrator (API token) removes a mapping, whoever holds it.
-    Remove {
-        port: u16,
-    },
+    Upnp(Change, SyncSender<Result<Outcome, Refusal>>),
 }
 
 /// What a mapping change did.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Outcome {
     /// The mapping(s) granted or removed.
     pub mappings: Vec<Mapping>,
@@ -79,12 +56,12 @@ pub enum AskError {
 impl Shared {
     /// Hands a mapping change to the state owner and waits for its answer (an nft apply takes tens of
     /// milliseconds; `OWNER_TIMEOUT` bounds a stuck owner).
-    pub fn ask(&self, command: UpnpCommand) -> Result<Result<Outcome, Refusal>, AskError> {
+    pub fn ask(&self, change: Change) -> Result<Result<Outcome, Refusal>, AskError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.owner
             .lock()
             .unwrap()
-            .send(Event::Upnp(command, tx))
+            .send(Event::Upnp(change, tx))
             .map_err(|_| AskError::Stopping)?;
         rx.recv_timeout(OWNER_TIMEOUT)
             .map_err(|_| AskError::NoAnswer)

@@ -7,7 +7,7 @@ use crate::config::{self, parse_mac, Overrides};
 use crate::firewall::{render, text, NetFacts};
 use crate::netlink;
 use crate::upnp::description::{uuid_from_mac, Service};
-use crate::upnp::policy::{self, AddRequest, Scope};
+use crate::upnp::policy::{self, AddRequest, Change, Scope};
 use crate::upnp::{soap, ssdp};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -152,25 +152,26 @@ fn soap_and_policy() -> Result<(), String> {
         lan_nets: &nets,
         neighbour: &|_| None,
     };
-    let req = |protocol: &str| AddRequest {
-        requester: Ipv4Addr::new(192, 168, 1, 10),
-        remote_host: String::new(),
-        external_port: port,
-        protocol: protocol.into(),
-        internal_port: port,
-        internal_client: "192.168.1.10".into(),
-        enabled: true,
-        description: call.arg("NewPortMappingDescription").into(),
-        lease,
-        any_port: false,
-        version: 1,
+    let req = |protocol: &str| {
+        Change::Add(AddRequest {
+            requester: Ipv4Addr::new(192, 168, 1, 10),
+            remote_host: String::new(),
+            external_port: port,
+            protocol: protocol.into(),
+            internal_port: port,
+            internal_client: "192.168.1.10".into(),
+            enabled: true,
+            description: call.arg("NewPortMappingDescription").into(),
+            lease,
+            any_port: false,
+            version: 1,
+        })
     };
-    let (table, granted) =
-        policy::add(&scope, &[], &req("TCP"), 1_000_000).map_err(|e| e.reason)?;
-    if table.len() != 1 || granted.external_port != 20571 {
+    let granted = policy::decide(&scope, &[], &req("TCP"), 1_000_000).map_err(|e| e.reason)?;
+    if granted.table.len() != 1 || granted.affected[0].external_port != 20571 {
         return Err(format!("granted {granted:?}"));
     }
-    match policy::add(&scope, &[], &req("UDP"), 1_000_000) {
+    match policy::decide(&scope, &[], &req("UDP"), 1_000_000) {
         Err(r) if r.error.code() == 606 => Ok(()),
         other => Err(format!("UDP must be refused with 606, got {other:?}")),
     }

@@ -5,7 +5,7 @@
 use super::description::Service;
 use super::error::{Refusal, UpnpError};
 use super::leases::Mapping;
-use super::policy::{self, AddRequest};
+use super::policy::{self, AddRequest, Change};
 use super::soap::Call;
 use super::xml::escape;
 use crate::net::sysfs::Link;
@@ -20,21 +20,11 @@ pub trait Igd {
     fn link(&self) -> Link;
     /// Seconds the WAN connection (as far as we know it) has been up.
     fn uptime(&self) -> u64;
-    fn add(&self, req: AddRequest) -> Result<Mapping, Refusal>;
-    fn delete(
-        &self,
-        requester: Ipv4Addr,
-        remote_host: &str,
-        port: u16,
-        proto: &str,
-    ) -> Result<(), Refusal>;
-    fn delete_range(
-        &self,
-        requester: Ipv4Addr,
-        start: u16,
-        end: u16,
-        proto: &str,
-    ) -> Result<(), Refusal>;
+    /// Makes a mapping change (the state owner decides it): the mappings granted or removed.
+    fn change(&self, change: Change) -> Result<Vec<Mapping>, Refusal>;
+    /// A write whose arguments do not decode: it never reaches the state owner, so the IGD keeps the
+    /// decision itself.
+    fn malformed(&self, call: &Call, refusal: &Refusal);
 }
 
 type Outputs = Vec<(&'static str, String)>;
@@ -103,8 +93,61 @@ fn add_request(call: &Call, requester: Ipv4Addr, any_port: bool) -> Result<AddRe
     })
 }
 
+/// The mapping change a write action asks for, its arguments decoded; `None` for the other actions.
+fn change_of(call: &Call, requester: Ipv4Addr) -> Option<Result<Change, Refusal>> {
+    let protocol = || call.arg("NewProtocol").to_string();
+    let change = match (call.service, call.action.name) {
+        (Service::WanIp, "AddPortMapping") => add_request(call, requester, false).map(Change::Add),
+        (Service::WanIp, "AddAnyPortMapping") => {
+            add_request(call, requester, true).map(Change::Add)
+        }
+        (Service::WanIp, "DeletePortMapping") => {
+            call.ui2("NewExternalPort").map(|port| Change::Delete {
+                requester,
+                remote_host: call.arg("NewRemoteHost").to_string(),
+                port,
+                protocol: protocol(),
+            })
+        }
+        (Service::WanIp, "DeletePortMappingRange") => (|| {
+            let start = call.ui2("NewStartPort")?;
+            let end = call.ui2("NewEndPort")?;
+            call.boolean("NewManage")?;
+            Ok(Change::DeleteRange {
+                requester,
+                start,
+                end,
+                protocol: protocol(),
+            })
+        })(),
+        _ => return None,
+    };
+    Some(change)
+}
+
 /// Runs one action for `requester` (the TCP peer of the control request).
 pub fn handle(igd: &dyn Igd, call: &Call, requester: Ipv4Addr) -> Result<Outputs, Refusal> {
+    match change_of(call, requester) {
+        Some(Ok(change)) => {
+            let done = igd.change(change)?;
+            if call.action.name != "AddAnyPortMapping" {
+                return Ok(vec![]);
+            }
+            let m = done
+                .first()
+                .ok_or_else(|| Refusal::new(UpnpError::ActionFailed, "no mapping was made"))?;
+            Ok(vec![("NewReservedPort", m.external_port.to_string())])
+        }
+        Some(Err(refusal)) => {
+            igd.malformed(call, &refusal);
+            Err(refusal)
+        }
+        None => read(igd, call, requester),
+    }
+}
+
+/// The actions that change nothing: answered from the published state.
+fn read(igd: &dyn Igd, call: &Call, requester: Ipv4Addr) -> Result<Outputs, Refusal> {
     let now = igd.now();
     let name = call.action.name;
     match (call.service, name) {
@@ -177,31 +220,6 @@ pub fn handle(igd: &dyn Igd, call: &Call, requester: Ipv4Addr) -> Result<Outputs
                     format!("no {proto} mapping of port {port}"),
                 )),
             }
-        }
-        (Service::WanIp, "AddPortMapping") => {
-            igd.add(add_request(call, requester, false)?)?;
-            Ok(vec![])
-        }
-        (Service::WanIp, "AddAnyPortMapping") => {
-            let m = igd.add(add_request(call, requester, true)?)?;
-            Ok(vec![("NewReservedPort", m.external_port.to_string())])
-        }
-        (Service::WanIp, "DeletePortMapping") => {
-            let port = call.ui2("NewExternalPort")?;
-            igd.delete(
-                requester,
-                call.arg("NewRemoteHost"),
-                port,
-                call.arg("NewProtocol"),
-            )?;
-            Ok(vec![])
-        }
-        (Service::WanIp, "DeletePortMappingRange") => {
-            let start = call.ui2("NewStartPort")?;
-            let end = call.ui2("NewEndPort")?;
-            call.boolean("NewManage")?;
-            igd.delete_range(requester, start, end, call.arg("NewProtocol"))?;
-            Ok(vec![])
         }
         (Service::WanIp, "GetListOfPortMappings") => {
             let start = call.ui2("NewStartPort")?;

@@ -41,6 +41,126 @@ pub struct AddRequest {
     pub version: u8,
 }
 
+/// A change of the mapping table: what the IGD, the API and the lease clock ask of the state owner, which
+/// runs it through `decide` and commits the result.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Add(AddRequest),
+    Delete {
+        requester: Ipv4Addr,
+        remote_host: String,
+        port: u16,
+        protocol: String,
+    },
+    DeleteRange {
+        requester: Ipv4Addr,
+        start: u16,
+        end: u16,
+        protocol: String,
+    },
+    /// The administrator (API token) removes a mapping, whoever holds it.
+    Remove {
+        port: u16,
+    },
+    /// The leases that have ended go.
+    Expire,
+}
+
+impl Change {
+    /// The action's name in decisions and logs.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Change::Add(r) if r.any_port => "AddAnyPortMapping",
+            Change::Add(_) => "AddPortMapping",
+            Change::Delete { .. } => "DeletePortMapping",
+            Change::DeleteRange { .. } => "DeletePortMappingRange",
+            Change::Remove { .. } => "API delete",
+            Change::Expire => "lease",
+        }
+    }
+
+    /// Who asks: the LAN client, or the router itself for the administrator and the clock.
+    pub fn requester(&self) -> Ipv4Addr {
+        match self {
+            Change::Add(r) => r.requester,
+            Change::Delete { requester, .. } | Change::DeleteRange { requester, .. } => *requester,
+            Change::Remove { .. } | Change::Expire => Ipv4Addr::LOCALHOST,
+        }
+    }
+
+    /// The external port named in the request (the first of a range).
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            Change::Add(r) => Some(r.external_port),
+            Change::Delete { port, .. } | Change::Remove { port } => Some(*port),
+            Change::DeleteRange { start, .. } => Some(*start),
+            Change::Expire => None,
+        }
+    }
+}
+
+/// What a change does to the mapping(s) it touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Granted,
+    Removed,
+    Expired,
+}
+
+/// A change the policy allows: the whole new table, and the mappings it grants or takes away.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub table: Vec<Mapping>,
+    pub affected: Vec<Mapping>,
+    pub effect: Effect,
+}
+
+/// Decides a change against the current table: the new table, or the refusal with its UPnP error.
+pub fn decide(
+    scope: &Scope,
+    mappings: &[Mapping],
+    change: &Change,
+    now: u64,
+) -> Result<Decided, Refusal> {
+    let one = |(table, m)| (table, vec![m]);
+    let (table, affected) = match change {
+        Change::Add(req) => {
+            let (table, m) = add(scope, mappings, req, now)?;
+            return Ok(Decided {
+                table,
+                affected: vec![m],
+                effect: Effect::Granted,
+            });
+        }
+        Change::Delete {
+            requester,
+            remote_host,
+            port,
+            protocol,
+        } => one(delete(mappings, *requester, remote_host, *port, protocol)?),
+        Change::DeleteRange {
+            requester,
+            start,
+            end,
+            protocol,
+        } => delete_range(mappings, *requester, *start, *end, protocol)?,
+        Change::Remove { port } => one(remove(mappings, *port)?),
+        Change::Expire => {
+            let (gone, kept) = mappings.iter().cloned().partition(|m| m.expired(now));
+            return Ok(Decided {
+                table: kept,
+                affected: gone,
+                effect: Effect::Expired,
+            });
+        }
+    };
+    Ok(Decided {
+        table,
+        affected,
+        effect: Effect::Removed,
+    })
+}
+
 /// The longest description kept (the spec sets no limit; a router's memory does).
 pub const MAX_DESCRIPTION: usize = 128;
 
@@ -169,7 +289,7 @@ fn remote_host_wildcard(remote_host: &str) -> Result<(), Refusal> {
 }
 
 /// Decides an add. On success returns the whole new table (a renewal replaces the client's own entry).
-pub fn add(
+fn add(
     scope: &Scope,
     mappings: &[Mapping],
     req: &AddRequest,
@@ -338,7 +458,7 @@ fn ports_text(config: &Config) -> String {
 }
 
 /// Decides a DeletePortMapping: the table without the entry, or why not.
-pub fn delete(
+fn delete(
     mappings: &[Mapping],
     requester: Ipv4Addr,
     remote_host: &str,
@@ -370,7 +490,7 @@ pub fn delete(
 
 /// The administrator's removal (API, with the token): the table without the port's mapping, whoever
 /// holds it.
-pub fn remove(mappings: &[Mapping], port: u16) -> Result<(Vec<Mapping>, Mapping), Refusal> {
+fn remove(mappings: &[Mapping], port: u16) -> Result<(Vec<Mapping>, Mapping), Refusal> {
     let Some(m) = mappings.iter().find(|m| m.external_port == port) else {
         return refuse(
             UpnpError::NoSuchEntryInArray,
@@ -386,7 +506,7 @@ pub fn remove(mappings: &[Mapping], port: u16) -> Result<(Vec<Mapping>, Mapping)
 }
 
 /// Decides a DeletePortMappingRange: removes the requester's own mappings in the range.
-pub fn delete_range(
+fn delete_range(
     mappings: &[Mapping],
     requester: Ipv4Addr,
     start: u16,

@@ -11,7 +11,7 @@ use super::discovery::{self, Discovery};
 use super::error::{Refusal, UpnpError};
 use super::gena::{self, Subscriptions};
 use super::leases::Mapping;
-use super::policy::AddRequest;
+use super::policy::Change;
 use super::soap;
 use crate::clock::unix_now;
 use crate::config::{Config, DirectAccess};
@@ -22,7 +22,7 @@ use crate::http::host::host_is_own_ip;
 use crate::http::{Handler, Limits, Listeners, Request, Response};
 use crate::net::sysfs::Link;
 use crate::netinfo;
-use crate::owner::{AskError, Shared, UpnpCommand};
+use crate::owner::{AskError, Shared};
 use crate::status::Decision;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -71,24 +71,8 @@ fn xml_reply(status: u16, body: String) -> Reply {
 /// The live device as the actions see it.
 struct LiveIgd<'a> {
     server: &'a IgdServer,
-    /// Whether the owner decided (and recorded) the call.
-    asked: std::cell::Cell<bool>,
-}
-
-impl LiveIgd<'_> {
-    fn ask(&self, command: UpnpCommand) -> Result<Vec<Mapping>, Refusal> {
-        self.asked.set(true);
-        match self.server.shared.ask(command) {
-            Ok(result) => result.map(|o| o.mappings),
-            Err(e) => Err(Refusal::new(
-                UpnpError::ActionFailed,
-                match e {
-                    AskError::Stopping => "the agent is stopping",
-                    AskError::NoAnswer => "the agent did not answer in time",
-                },
-            )),
-        }
-    }
+    /// The TCP peer of the control request.
+    peer: Ipv4Addr,
 }
 
 impl Igd for LiveIgd<'_> {
@@ -127,41 +111,26 @@ impl Igd for LiveIgd<'_> {
             .elapsed()
             .as_secs()
     }
-    fn add(&self, req: AddRequest) -> Result<Mapping, Refusal> {
-        self.ask(UpnpCommand::Add(req))?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Refusal::new(UpnpError::ActionFailed, "no mapping was made"))
+    fn change(&self, change: Change) -> Result<Vec<Mapping>, Refusal> {
+        match self.server.shared.ask(change) {
+            Ok(result) => result.map(|o| o.mappings),
+            Err(e) => Err(Refusal::new(
+                UpnpError::ActionFailed,
+                match e {
+                    AskError::Stopping => "the agent is stopping",
+                    AskError::NoAnswer => "the agent did not answer in time",
+                },
+            )),
+        }
     }
-    fn delete(
-        &self,
-        requester: Ipv4Addr,
-        remote_host: &str,
-        port: u16,
-        proto: &str,
-    ) -> Result<(), Refusal> {
-        self.ask(UpnpCommand::Delete {
-            requester,
-            remote_host: remote_host.to_string(),
-            port,
-            protocol: proto.to_string(),
-        })
-        .map(|_| ())
-    }
-    fn delete_range(
-        &self,
-        requester: Ipv4Addr,
-        start: u16,
-        end: u16,
-        proto: &str,
-    ) -> Result<(), Refusal> {
-        self.ask(UpnpCommand::DeleteRange {
-            requester,
-            start,
-            end,
-            protocol: proto.to_string(),
-        })
-        .map(|_| ())
+    fn malformed(&self, call: &soap::Call, refusal: &Refusal) {
+        let port = call.args.get("NewExternalPort");
+        self.server.shared.record(Decision::refused(
+            self.peer,
+            call.action.name,
+            port.and_then(|p| p.trim().parse().ok()),
+            refusal,
+        ));
     }
 }
 
@@ -246,30 +215,10 @@ impl IgdServer {
                 return xml_reply(500, soap::fault(refusal.error));
             }
         };
-        let writes = matches!(
-            call.action.name,
-            "AddPortMapping" | "AddAnyPortMapping" | "DeletePortMapping" | "DeletePortMappingRange"
-        );
-        let igd = LiveIgd {
-            server: self,
-            asked: std::cell::Cell::new(false),
-        };
+        let igd = LiveIgd { server: self, peer };
         match control::handle(&igd, &call, peer) {
             Ok(outputs) => xml_reply(200, soap::response(&call, &outputs)),
-            Err(refusal) => {
-                // Refusals decided by the state owner are recorded there; argument errors here.
-                if writes && !igd.asked.get() {
-                    self.shared.record(Decision::refused(
-                        peer,
-                        call.action.name,
-                        call.args
-                            .get("NewExternalPort")
-                            .and_then(|p| p.trim().parse().ok()),
-                        &refusal,
-                    ));
-                }
-                xml_reply(500, soap::fault(refusal.error))
-            }
+            Err(refusal) => xml_reply(500, soap::fault(refusal.error)),
         }
     }
 

@@ -14,6 +14,8 @@ struct Fake {
     config: crate::config::Config,
     table: RefCell<Vec<Mapping>>,
     now: u64,
+    /// The writes refused for their arguments: (action, UPnP error code).
+    malformed: RefCell<Vec<(String, u16)>>,
 }
 
 impl Fake {
@@ -29,6 +31,7 @@ impl Fake {
             config,
             table: RefCell::new(Vec::new()),
             now: 5000,
+            malformed: RefCell::new(Vec::new()),
         }
     }
     fn scope(&self) -> Scope<'_> {
@@ -61,26 +64,15 @@ impl Igd for Fake {
     fn uptime(&self) -> u64 {
         42
     }
-    fn add(&self, req: AddRequest) -> Result<Mapping, Refusal> {
-        let (t, m) = policy::add(&self.scope(), &self.table.borrow(), &req, self.now)?;
-        *self.table.borrow_mut() = t;
-        Ok(m)
+    fn change(&self, change: Change) -> Result<Vec<Mapping>, Refusal> {
+        let decided = policy::decide(&self.scope(), &self.table.borrow(), &change, self.now)?;
+        *self.table.borrow_mut() = decided.table;
+        Ok(decided.affected)
     }
-    fn delete(&self, requester: Ipv4Addr, rh: &str, port: u16, proto: &str) -> Result<(), Refusal> {
-        let (t, _) = policy::delete(&self.table.borrow(), requester, rh, port, proto)?;
-        *self.table.borrow_mut() = t;
-        Ok(())
-    }
-    fn delete_range(
-        &self,
-        requester: Ipv4Addr,
-        s: u16,
-        e: u16,
-        proto: &str,
-    ) -> Result<(), Refusal> {
-        let (t, _) = policy::delete_range(&self.table.borrow(), requester, s, e, proto)?;
-        *self.table.borrow_mut() = t;
-        Ok(())
+    fn malformed(&self, call: &Call, refusal: &Refusal) {
+        self.malformed
+            .borrow_mut()
+            .push((call.action.name.to_string(), refusal.error.code()));
     }
 }
 
@@ -289,6 +281,29 @@ fn refusals_come_through_with_their_codes() {
         );
     }
     assert!(igd.mappings().is_empty());
+    // The state owner decides (and records) the policy's refusals; the IGD records only the two writes
+    // whose arguments did not decode.
+    assert_eq!(
+        *igd.malformed.borrow(),
+        [
+            ("AddPortMapping".to_string(), 402),
+            ("AddPortMapping".to_string(), 402)
+        ]
+    );
+    let bad_range = [
+        ("NewStartPort", "20570"),
+        ("NewEndPort", "x"),
+        ("NewProtocol", "TCP"),
+        ("NewManage", "1"),
+    ];
+    assert_eq!(
+        call(&igd, WANIP_V2, "DeletePortMappingRange", &bad_range)
+            .unwrap_err()
+            .error
+            .code(),
+        402
+    );
+    assert_eq!(igd.malformed.borrow().len(), 3);
 }
 
 #[test]

@@ -324,6 +324,29 @@ fn leases_v1_v2_and_the_cap() {
 }
 
 #[test]
+fn decide_names_the_effect_and_expires_only_ended_leases() {
+    let c = config("");
+    let mut short = req(CC, 20570);
+    short.lease = 60;
+    let granted = decide(&scope(&c), &[], &Change::Add(short), NOW).unwrap();
+    assert_eq!(granted.effect, Effect::Granted);
+    assert_eq!(granted.affected[0].expires, Some(NOW + 60));
+    let table = grant(&c, &granted.table, &req(CC, 20571));
+    let expire = |now| decide(&scope(&c), &table, &Change::Expire, now).unwrap();
+    assert!(expire(NOW + 59).affected.is_empty());
+    let later = expire(NOW + 60);
+    assert_eq!(later.effect, Effect::Expired);
+    assert_eq!(later.affected.len(), 1);
+    assert_eq!(later.affected[0].external_port, 20570);
+    assert_eq!(later.table.len(), 1);
+    assert_eq!(later.table[0].external_port, 20571);
+    let removed = decide(&scope(&c), &table, &Change::Remove { port: 20571 }, NOW).unwrap();
+    assert_eq!(removed.effect, Effect::Removed);
+    assert_eq!(Change::Remove { port: 1 }.requester(), Ipv4Addr::LOCALHOST);
+    assert_eq!(Change::Add(req(CC, 1)).action(), "AddPortMapping");
+}
+
+#[test]
 fn descriptions_are_cleaned_and_bounded() {
     let c = config("");
     let mut r = req(CC, 20570);
