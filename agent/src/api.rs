@@ -9,7 +9,7 @@ use crate::consts::{
 use crate::firewall::apply::Counts;
 use crate::http::host::host_allowed;
 use crate::http::{Handler, Limits, Listeners, Request, Response};
-use crate::netinfo;
+use crate::net::NetState;
 use crate::owner::{AskError, Shared};
 use crate::status::{mapping_statuses, Decision};
 use crate::upnp::error::UpnpError;
@@ -55,12 +55,13 @@ impl Default for Servers {
 }
 
 /// Where the API listens: `api_listen`, or the LAN devices' IPv4 addresses plus loopback.
-pub fn listen_addresses(config: &Config, addrs: &[netinfo::IfAddr]) -> Vec<SocketAddr> {
+pub fn listen_addresses(config: &Config, net: &NetState) -> Vec<SocketAddr> {
     let ips: Vec<IpAddr> = if config.api_listen.is_empty() {
-        let mut v: Vec<IpAddr> = addrs
+        let mut v: Vec<IpAddr> = config
+            .lan_devices
             .iter()
-            .filter(|a| config.lan_devices.contains(&a.device) && a.addr.is_ipv4())
-            .map(|a| a.addr)
+            .flat_map(|d| net.ipv4_of(d))
+            .map(|(ip, _)| IpAddr::V4(ip))
             .collect();
         v.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
         v
@@ -78,7 +79,7 @@ pub fn listen_addresses(config: &Config, addrs: &[netinfo::IfAddr]) -> Vec<Socke
 
 impl Servers {
     /// Listens on the wanted addresses (addresses come and go).
-    pub fn sync(&mut self, config: &Config, shared: &Arc<Shared>) {
+    pub fn sync(&mut self, config: &Config, net: &NetState, shared: &Arc<Shared>) {
         let handler = self
             .handler
             .get_or_insert_with(|| {
@@ -89,7 +90,7 @@ impl Servers {
                 Arc::new(move |request| api.handle(request)) as Handler
             })
             .clone();
-        let wanted = listen_addresses(config, &netinfo::addresses());
+        let wanted = listen_addresses(config, net);
         self.listeners.sync(&wanted, &handler);
     }
 
@@ -149,7 +150,7 @@ impl Api {
         let Some(host) = request.header("Host") else {
             return (400, error_body(400, "a Host header is required"), None);
         };
-        let own: Vec<IpAddr> = netinfo::addresses().into_iter().map(|a| a.addr).collect();
+        let own = self.shared.snapshot.lock().unwrap().net.own_ips();
         if !host_allowed(host, &own) {
             return (
                 403,

@@ -249,11 +249,12 @@ fn print_ruleset(a: Args) -> i32 {
     let leases = crate::net::dhcp::read(&c.dhcp_leases, crate::clock::unix_now());
     let facts = crate::net::facts(&c, &state, &leases);
     let forwards = static_forwards(&c);
-    let json = render::render_json(&render::Desired {
+    let json = render::render(&render::Desired {
         config: &c,
         forwards: &forwards,
         facts: &facts,
-    });
+    })
+    .batch();
     let both = !a.json && !a.text;
     if a.json || both {
         if both {

@@ -1,6 +1,7 @@
 //! `wilife-agent run`: one thread owns the state and reconciles; the others only turn inputs into events
 //! (signals, nftables change notifications) or serve the published snapshot (the API).
 
+use crate::api;
 use crate::clock::unix_now;
 use crate::config::{self, Config, Overrides};
 use crate::consts::NET_DEBOUNCE_MS;
@@ -17,7 +18,6 @@ use crate::upnp::error::{Refusal, UpnpError};
 use crate::upnp::leases::{self, Mapping};
 use crate::upnp::policy::{self, Change, Effect, Scope};
 use crate::upnp::server::IgdRuntime;
-use crate::{api, netinfo};
 use nix::sys::signal::{SigSet, Signal};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -33,6 +33,37 @@ pub struct Options {
     pub ubus: PathBuf,
     pub nft: PathBuf,
     pub fw4_include: PathBuf,
+}
+
+/// Why the tables are rendered and applied again (the API's `last_reconcile.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    Startup,
+    Reload,
+    /// The facts moved (addresses, cameras' learned addresses).
+    Network,
+    /// A mapping change of the IGD, the API or the lease clock.
+    Mapping,
+    /// A mapping change taken back (the firewall or the disk refused it).
+    Rollback,
+    /// The last apply failed.
+    Retry,
+    /// Someone removed or changed our tables.
+    Restore,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Startup => "startup",
+            Trigger::Reload => "reload",
+            Trigger::Network => "network",
+            Trigger::Mapping => "upnp",
+            Trigger::Rollback => "rollback",
+            Trigger::Retry => "retry",
+            Trigger::Restore => "restore",
+        }
+    }
 }
 
 struct Owner {
@@ -55,7 +86,7 @@ struct Owner {
     /// No rtnetlink events (subscription failed): the periodic check reads the network instead.
     net_events_missing: bool,
     /// The batch in force: an unchanged render is not applied again.
-    last_batch: Option<serde_json::Value>,
+    last_tables: Option<render::Tables>,
     /// When a watched host would turn absent unless seen again: read the network then.
     presence_check_at: Option<SystemTime>,
 }
@@ -117,9 +148,6 @@ pub fn run(opts: Options) -> Result<(), String> {
     let net_events_missing = !spawn_network_monitor(tx.clone(), net_pending.clone());
 
     let nft = Nft::new(opts.nft.clone());
-    let mappings = restore_mappings(&config);
-    let boot_id = unix_now() as u32;
-    let identity = identity(&config, boot_id);
     let shared = Arc::new(Shared {
         decisions: Mutex::new(VecDeque::new()),
         owner: Mutex::new(tx.clone()),
@@ -149,8 +177,8 @@ pub fn run(opts: Options) -> Result<(), String> {
         applied: None,
         facts: NetFacts::default(),
         forwards: Vec::new(),
-        mappings,
-        identity,
+        mappings: Vec::new(),
+        identity: Identity::default(),
         retry_at: None,
         retry_delay: Duration::from_secs(1),
         ruleset_event_pending: pending,
@@ -158,7 +186,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         dhcp_leases: Vec::new(),
         net_event_pending: net_pending,
         net_events_missing,
-        last_batch: None,
+        last_tables: None,
         presence_check_at: None,
     };
     let mut servers = api::Servers::default();
@@ -169,10 +197,12 @@ pub fn run(opts: Options) -> Result<(), String> {
         owner.config.direct_access,
         devices_line(&owner.config)
     );
+    // The network first: restored mappings are judged, and the IGD named, on the same facts as the rest.
     owner.read_network();
-    owner.reconcile("startup");
-    servers.sync(&owner.config, &shared);
-    igd.sync(&owner.config, &owner.identity, &shared);
+    owner.identity = identity(&owner.config, &owner.net, unix_now() as u32);
+    owner.mappings = owner.restore_mappings();
+    owner.reconcile(Trigger::Startup);
+    owner.sync_services(&mut servers, &mut igd);
     owner.publish_upnp(&igd);
 
     let mut next_check = Instant::now() + Duration::from_secs(PERIODIC_CHECK_SECS);
@@ -201,8 +231,7 @@ pub fn run(opts: Options) -> Result<(), String> {
             }
             Ok(Event::Reload) => {
                 owner.reload();
-                servers.sync(&owner.config, &shared);
-                igd.sync(&owner.config, &owner.identity, &shared);
+                owner.sync_services(&mut servers, &mut igd);
             }
             Ok(Event::Upnp(change, reply)) => {
                 let result = owner.change(change);
@@ -211,6 +240,8 @@ pub fn run(opts: Options) -> Result<(), String> {
             Ok(Event::NetworkChanged) => {
                 owner.net_event_pending.store(false, Ordering::SeqCst);
                 owner.network_changed();
+                // Addresses come and go: the listeners and SSDP follow at once.
+                owner.sync_services(&mut servers, &mut igd);
             }
             Ok(Event::RulesetChanged) => {
                 // Let a burst (fw4 reload, nft -f) finish, then look once; meanwhile keep serving.
@@ -236,7 +267,7 @@ pub fn run(opts: Options) -> Result<(), String> {
             owner.network_changed();
         }
         if owner.retry_at.is_some_and(|r| r <= now) {
-            owner.reconcile("retry");
+            owner.reconcile(Trigger::Retry);
         }
         if leases::next_expiry(&owner.mappings).is_some_and(|at| at <= unix_now()) {
             // A refused commit is tried again at the next turn of the loop.
@@ -248,8 +279,7 @@ pub fn run(opts: Options) -> Result<(), String> {
             if owner.shared.snapshot.lock().unwrap().state_error.is_some() {
                 let _ = owner.persist();
             }
-            servers.sync(&owner.config, &shared);
-            igd.sync(&owner.config, &owner.identity, &shared);
+            owner.sync_services(&mut servers, &mut igd);
             next_check = Instant::now() + Duration::from_secs(PERIODIC_CHECK_SECS);
         }
         owner.publish_upnp(&igd);
@@ -317,39 +347,32 @@ fn spawn_network_monitor(tx: Sender<Event>, pending: Arc<AtomicBool>) -> bool {
 }
 
 impl Owner {
-    /// Renders the desired table from config and facts and makes the kernel hold exactly it.
-    fn reconcile(&mut self, reason: &str) {
+    /// Renders the desired tables from config and facts and makes the kernel hold exactly them.
+    fn reconcile(&mut self, trigger: Trigger) {
         let started = Instant::now();
         self.forwards = static_forwards(&self.config);
         if self.config.enabled && self.config.direct_access == config::DirectAccess::Upnp {
             self.forwards.extend(leases::forwards(&self.mappings));
         }
-        let batch = render::render_json(&render::Desired {
+        let tables = render::render(&render::Desired {
             config: &self.config,
             forwards: &self.forwards,
             facts: &self.facts,
         });
-        if reason == "network" && self.applied.is_some() && self.last_batch.as_ref() == Some(&batch)
+        if trigger == Trigger::Network
+            && self.applied.is_some()
+            && self.last_tables.as_ref() == Some(&tables)
         {
             // New facts, same rules (a neighbour that is no camera, an address nothing uses).
             self.shared.snapshot.lock().unwrap().facts = self.facts.clone();
             return;
         }
-        let mut result = self.shared.nft.replace(&batch);
-        let mut bridge_error = None;
-        if let Err(e) = &result {
-            // A kernel without the nftables bridge family (no kmod-nft-bridge) must not cost the
-            // forwards and the routed rules: apply those, and say plainly what is missing.
-            if render::families(&batch).iter().any(|f| f == "bridge") {
-                let routed = render::without_family(&batch, "bridge");
-                if let Ok(applied) = self.shared.nft.replace(&routed) {
-                    error!("camera rules between bridge ports refused ({e}); everything else is in force. Cameras on the same bridge as the PC need the kernel's nftables bridge family (kmod-nft-bridge)");
-                    bridge_error = Some(e.to_string());
-                    result = Ok(applied);
-                }
-            }
+        let result = self.shared.nft.replace(&tables);
+        let bridge_error = result.as_ref().ok().and_then(|a| a.bridge_refused.clone());
+        if let Some(e) = &bridge_error {
+            error!("camera rules between bridge ports refused ({e}); everything else is in force. Cameras on the same bridge as the PC need the kernel's nftables bridge family (kmod-nft-bridge)");
         }
-        self.last_batch = result.is_ok().then_some(batch);
+        self.last_tables = result.is_ok().then_some(tables);
         let duration_ms = started.elapsed().as_millis() as u64;
         let error = match result {
             Ok(applied) => {
@@ -357,7 +380,8 @@ impl Owner {
                 self.retry_at = None;
                 self.retry_delay = Duration::from_secs(1);
                 info!(
-                    "table inet wilife applied ({reason}): {} forward(s), {duration_ms} ms",
+                    "table inet wilife applied ({}): {} forward(s), {duration_ms} ms",
+                    trigger.as_str(),
                     self.forwards.len()
                 );
                 None
@@ -365,7 +389,8 @@ impl Owner {
             Err(e) => {
                 self.applied = None;
                 error!(
-                    "could not apply table inet wilife ({reason}): {e}; retrying in {} s",
+                    "could not apply table inet wilife ({}): {e}; retrying in {} s",
+                    trigger.as_str(),
                     self.retry_delay.as_secs()
                 );
                 self.retry_at = Some(Instant::now() + self.retry_delay);
@@ -376,7 +401,7 @@ impl Owner {
         // A successful replace has just read the table back; only a failure leaves it to be asked.
         let present = error.is_none() || self.shared.nft.list_table().is_ok_and(|t| t.is_some());
         // fw4's chain is not ours to change; a mapping change need not ask nft about it again.
-        let in_fw4 = if reason == "upnp" {
+        let in_fw4 = if trigger == Trigger::Mapping {
             self.shared
                 .snapshot
                 .lock()
@@ -400,7 +425,7 @@ impl Owner {
         snap.fw4_include = include_status(&self.opts.fw4_include, self.config.connmark, in_fw4);
         snap.last_reconcile = Some(Reconcile {
             at: unix_now(),
-            reason: reason.to_string(),
+            reason: trigger.as_str().to_string(),
             result: if error.is_none() { "ok" } else { "error" }.to_string(),
             error,
             duration_ms,
@@ -437,7 +462,7 @@ impl Owner {
                 };
                 warning!("table inet wilife {what} by someone else (firewall restart or manual nft?): restoring it");
                 self.shared.snapshot.lock().unwrap().restores += 1;
-                self.reconcile("restore");
+                self.reconcile(Trigger::Restore);
             }
             Err(e) => warning!("cannot read table inet wilife back: {e}"),
         }
@@ -456,7 +481,7 @@ impl Owner {
             .config
             .command_centers
             .iter()
-            .filter_map(|cc| cc.mac.or_else(|| cc.ip.and_then(|ip| self.net.mac_of(ip))));
+            .filter_map(|cc| self.net.command_center_mac(cc));
         let watched: Vec<config::Mac> = self
             .config
             .cameras
@@ -480,7 +505,7 @@ impl Owner {
         self.read_network();
         if self.facts != before {
             info!("network changed: re-rendering");
-            self.reconcile("network");
+            self.reconcile(Trigger::Network);
         } else {
             self.shared.snapshot.lock().unwrap().facts = self.facts.clone();
         }
@@ -506,11 +531,11 @@ impl Owner {
                     devices_line(&new)
                 );
                 self.config = new;
-                self.identity = identity(&self.config, self.identity.boot_id);
+                self.identity = identity(&self.config, &self.net, self.identity.boot_id);
                 self.shared.snapshot.lock().unwrap().reload_error = None;
-                self.revalidate("configuration reload");
                 self.read_network();
-                self.reconcile("reload");
+                self.revalidate("configuration reload");
+                self.reconcile(Trigger::Reload);
                 let _ = self.persist();
             }
             Err(e) => {
@@ -525,13 +550,12 @@ impl Owner {
     /// Runs one mapping change through the policy, and commits it to the firewall before answering.
     fn change(&mut self, change: Change) -> Result<Outcome, Refusal> {
         let now = unix_now();
-        let lan_nets = self.facts.lan_ipv4_nets.clone();
-        let scope = Scope {
-            config: &self.config,
-            lan_nets: &lan_nets,
-            neighbour: &netinfo::neighbour,
-        };
-        let decided = match policy::decide(&scope, &self.mappings, &change, now) {
+        if matches!(change, Change::Add(_)) {
+            // A grant rests on who the requester is now: its neighbour entry may be newer than the
+            // last rtnetlink event the owner has handled (an address taken over a moment ago).
+            self.network_changed();
+        }
+        let decided = match policy::decide(&self.scope(), &self.mappings, &change, now) {
             Ok(d) => d,
             Err(refusal) => {
                 self.shared.record(Decision::refused(
@@ -564,7 +588,7 @@ impl Owner {
     /// Makes `table` the mapping table: firewall first, then the file; the old table stays if nft refuses.
     fn commit(&mut self, table: Vec<Mapping>) -> Result<(), Refusal> {
         let old = std::mem::replace(&mut self.mappings, table);
-        self.reconcile("upnp");
+        self.reconcile(Trigger::Mapping);
         if self.applied.is_none() {
             let why = self
                 .shared
@@ -576,7 +600,7 @@ impl Owner {
                 .and_then(|r| r.error.clone())
                 .unwrap_or_default();
             self.mappings = old;
-            self.reconcile("rollback");
+            self.reconcile(Trigger::Rollback);
             return Err(Refusal::new(
                 UpnpError::ActionFailed,
                 format!("the firewall refused the change: {why}"),
@@ -591,7 +615,7 @@ impl Owner {
             }
             // (The file still holds `old`: a failed save leaves it as it was.)
             self.mappings = old;
-            self.reconcile("rollback");
+            self.reconcile(Trigger::Rollback);
             return Err(Refusal::new(
                 UpnpError::ActionFailed,
                 format!("the mapping could not be saved, so it was not made: {why}"),
@@ -642,9 +666,24 @@ impl Owner {
         Some(Instant::now() + Duration::from_secs(at.saturating_sub(now)))
     }
 
+    /// What the policy knows of the network: the owner's last reading of it.
+    fn scope(&self) -> Scope<'_> {
+        Scope {
+            config: &self.config,
+            lan_nets: &self.facts.lan_ipv4_nets,
+            net: &self.net,
+        }
+    }
+
+    /// Brings the API and the IGD (listeners, SSDP) in line with the config and the addresses.
+    fn sync_services(&self, servers: &mut api::Servers, igd: &mut IgdRuntime) {
+        servers.sync(&self.config, &self.net, &self.shared);
+        igd.sync(&self.config, &self.net, &self.identity, &self.shared);
+    }
+
     /// Drops mappings the current configuration no longer allows.
     fn revalidate(&mut self, why: &str) {
-        let (kept, dropped) = still_allowed(&self.config, &self.mappings);
+        let (kept, dropped) = policy::revalidate(&self.scope(), &self.mappings);
         for (m, reason) in dropped {
             self.shared.record(Decision::done(
                 m.internal_client,
@@ -707,65 +746,60 @@ fn decision(change: &Change, effect: Effect, m: &Mapping, now: u64) -> Decision 
     Decision::done(client, change.action(), m.external_port, result, reason)
 }
 
-/// Splits mappings into those `config` still allows and those it does not (with why), against the
-/// router's LAN subnets and neighbour table as they are now.
-fn still_allowed(config: &Config, mappings: &[Mapping]) -> (Vec<Mapping>, Vec<(Mapping, String)>) {
-    let lan_nets = netinfo::facts(config, &netinfo::addresses()).lan_ipv4_nets;
-    let scope = Scope {
-        config,
-        lan_nets: &lan_nets,
-        neighbour: &netinfo::neighbour,
-    };
-    policy::revalidate(&scope, mappings)
-}
-
-/// The mappings saved by the previous run, minus those expired meanwhile or no longer allowed.
-fn restore_mappings(config: &Config) -> Vec<Mapping> {
-    let now = unix_now();
-    let loaded = match leases::load(&config.state_dir) {
-        Ok(m) => m,
-        Err(e) => {
-            let path = leases::path(&config.state_dir);
-            let aside = path.with_extension("json.bad");
-            let _ = std::fs::rename(&path, &aside);
-            error!(
-                "{} is damaged ({e}); kept aside as {} and starting with no mappings",
-                path.display(),
-                aside.display()
+impl Owner {
+    /// The mappings saved by the previous run, minus those expired meanwhile or no longer allowed.
+    fn restore_mappings(&self) -> Vec<Mapping> {
+        let config = &self.config;
+        let now = unix_now();
+        let loaded = match leases::load(&config.state_dir) {
+            Ok(m) => m,
+            Err(e) => {
+                let path = leases::path(&config.state_dir);
+                let aside = path.with_extension("json.bad");
+                let _ = std::fs::rename(&path, &aside);
+                error!(
+                    "{} is damaged ({e}); kept aside as {} and starting with no mappings",
+                    path.display(),
+                    aside.display()
+                );
+                return Vec::new();
+            }
+        };
+        let total = loaded.len();
+        // The file is ours, but what it holds came from LAN clients: kept as plain text, as when granted.
+        let live: Vec<Mapping> = loaded
+            .into_iter()
+            .filter(|m| !m.expired(now))
+            .map(|m| Mapping {
+                description: policy::plain_description(&m.description),
+                ..m
+            })
+            .collect();
+        let (kept, dropped) = policy::revalidate(&self.scope(), &live);
+        for (m, why) in &dropped {
+            notice!(
+                "not restoring the mapping of port {}: {why}",
+                m.external_port
             );
-            return Vec::new();
         }
-    };
-    let total = loaded.len();
-    // The file is ours, but what it holds came from LAN clients: kept as plain text, as when granted.
-    let live: Vec<Mapping> = loaded
-        .into_iter()
-        .filter(|m| !m.expired(now))
-        .map(|m| Mapping {
-            description: policy::plain_description(&m.description),
-            ..m
-        })
-        .collect();
-    let (kept, dropped) = still_allowed(config, &live);
-    for (m, why) in &dropped {
-        notice!(
-            "not restoring the mapping of port {}: {why}",
-            m.external_port
-        );
+        if total > 0 {
+            info!(
+                "restored {} of {total} saved mapping(s) from {}",
+                kept.len(),
+                leases::path(&config.state_dir).display()
+            );
+        }
+        kept
     }
-    if total > 0 {
-        info!(
-            "restored {} of {total} saved mapping(s) from {}",
-            kept.len(),
-            leases::path(&config.state_dir).display()
-        );
-    }
-    kept
 }
 
 /// The IGD's identity: the configured UUID, or one derived from the first LAN device's MAC address.
-fn identity(config: &Config, boot_id: u32) -> Identity {
-    let mac = config.lan_devices.iter().find_map(|d| netinfo::mac(d));
+fn identity(config: &Config, net: &NetState, boot_id: u32) -> Identity {
+    let mac = config
+        .lan_devices
+        .iter()
+        .find_map(|d| net.link_mac(d))
+        .map(|m| m.0);
     let uuid = config.upnp.uuid.clone().unwrap_or_else(|| {
         uuid_from_mac(mac.unwrap_or_else(|| {
             // No MAC (a device without one): the device names still tell routers apart poorly but

@@ -239,6 +239,6 @@ pub fn command_center_present(
     now: SystemTime,
     timeout: Duration,
 ) -> bool {
-    let mac = cc.mac.or_else(|| cc.ip.and_then(|ip| snap.net.mac_of(ip)));
+    let mac = snap.net.command_center_mac(cc);
     mac.is_some_and(|m| net::presence(&snap.net, m, now, timeout).present)
 }

@@ -1,8 +1,8 @@
 //! wilife-agent: makes an OpenWrt router do what the WiLife / Logitech Alert camera system needs.
 //!
 //! The pure core — `config` → `firewall::render` (+ `firewall::text`) — takes values and returns values;
-//! the I/O shells around it are `firewall::apply` (nft), `firewall::monitor` (netlink), `netinfo`
-//! (interface addresses), `api` (HTTP) and `daemon` (the state owner and its threads).
+//! the I/O shells around it are `firewall::apply` (nft), `firewall::monitor` (netlink), `net::rtnl`
+//! (links, addresses, neighbours), `api` (HTTP) and `daemon` (the state owner and its threads).
 
 #[macro_use]
 pub mod log;
@@ -18,7 +18,6 @@ pub mod diagnosis;
 pub mod firewall;
 pub mod http;
 pub mod net;
-pub mod netinfo;
 pub mod netlink;
 pub mod owner;
 pub mod random;

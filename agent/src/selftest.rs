@@ -59,11 +59,12 @@ pub fn run() -> (usize, Vec<String>) {
     let Ok(cfg) = cfg else {
         return (checks, failures);
     };
-    let batch = render::render_json(&render::Desired {
+    let batch = render::render(&render::Desired {
         config: &cfg,
         forwards: &[],
         facts: &facts(),
-    });
+    })
+    .batch();
     let got = text::to_text(&batch);
     check(
         "render",
@@ -150,7 +151,7 @@ fn soap_and_policy() -> Result<(), String> {
     let scope = Scope {
         config: &cfg,
         lan_nets: &nets,
-        neighbour: &|_| None,
+        net: &crate::net::NetState::default(),
     };
     let req = |protocol: &str| {
         Change::Add(AddRequest {

@@ -33,11 +33,12 @@ fn golden_with(name: &str, uci: &str, mappings: &[Mapping]) {
     let mut forwards = static_forwards(&c);
     forwards.extend(leases::forwards(mappings));
     let facts = facts();
-    let batch = render::render_json(&render::Desired {
+    let batch = render::render(&render::Desired {
         config: &c,
         forwards: &forwards,
         facts: &facts,
-    });
+    })
+    .batch();
     let got = text::to_text(&batch);
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
@@ -130,4 +131,37 @@ fn cameras_without_isolation_keep_grants_and_counters_only() {
              config outbound 'outbound'\n\toption wilife_online '0'\n\toption relay '0'\n\toption email '0'\n"
         ),
     );
+}
+
+#[test]
+fn each_family_gets_its_own_batch_and_the_bridge_one_can_be_left_out() {
+    let render_for = |uci: &str| {
+        let c = config::parse(uci, Path::new("x"), &Overrides::default()).unwrap();
+        render::render(&render::Desired {
+            config: &c,
+            forwards: &static_forwards(&c),
+            facts: &facts(),
+        })
+    };
+    let family = |cmd: &serde_json::Value| {
+        let body = cmd.as_object().unwrap().values().next().unwrap();
+        body.as_object().unwrap().values().next().unwrap()["family"].clone()
+    };
+    let with_cams = render_for(&format!(
+        "{BASE}config camera\n\toption mac '00:11:22:33:44:66'\n"
+    ));
+    assert_eq!(with_cams.families(), ["inet", "bridge"]);
+    assert!(with_cams.inet.iter().all(|c| family(c) == "inet"));
+    assert!(!with_cams.bridge.is_empty());
+    assert!(with_cams.bridge.iter().all(|c| family(c) == "bridge"));
+    let whole = with_cams.batch();
+    assert_eq!(
+        whole["nftables"].as_array().unwrap().len(),
+        with_cams.inet.len() + with_cams.bridge.len()
+    );
+    let routed = with_cams.without_bridge();
+    assert_eq!(routed.families(), ["inet"]);
+    assert_eq!(routed.inet, with_cams.inet);
+    // No cameras: no bridge table at all.
+    assert!(render_for(BASE).bridge.is_empty());
 }

@@ -5,6 +5,7 @@
 //! crate's helper: the helper does not capture nft's stderr, and that text is what tells the user why the
 //! kernel refused a ruleset.
 
+use super::render::Tables;
 use crate::consts::TABLE;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -53,6 +54,8 @@ pub struct Counts {
 pub struct Applied {
     /// Canonical form of the table, without handles or counter values.
     pub fingerprint: String,
+    /// Why the kernel refused the bridge table, when only the routed one is in force.
+    pub bridge_refused: Option<String>,
 }
 
 /// The state of our table compared with the last applied one.
@@ -157,11 +160,32 @@ impl Nft {
         self.apply(&json!({ "nftables": delete_commands(&families) }))
     }
 
-    /// Replaces our tables with `batch`, carrying named counter values over, then reads them back and
-    /// verifies them. The counters in force are read first so a re-apply keeps them; a table the batch
-    /// no longer builds (no cameras any more: no bridge table) is deleted in the same transaction.
-    pub fn replace(&self, batch: &Value) -> Result<Applied, FirewallError> {
-        let new = super::render::families(batch);
+    /// Replaces our tables with `tables`. When the kernel refuses the whole and there is a bridge table,
+    /// the routed table alone is applied: a kernel without the nftables bridge family (no
+    /// kmod-nft-bridge) must not cost the forwards and the routed rules. `Applied::bridge_refused` says
+    /// so.
+    pub fn replace(&self, tables: &Tables) -> Result<Applied, FirewallError> {
+        let whole = self.replace_batch(&tables.batch(), &tables.families());
+        match whole {
+            Err(e) if !tables.bridge.is_empty() => {
+                let routed = tables.without_bridge();
+                match self.replace_batch(&routed.batch(), &routed.families()) {
+                    Ok(applied) => Ok(Applied {
+                        bridge_refused: Some(e.to_string()),
+                        ..applied
+                    }),
+                    Err(_) => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Replaces our tables with `batch` (which builds those of `new`), carrying named counter values
+    /// over, then reads them back and verifies them. The counters in force are read first so a re-apply
+    /// keeps them; a table the batch no longer builds (no cameras any more: no bridge table) is deleted
+    /// in the same transaction.
+    fn replace_batch(&self, batch: &Value, new: &[String]) -> Result<Applied, FirewallError> {
         let old = self.families.lock().unwrap().clone();
         let mut both = old.clone();
         both.extend(new.iter().filter(|f| !old.contains(f)).cloned());
@@ -173,14 +197,15 @@ impl Nft {
             cmds.extend(delete_commands(&gone));
         }
         self.apply(&batch)?;
-        *self.families.lock().unwrap() = new.clone();
-        let (after, complete) = self.list_families(&new)?;
+        *self.families.lock().unwrap() = new.to_vec();
+        let (after, complete) = self.list_families(new)?;
         if !complete {
             return Err(FirewallError::VerifyFailed("a table is missing".into()));
         }
         verify(&batch, &after).map_err(FirewallError::VerifyFailed)?;
         Ok(Applied {
             fingerprint: fingerprint(&after),
+            bridge_refused: None,
         })
     }
 

@@ -8,9 +8,8 @@ pub mod rtnl;
 pub mod subnet;
 pub mod sysfs;
 
-use crate::config::{Config, Mac};
+use crate::config::{CommandCenter, Config, Mac};
 use crate::firewall::NetFacts;
-use crate::netinfo::IfAddr;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,12 +19,14 @@ pub struct Link {
     pub name: String,
     /// Operationally up (carrier), not only administratively.
     pub up: bool,
+    /// The hardware address, if the device has one.
+    pub mac: Option<Mac>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Addr {
     pub index: u32,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub prefix: u8,
 }
 
@@ -53,45 +54,77 @@ pub struct NetState {
 }
 
 impl NetState {
-    fn name_of(&self, index: u32) -> Option<&str> {
-        self.links
-            .iter()
-            .find(|l| l.index == index)
-            .map(|l| l.name.as_str())
+    fn link(&self, device: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.name == device)
     }
 
-    /// The addresses with device names, as `netinfo::facts` takes them.
-    pub fn ifaddrs(&self) -> Vec<IfAddr> {
-        self.addrs
-            .iter()
-            .filter_map(|a| {
-                Some(IfAddr {
-                    device: self.name_of(a.index)?.to_string(),
-                    addr: IpAddr::V4(a.ip),
-                    prefix: a.prefix,
-                })
-            })
-            .collect()
+    /// The kernel's index of `device`.
+    pub fn index_of(&self, device: &str) -> Option<u32> {
+        self.link(device).map(|l| l.index)
     }
 
     /// Is `device` there and up? `None`: no such device.
     pub fn link_up(&self, device: &str) -> Option<bool> {
-        self.links.iter().find(|l| l.name == device).map(|l| l.up)
+        self.link(device).map(|l| l.up)
     }
 
-    /// The MAC the neighbour table holds for `ip`, if the entry is valid.
+    /// The hardware address of `device`.
+    pub fn link_mac(&self, device: &str) -> Option<Mac> {
+        self.link(device)?.mac
+    }
+
+    /// The IPv4 addresses of `device`, with their prefix lengths.
+    pub fn ipv4_of(&self, device: &str) -> Vec<(Ipv4Addr, u8)> {
+        let Some(index) = self.index_of(device) else {
+            return Vec::new();
+        };
+        self.addrs
+            .iter()
+            .filter(|a| a.index == index)
+            .filter_map(|a| match a.ip {
+                IpAddr::V4(ip) => Some((ip, a.prefix)),
+                IpAddr::V6(_) => None,
+            })
+            .collect()
+    }
+
+    /// Every address the router holds, both families (a Host header must name one of them).
+    pub fn own_ips(&self) -> Vec<IpAddr> {
+        self.addrs.iter().map(|a| a.ip).collect()
+    }
+
+    /// The MAC the neighbour table holds for `ip`, if the entry is valid. The one place an address
+    /// is turned into a host's identity.
     pub fn mac_of(&self, ip: Ipv4Addr) -> Option<Mac> {
         self.neighbours
             .iter()
             .find(|n| n.valid && n.ip == Some(ip))
             .map(|n| n.mac)
     }
+
+    /// A Command Center's MAC: the configured one, else the neighbour table's for its address.
+    pub fn command_center_mac(&self, cc: &CommandCenter) -> Option<Mac> {
+        cc.mac.or_else(|| cc.ip.and_then(|ip| self.mac_of(ip)))
+    }
 }
 
-/// The renderer's facts: addresses from the dump, and the addresses learned for configured MACs
-/// (neighbour table first, then DHCP leases).
+/// The renderer's facts: the WAN and LAN addresses of the configured devices, and the addresses learned
+/// for configured MACs (neighbour table first, then DHCP leases).
 pub fn facts(config: &Config, state: &NetState, leases: &[dhcp::Lease]) -> NetFacts {
-    let mut f = crate::netinfo::facts(config, &state.ifaddrs());
+    let mut f = NetFacts::default();
+    if let Some(wan) = config.wan_device.as_deref() {
+        f.wan_ipv4 = state.ipv4_of(wan).into_iter().map(|(ip, _)| ip).collect();
+    }
+    for dev in &config.lan_devices {
+        for (ip, len) in state.ipv4_of(dev) {
+            f.lan_ipv4.push(ip);
+            f.lan_ipv4_nets.push((subnet::network(ip, len), len));
+        }
+    }
+    f.wan_ipv4.sort();
+    f.wan_ipv4.dedup();
+    f.lan_ipv4_nets.sort();
+    f.lan_ipv4_nets.dedup();
     let wanted: Vec<Mac> = config
         .cameras
         .iter()
@@ -217,6 +250,70 @@ mod tests {
             valid,
             age: Duration::from_secs(age_s),
         }
+    }
+
+    #[test]
+    fn one_reading_answers_addresses_macs_and_identities() {
+        let cc_mac = parse_mac("0a:00:00:00:00:10").unwrap();
+        let state = NetState {
+            links: vec![
+                Link {
+                    index: 2,
+                    name: "br-lan".into(),
+                    up: true,
+                    mac: Some(parse_mac("02:00:00:00:00:01").unwrap()),
+                },
+                Link {
+                    index: 3,
+                    name: "wan".into(),
+                    up: false,
+                    mac: None,
+                },
+            ],
+            addrs: vec![
+                Addr {
+                    index: 2,
+                    ip: "192.168.1.1".parse().unwrap(),
+                    prefix: 24,
+                },
+                Addr {
+                    index: 2,
+                    ip: "fd00::1".parse().unwrap(),
+                    prefix: 64,
+                },
+                Addr {
+                    index: 3,
+                    ip: "203.0.113.2".parse().unwrap(),
+                    prefix: 24,
+                },
+            ],
+            neighbours: vec![sighting("0a:00:00:00:00:10", Some("192.168.1.10"), true, 5)],
+            ..Default::default()
+        };
+        assert_eq!(
+            state.ipv4_of("br-lan"),
+            [("192.168.1.1".parse().unwrap(), 24)]
+        );
+        assert!(state.ipv4_of("eth9").is_empty());
+        assert_eq!(state.own_ips().len(), 3);
+        assert!(state.own_ips().contains(&"fd00::1".parse().unwrap()));
+        assert_eq!(state.link_up("wan"), Some(false));
+        assert_eq!(state.link_mac("wan"), None);
+        assert_eq!(
+            state.link_mac("br-lan").map(|m| m.to_string()).as_deref(),
+            Some("02:00:00:00:00:01")
+        );
+        let by_ip = CommandCenter {
+            ip: Some("192.168.1.10".parse().unwrap()),
+            name: "office".into(),
+            mac: None,
+        };
+        assert_eq!(state.command_center_mac(&by_ip), Some(cc_mac));
+        let unseen = CommandCenter {
+            ip: Some("192.168.1.11".parse().unwrap()),
+            ..by_ip.clone()
+        };
+        assert_eq!(state.command_center_mac(&unseen), None);
     }
 
     #[test]

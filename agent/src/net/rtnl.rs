@@ -1,6 +1,6 @@
-//! rtnetlink I/O: one dump of links, IPv4 addresses, IPv4 neighbours and bridge FDB entries, and a
+//! rtnetlink I/O: one dump of links, addresses, IPv4 neighbours and bridge FDB entries, and a
 //! subscription that wakes the daemon on any change of them (`RTMGRP_LINK | RTMGRP_NEIGH |
-//! RTMGRP_IPV4_IFADDR`). Blocking sockets: an async runtime would cost more flash than it saves.
+//! RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR`). Blocking sockets: an async runtime would cost more flash than it saves.
 //!
 //! Events only say *that* something changed; the daemon then dumps again. A dump of a home router's
 //! tables is small, and it cannot drift the way an incrementally patched copy can after a lost event.
@@ -10,7 +10,7 @@ use crate::config::Mac;
 use crate::netlink::{self, attributes, u32_at, NLM_F_DUMP, NLM_F_REQUEST};
 use nix::sys::socket::SockProtocol;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, SystemTime};
 
@@ -24,8 +24,12 @@ const RTM_GETNEIGH: u16 = 30;
 const RTMGRP_LINK: u32 = 0x1;
 const RTMGRP_NEIGH: u32 = 0x4;
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+const AF_UNSPEC: u8 = 0;
 const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
 const AF_BRIDGE: u8 = 7;
+const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_OPERSTATE: u16 = 16;
 const IF_OPER_UNKNOWN: u8 = 0;
@@ -71,13 +75,7 @@ pub fn dump() -> io::Result<NetState> {
     let fd = open()?;
     let taken_at = SystemTime::now();
     let links = dump_of(&fd, RTM_GETLINK, RTM_NEWLINK, 1, &[0; IFINFOMSG])?;
-    let addrs = dump_of(
-        &fd,
-        RTM_GETADDR,
-        RTM_NEWADDR,
-        2,
-        &[AF_INET, 0, 0, 0, 0, 0, 0, 0],
-    )?;
+    let addrs = dump_of(&fd, RTM_GETADDR, RTM_NEWADDR, 2, &[AF_UNSPEC; IFADDRMSG])?;
     Ok(NetState {
         links: links.iter().filter_map(|p| link(p)).collect(),
         addrs: addrs.iter().filter_map(|p| addr(p)).collect(),
@@ -85,11 +83,6 @@ pub fn dump() -> io::Result<NetState> {
         bridge_fdb: sightings(&fd, 4, AF_BRIDGE)?,
         taken_at: Some(taken_at),
     })
-}
-
-/// The IPv4 neighbour table alone (the IGD asks it who a requester is, at request time).
-pub fn neighbours() -> io::Result<Vec<Sighting>> {
-    sightings(&open()?, 1, AF_INET)
 }
 
 /// Neighbour entries of one family (`AF_INET`: the ARP table; `AF_BRIDGE`: the bridges' FDB).
@@ -106,8 +99,15 @@ fn link(p: &[u8]) -> Option<Link> {
     let flags = u32_at(p, 8)?;
     let mut name = String::new();
     let mut oper = IF_OPER_UNKNOWN;
+    let mut mac = None;
     for (t, v) in attributes(p.get(IFINFOMSG..)?) {
         match t {
+            IFLA_ADDRESS => {
+                mac = <[u8; 6]>::try_from(v)
+                    .ok()
+                    .filter(|m| *m != [0; 6])
+                    .map(Mac)
+            }
             IFLA_IFNAME => {
                 name = String::from_utf8_lossy(v)
                     .trim_end_matches('\0')
@@ -120,21 +120,33 @@ fn link(p: &[u8]) -> Option<Link> {
     // PPP, tunnels and dummies report "unknown"; the lower-layer flag tells.
     let up = flags & IFF_UP != 0
         && (oper == IF_OPER_UP || (oper == IF_OPER_UNKNOWN && flags & IFF_LOWER_UP != 0));
-    Some(Link { index, name, up })
+    Some(Link {
+        index,
+        name,
+        up,
+        mac,
+    })
 }
 
 /// ifaddrmsg { family u8, prefixlen u8, flags u8, scope u8, index u32 } + attributes. IFA_LOCAL is the
 /// address itself on point-to-point links (PPPoE WANs); IFA_ADDRESS elsewhere.
 fn addr(p: &[u8]) -> Option<Addr> {
+    let family = *p.first()?;
     let prefix = *p.get(1)?;
     let index = u32_at(p, 4)?;
-    let v4 = |v: &[u8]| -> Option<Ipv4Addr> { Some(Ipv4Addr::from(<[u8; 4]>::try_from(v).ok()?)) };
+    let ip = |v: &[u8]| -> Option<IpAddr> {
+        match family {
+            AF_INET => Some(Ipv4Addr::from(<[u8; 4]>::try_from(v).ok()?).into()),
+            AF_INET6 => Some(Ipv6Addr::from(<[u8; 16]>::try_from(v).ok()?).into()),
+            _ => None,
+        }
+    };
     let mut address = None;
     let mut local = None;
     for (t, v) in attributes(p.get(IFADDRMSG..)?) {
         match t {
-            IFA_ADDRESS => address = v4(v),
-            IFA_LOCAL => local = v4(v),
+            IFA_ADDRESS => address = ip(v),
+            IFA_LOCAL => local = ip(v),
             _ => {}
         }
     }
@@ -190,7 +202,7 @@ impl NetEvents {
     pub fn subscribe() -> io::Result<Self> {
         let fd = netlink::open(
             SockProtocol::NetlinkRoute,
-            RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_IFADDR,
+            RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR,
         )?;
         Ok(NetEvents { fd })
     }
@@ -221,6 +233,17 @@ mod tests {
             .addrs
             .iter()
             .any(|a| a.index == lo.index && a.ip.is_loopback() && a.prefix == 8));
+        // Both families: every IPv6 address the kernel lists in /proc is in the dump too.
+        let inet6 = std::fs::read_to_string("/proc/net/if_inet6").unwrap_or_default();
+        for line in inet6.lines() {
+            let hex = line.split_whitespace().next().unwrap();
+            let ip = Ipv6Addr::from(u128::from_str_radix(hex, 16).unwrap());
+            assert!(
+                state.addrs.iter().any(|a| a.ip == IpAddr::V6(ip)),
+                "{ip} missing from {:?}",
+                state.addrs
+            );
+        }
     }
 
     #[test]

@@ -365,7 +365,7 @@ pub fn wants_v1(user_agent: Option<&str>) -> bool {
 }
 
 /// The device's identity: UUIDs of the three devices and SSDP counters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identity {
     /// Root device UUID (without "uuid:").
     pub uuid: String,

@@ -8,7 +8,7 @@
 use super::description::{wants_v1, Identity, DESC_PATH};
 use super::ssdp::{self, RateLimit, GROUP, PORT};
 use crate::consts::{SSDP_BURST, SSDP_MX_MARGIN_MS, SSDP_RATE_PER_SEC};
-use crate::netinfo;
+use crate::net::NetState;
 use nix::sys::socket::{
     bind, recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned, MsgFlags,
     SockFlag, SockType, SockaddrIn,
@@ -22,12 +22,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// What discovery needs to know; the daemon updates it on reload.
+/// What discovery needs to know; the daemon updates it on reload and when the LAN addresses change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub identity: Identity,
     pub http_port: u16,
-    pub lan_devices: Vec<String>,
+    pub lan: Vec<LanIf>,
     pub notify_interval: u32,
 }
 
@@ -40,26 +40,20 @@ pub struct Discovery {
 
 /// A LAN device as discovery sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct LanIf {
-    index: u32,
-    addrs: Vec<(Ipv4Addr, u8)>,
+pub struct LanIf {
+    pub index: u32,
+    pub addrs: Vec<(Ipv4Addr, u8)>,
 }
 
-fn lan_interfaces(devices: &[String]) -> Vec<LanIf> {
-    let all = netinfo::addresses();
+/// The LAN devices that exist now, with their IPv4 addresses.
+pub fn lan_interfaces(devices: &[String], net: &NetState) -> Vec<LanIf> {
     devices
         .iter()
         .filter_map(|d| {
-            let index = nix::net::if_::if_nametoindex(d.as_str()).ok()?;
-            let addrs = all
-                .iter()
-                .filter(|a| &a.device == d)
-                .filter_map(|a| match a.addr {
-                    std::net::IpAddr::V4(ip) => Some((ip, a.prefix)),
-                    _ => None,
-                })
-                .collect();
-            Some(LanIf { index, addrs })
+            Some(LanIf {
+                index: net.index_of(d)?,
+                addrs: net.ipv4_of(d),
+            })
         })
         .collect()
 }
@@ -187,9 +181,10 @@ impl Worker {
         self.announce(&settings, false);
     }
 
-    /// Re-reads the LAN devices and joins the group on any new one.
+    /// Takes the LAN devices as the daemon last saw them and joins the group on any new one (a join
+    /// that failed is tried again).
     fn refresh(&mut self, settings: &Settings) {
-        self.lan = lan_interfaces(&settings.lan_devices);
+        self.lan = settings.lan.clone();
         for lan in &self.lan {
             for (ip, _) in &lan.addrs {
                 if self.joined.contains(&(lan.index, *ip)) {

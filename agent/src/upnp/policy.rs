@@ -8,9 +8,10 @@
 
 use super::error::{Refusal, UpnpError};
 use super::leases::Mapping;
-use crate::config::{Config, DirectAccess, Mac};
+use crate::config::{Config, DirectAccess};
 use crate::consts::IGD2_MAX_LEASE;
 use crate::firewall::static_forwards;
+use crate::net::NetState;
 use std::net::Ipv4Addr;
 
 /// What the policy needs to know about the network.
@@ -18,8 +19,8 @@ pub struct Scope<'a> {
     pub config: &'a Config,
     /// The LAN subnets (network, prefix length).
     pub lan_nets: &'a [(Ipv4Addr, u8)],
-    /// The neighbour table: the MAC behind a LAN address, if known.
-    pub neighbour: &'a dyn Fn(Ipv4Addr) -> Option<Mac>,
+    /// The owner's last reading of the network: its neighbour table tells the MAC behind a LAN address.
+    pub net: &'a NetState,
 }
 
 /// An AddPortMapping / AddAnyPortMapping call, arguments as the client sent them (strings already
@@ -221,7 +222,7 @@ fn authorise_with(
     for cc in &scope.config.command_centers {
         let ip_ok = cc.ip.is_none_or(|ip| ip == requester);
         let mac_ok = cc.mac.is_none_or(|want| {
-            let have = *mac.get_or_insert_with(|| (scope.neighbour)(requester));
+            let have = *mac.get_or_insert_with(|| scope.net.mac_of(requester));
             have == Some(want) || (have.is_none() && unknown_mac_ok)
         });
         if ip_ok && mac_ok {

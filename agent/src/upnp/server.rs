@@ -21,7 +21,7 @@ use crate::consts::{
 use crate::http::host::host_is_own_ip;
 use crate::http::{Handler, Limits, Listeners, Request, Response};
 use crate::net::sysfs::Link;
-use crate::netinfo;
+use crate::net::NetState;
 use crate::owner::{AskError, Shared};
 use crate::status::Decision;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -158,7 +158,7 @@ impl IgdServer {
     }
 
     fn route(&self, request: &Request, peer: Ipv4Addr) -> Reply {
-        let own: Vec<IpAddr> = netinfo::addresses().into_iter().map(|a| a.addr).collect();
+        let own = self.shared.snapshot.lock().unwrap().net.own_ips();
         if !request
             .header("Host")
             .is_some_and(|h| host_is_own_ip(h, &own))
@@ -357,7 +357,13 @@ impl Default for IgdRuntime {
 
 impl IgdRuntime {
     /// Brings the IGD in line with the configuration and the LAN addresses.
-    pub fn sync(&mut self, config: &Config, identity: &Identity, shared: &Arc<Shared>) {
+    pub fn sync(
+        &mut self,
+        config: &Config,
+        net: &NetState,
+        identity: &Identity,
+        shared: &Arc<Shared>,
+    ) {
         let active = config.enabled && config.direct_access == DirectAccess::Upnp;
         if !active {
             return self.stop();
@@ -380,17 +386,17 @@ impl IgdRuntime {
                 Arc::new(move |r| s.handle(r)) as Handler
             })
             .clone();
-        let addrs = netinfo::addresses();
-        let wanted: Vec<SocketAddr> = addrs
+        let lan = discovery::lan_interfaces(&config.lan_devices, net);
+        let wanted: Vec<SocketAddr> = lan
             .iter()
-            .filter(|a| config.lan_devices.contains(&a.device) && a.addr.is_ipv4())
-            .map(|a| SocketAddr::new(a.addr, config.upnp.port))
+            .flat_map(|l| &l.addrs)
+            .map(|(ip, _)| SocketAddr::new(IpAddr::V4(*ip), config.upnp.port))
             .collect();
         self.listeners.sync(&wanted, &handler);
         let settings = discovery::Settings {
             identity: identity.clone(),
             http_port: config.upnp.port,
-            lan_devices: config.lan_devices.clone(),
+            lan,
             notify_interval: config.upnp.notify_interval,
         };
         match &self.discovery {

@@ -24,22 +24,22 @@ fn main() {
     let cfg = config::parse(&text, Path::new("bench"), &Overrides::default()).unwrap();
     let facts = lab.in_ns(&lab.router, {
         let c = cfg.clone();
-        move || wilife_agent::netinfo::facts(&c, &wilife_agent::netinfo::addresses())
+        move || wilife_agent::net::facts(&c, &wilife_agent::net::rtnl::dump().unwrap(), &[])
     });
     let forwards = static_forwards(&cfg);
-    let batch = render::render_json(&render::Desired {
+    let tables = render::render(&render::Desired {
         config: &cfg,
         forwards: &forwards,
         facts: &facts,
     });
 
-    let b = batch.clone();
+    let (whole, b) = (tables.clone(), tables.batch());
     let (ours, peer) = lab.in_ns(&lab.router, move || {
         let nft = Nft::new("nft".into());
         let (mut ours, mut peer) = (Vec::new(), Vec::new());
         for _ in 0..RUNS {
             let t = Instant::now();
-            nft.replace(&b).expect("apply");
+            nft.replace(&whole).expect("apply");
             ours.push(t.elapsed());
             let t = Instant::now();
             let mut c = Command::new("nft")

@@ -17,12 +17,11 @@ use crate::consts::{PRIO_DSTNAT, PRIO_FILTER, PRIO_SRCNAT, TABLE};
 use nft::*;
 use nftables::expr::{CTDir, Expression as E, MetaKey};
 use nftables::schema::{
-    Chain, Counter, NfCmd, NfListObject as L, NfObject, Nftables, Rule, Set, SetFlag, SetType,
-    SetTypeValue, Table,
+    Chain, Counter, NfCmd, NfListObject as L, NfObject, Rule, Set, SetFlag, SetType, SetTypeValue,
+    Table,
 };
 use nftables::stmt::{self, Counter as CounterRef, Statement as S, NAT};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
-use std::borrow::Cow;
 use std::collections::HashSet;
 
 pub const CHAIN_DSTNAT: &str = "dstnat";
@@ -42,8 +41,44 @@ pub struct Desired<'a> {
     pub facts: &'a NetFacts,
 }
 
-/// The whole batch: create-or-clear our tables, then build them from scratch.
-pub fn render(d: &Desired) -> Nftables<'static> {
+/// The rendered tables, as the applier takes them: `table inet wilife` always, `table bridge wilife`
+/// when cameras are configured. Both go to the kernel in one transaction; a kernel without the bridge
+/// family (no kmod-nft-bridge) gets the inet table alone (`Nft::replace` decides that).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tables {
+    /// The commands that build `table inet wilife` from scratch.
+    pub inet: Vec<serde_json::Value>,
+    /// The commands that build `table bridge wilife`; empty: no bridge table.
+    pub bridge: Vec<serde_json::Value>,
+}
+
+impl Tables {
+    /// The families of the tables built (what the applier lists back and the stop deletes).
+    pub fn families(&self) -> Vec<String> {
+        let mut v = vec!["inet".to_string()];
+        if !self.bridge.is_empty() {
+            v.push("bridge".into());
+        }
+        v
+    }
+
+    /// Both tables as one document for `nft -j -f`.
+    pub fn batch(&self) -> serde_json::Value {
+        let all: Vec<&serde_json::Value> = self.inet.iter().chain(&self.bridge).collect();
+        serde_json::json!({ "nftables": all })
+    }
+
+    /// The routed part alone: what a kernel without the bridge family can hold.
+    pub fn without_bridge(&self) -> Tables {
+        Tables {
+            inet: self.inet.clone(),
+            bridge: Vec::new(),
+        }
+    }
+}
+
+/// Both tables: create-or-clear each, then build it from scratch.
+pub fn render(d: &Desired) -> Tables {
     let mut b = Builder::default();
     let c = d.config;
     b.replace_table(NfFamily::INet);
@@ -67,48 +102,17 @@ pub fn render(d: &Desired) -> Nftables<'static> {
     if reflection && !d.forwards.is_empty() {
         b.reflection_masquerade(c);
     }
+    let bridge_starts = b.cmds.len();
     cams.bridged(&mut b);
-    Nftables {
-        objects: Cow::Owned(b.cmds),
+    let json = |cmds: &[NfObject<'static>]| {
+        cmds.iter()
+            .map(|c| serde_json::to_value(c).expect("a rendered command serializes"))
+            .collect()
+    };
+    Tables {
+        inet: json(&b.cmds[..bridge_starts]),
+        bridge: json(&b.cmds[bridge_starts..]),
     }
-}
-
-/// The families of the tables a batch builds (what the applier lists back and the stop deletes).
-pub fn families(batch: &serde_json::Value) -> Vec<String> {
-    batch["nftables"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c.pointer("/add/table/family")?.as_str())
-        .fold(Vec::new(), |mut v, f| {
-            if !v.iter().any(|x: &String| x == f) {
-                v.push(f.to_string());
-            }
-            v
-        })
-}
-
-/// The batch without the commands for `family`'s table (what remains when the kernel refuses it).
-pub fn without_family(batch: &serde_json::Value, family: &str) -> serde_json::Value {
-    let keep: Vec<serde_json::Value> = batch["nftables"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|cmd| {
-            let obj = cmd.as_object().and_then(|o| o.values().next());
-            let body = obj
-                .and_then(|o| o.as_object())
-                .and_then(|o| o.values().next());
-            body.is_none_or(|b| b["family"] != family)
-        })
-        .cloned()
-        .collect();
-    serde_json::json!({ "nftables": keep })
-}
-
-/// The batch as the JSON document `nft -j -f -` reads (what the applier and the printer take).
-pub fn render_json(d: &Desired) -> serde_json::Value {
-    serde_json::to_value(render(d)).expect("a rendered batch serializes")
 }
 
 #[derive(Default)]

@@ -14,6 +14,8 @@ struct Fake {
     config: crate::config::Config,
     table: RefCell<Vec<Mapping>>,
     now: u64,
+    /// An empty network reading: the Command Center is configured by address alone.
+    net: crate::net::NetState,
     /// The writes refused for their arguments: (action, UPnP error code).
     malformed: RefCell<Vec<(String, u16)>>,
 }
@@ -31,6 +33,7 @@ impl Fake {
             config,
             table: RefCell::new(Vec::new()),
             now: 5000,
+            net: Default::default(),
             malformed: RefCell::new(Vec::new()),
         }
     }
@@ -38,7 +41,7 @@ impl Fake {
         Scope {
             config: &self.config,
             lan_nets: LAN,
-            neighbour: &|_| None,
+            net: &self.net,
         }
     }
 }

@@ -1,6 +1,9 @@
 use super::*;
-use crate::config::{parse, Overrides};
+use crate::config::{parse, Mac, Overrides};
+use crate::net::Sighting;
 use std::path::Path;
+use std::sync::LazyLock;
+use std::time::Duration;
 
 const LAN: &[(Ipv4Addr, u8)] = &[(Ipv4Addr::new(192, 168, 1, 0), 24)];
 const CC: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
@@ -24,20 +27,30 @@ fn config(extra: &str) -> Config {
     .unwrap()
 }
 
-fn neighbours(ip: Ipv4Addr) -> Option<Mac> {
-    match ip {
-        CC => Some(CC_MAC),
-        PC2 => Some(PC2_MAC),
-        STRANGER => Some(Mac([2, 0, 0, 0, 0, 9])),
-        _ => None,
-    }
-}
+/// The router's neighbour table: the two PCs and a stranger.
+static NET: LazyLock<NetState> = LazyLock::new(|| NetState {
+    neighbours: [
+        (CC, CC_MAC),
+        (PC2, PC2_MAC),
+        (STRANGER, Mac([2, 0, 0, 0, 0, 9])),
+    ]
+    .into_iter()
+    .map(|(ip, mac)| Sighting {
+        mac,
+        ip: Some(ip),
+        index: 3,
+        valid: true,
+        age: Duration::ZERO,
+    })
+    .collect(),
+    ..Default::default()
+});
 
 fn scope(config: &Config) -> Scope<'_> {
     Scope {
         config,
         lan_nets: LAN,
-        neighbour: &neighbours,
+        net: &NET,
     }
 }
 
@@ -512,11 +525,11 @@ fn revalidation_drops_what_the_new_config_forbids() {
         dropped[1].1
     );
     // An unchanged config keeps everything, even when a MAC-identified host has left the neighbour table.
-    let forgetful = |_: Ipv4Addr| None;
+    let forgetful = NetState::default();
     let s = Scope {
         config: &c,
         lan_nets: LAN,
-        neighbour: &forgetful,
+        net: &forgetful,
     };
     assert_eq!(revalidate(&s, &table).0.len(), 2);
 }
