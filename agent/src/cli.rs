@@ -184,8 +184,10 @@ fn selftest() -> i32 {
 }
 
 fn load(a: &Args) -> Result<Config, i32> {
-    config::load(&a.config, &a.overrides).map_err(|e| {
-        eprintln!("wilife-agent: {e}");
+    config::load(&a.config, &a.overrides).map_err(|errors| {
+        for e in errors.iter() {
+            eprintln!("wilife-agent: {e}");
+        }
         1
     })
 }
@@ -202,7 +204,10 @@ fn run(a: Args) -> i32 {
     match daemon::run(opts) {
         Ok(()) => 0,
         Err(e) => {
-            crate::error!("{e}");
+            // One syslog line per error (a config may have several).
+            for line in e.lines() {
+                crate::error!("{line}");
+            }
             if !a.foreground {
                 // Also on stderr: `run` failing at start is something the person at the console must see.
                 eprintln!("wilife-agent: {e}");

@@ -93,7 +93,7 @@ struct Owner {
 
 /// Reads the config and gives it the devices its logical networks have now. A WAN that is down or
 /// unknown is no error: camera isolation and the LAN side must not wait for the internet.
-fn load_config(opts: &Options) -> Result<Config, config::ConfigError> {
+fn load_config(opts: &Options) -> Result<Config, config::ConfigErrors> {
     let mut c = config::load(&opts.config_path, &opts.overrides)?;
     if let Err(e) = net::netifd::resolve(&mut c, &opts.ubus) {
         warning!(
@@ -539,7 +539,9 @@ impl Owner {
                 let _ = self.persist();
             }
             Err(e) => {
-                error!("reload refused, the previous configuration stays in force: {e}");
+                for one in e.iter() {
+                    error!("reload refused, the previous configuration stays in force: {one}");
+                }
                 self.shared.snapshot.lock().unwrap().reload_error = Some(e.to_string());
             }
         }

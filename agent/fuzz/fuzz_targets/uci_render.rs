@@ -9,13 +9,21 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(config) = parse(text, Path::new("fuzz"), &Overrides::default()) {
-        let forwards = static_forwards(&config);
-        let facts = NetFacts::default();
-        let _ = render::render_json(&render::Desired {
-            config: &config,
-            forwards: &forwards,
-            facts: &facts,
-        });
+    match parse(text, Path::new("fuzz"), &Overrides::default()) {
+        Ok(config) => {
+            let forwards = static_forwards(&config);
+            let facts = NetFacts::default();
+            let _ = render::render(&render::Desired {
+                config: &config,
+                forwards: &forwards,
+                facts: &facts,
+            })
+            .batch();
+        }
+        // A refusal always says something, in file order.
+        Err(errors) => {
+            assert!(!errors.is_empty());
+            assert!(errors.windows(2).all(|w| w[0].line.unwrap_or(0) <= w[1].line.unwrap_or(0)));
+        }
     }
 });

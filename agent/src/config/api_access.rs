@@ -26,7 +26,10 @@ pub fn api_access(path: &Path) -> Result<ApiAccess, ConfigError> {
     };
     let text = std::fs::read_to_string(path)
         .map_err(|e| error(None, None, format!("cannot read the file: {e}")))?;
-    let sections = uci::parse(&text).map_err(|e| error(Some(e.line), None, e.message))?;
+    let sections = uci::parse(&text).map_err(|mut e| {
+        let first = e.swap_remove(0);
+        error(Some(first.line), None, first.message)
+    })?;
     let value = |key: &str| {
         sections
             .iter()

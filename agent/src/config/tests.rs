@@ -1,4 +1,5 @@
 use super::*;
+use crate::consts;
 
 const GOOD: &str = "\
 config agent 'main'
@@ -20,7 +21,7 @@ config camera
 \toption mac '00:11:22:33:44:66'
 ";
 
-fn parse_str(text: &str) -> Result<Config, ConfigError> {
+fn parse_str(text: &str) -> Result<Config, ConfigErrors> {
     parse(text, Path::new("/etc/config/wilife"), &Overrides::default())
 }
 
@@ -472,7 +473,10 @@ fn bad_configs_get_precise_errors() {
     ];
     assert!(cases.len() >= 15);
     for (case, text, line, section, option, needle) in cases {
-        let e = parse_str(&text).expect_err(case);
+        let errors = parse_str(&text).expect_err(case);
+        // One mistake, one error: nothing follows from it.
+        assert_eq!(errors.len(), 1, "{case}: {errors}");
+        let e = &errors[0];
         assert_eq!(e.file, "/etc/config/wilife", "{case}");
         assert_eq!(e.line, line, "{case}: {e}");
         assert_eq!(e.section.as_deref(), section, "{case}: {e}");
@@ -574,4 +578,48 @@ fn devices_follow_the_networks_unless_pinned() {
     p.resolve_devices(netifd);
     assert_eq!(p.wan_device.as_deref(), Some("eth1"));
     assert_eq!(p.lan_devices, vec!["lan1"]);
+}
+
+#[test]
+fn every_error_of_a_file_is_reported_in_file_order() {
+    let text = "\
+config agent 'main'
+\toption api_port 'x'
+\toption colour 'blue'
+\toption connmark '3'
+config direct 'direct'
+\toption reflection 'maybe'
+config command_center
+\toption name 'pc'
+config camera
+\toption mac 'nope'
+config upnp 'upnp'
+\toption max_lease '-1'
+config gadget
+";
+    let errors = parse_str(text).unwrap_err();
+    let found: Vec<(Option<usize>, Option<&str>)> = errors
+        .iter()
+        .map(|e| (e.line, e.option.as_deref()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (Some(2), Some("api_port")),
+            (Some(3), Some("colour")),
+            (Some(4), Some("connmark")),
+            (Some(6), Some("reflection")),
+            (Some(7), Some("ip")),
+            (Some(10), Some("mac")),
+            (Some(12), Some("max_lease")),
+            (Some(13), None),
+        ],
+        "{errors}"
+    );
+    // Printed one per line, each with its file and line, as a compiler does.
+    let printed = errors.to_string();
+    assert_eq!(printed.lines().count(), 8);
+    assert!(printed
+        .lines()
+        .all(|l| l.starts_with("/etc/config/wilife:")));
 }

@@ -183,72 +183,90 @@ fn unterminated(quote: char, line: usize) -> SyntaxError {
     }
 }
 
-/// Parses a whole UCI file.
-pub fn parse(text: &str) -> Result<Vec<Section>, SyntaxError> {
+/// Parses a whole UCI file: its sections, or every statement that is wrong (an unterminated quote ends
+/// the reading: the rest of the file is inside it).
+pub fn parse(text: &str) -> Result<Vec<Section>, Vec<SyntaxError>> {
     let mut sections: Vec<Section> = Vec::new();
-    for (line, words) in statements(text)? {
-        let err = |message: String| Err(SyntaxError { line, message });
-        match words[0].as_str() {
-            "package" => {
-                if words.len() != 2 {
-                    return err("expected `package NAME`".into());
-                }
-            }
-            "config" => {
-                if !(2..=3).contains(&words.len()) {
-                    return err("expected `config TYPE ['NAME']`".into());
-                }
-                if !is_identifier(&words[1]) {
-                    return err(format!(
-                        "invalid section type '{}': use letters, digits and _",
-                        words[1]
-                    ));
-                }
-                let name = words.get(2).cloned();
-                if let Some(n) = &name {
-                    if !is_identifier(n) {
-                        return err(format!(
-                            "invalid section name '{n}': use letters, digits and _"
-                        ));
-                    }
-                }
-                sections.push(Section {
-                    kind: words[1].clone(),
-                    name,
-                    line,
-                    entries: Vec::new(),
-                });
-            }
-            kw @ ("option" | "list") => {
-                if words.len() != 3 {
-                    return err(format!(
-                        "expected `{kw} NAME 'VALUE'` (quote values with spaces)"
-                    ));
-                }
-                let Some(section) = sections.last_mut() else {
-                    return err(format!("`{kw}` before any `config` section"));
-                };
-                if !is_identifier(&words[1]) {
-                    return err(format!(
-                        "invalid option name '{}': use letters, digits and _",
-                        words[1]
-                    ));
-                }
-                section.entries.push(Entry {
-                    key: words[1].clone(),
-                    value: words[2].clone(),
-                    is_list: kw == "list",
-                    line,
-                });
-            }
-            other => {
-                return err(format!(
-                    "unknown keyword '{other}': expected package, config, option or list"
-                ))
-            }
+    let mut errors = Vec::new();
+    for (line, words) in statements(text).map_err(|e| vec![e])? {
+        if let Err(e) = statement(&mut sections, line, &words) {
+            errors.push(e);
         }
     }
-    Ok(sections)
+    if errors.is_empty() {
+        Ok(sections)
+    } else {
+        Err(errors)
+    }
+}
+
+/// One statement: a new section, or an option of the last one.
+fn statement(
+    sections: &mut Vec<Section>,
+    line: usize,
+    words: &[String],
+) -> Result<(), SyntaxError> {
+    let err = |message: String| Err(SyntaxError { line, message });
+    match words[0].as_str() {
+        "package" => {
+            if words.len() != 2 {
+                return err("expected `package NAME`".into());
+            }
+        }
+        "config" => {
+            if !(2..=3).contains(&words.len()) {
+                return err("expected `config TYPE ['NAME']`".into());
+            }
+            if !is_identifier(&words[1]) {
+                return err(format!(
+                    "invalid section type '{}': use letters, digits and _",
+                    words[1]
+                ));
+            }
+            let name = words.get(2).cloned();
+            if let Some(n) = &name {
+                if !is_identifier(n) {
+                    return err(format!(
+                        "invalid section name '{n}': use letters, digits and _"
+                    ));
+                }
+            }
+            sections.push(Section {
+                kind: words[1].clone(),
+                name,
+                line,
+                entries: Vec::new(),
+            });
+        }
+        kw @ ("option" | "list") => {
+            if words.len() != 3 {
+                return err(format!(
+                    "expected `{kw} NAME 'VALUE'` (quote values with spaces)"
+                ));
+            }
+            let Some(section) = sections.last_mut() else {
+                return err(format!("`{kw}` before any `config` section"));
+            };
+            if !is_identifier(&words[1]) {
+                return err(format!(
+                    "invalid option name '{}': use letters, digits and _",
+                    words[1]
+                ));
+            }
+            section.entries.push(Entry {
+                key: words[1].clone(),
+                value: words[2].clone(),
+                is_list: kw == "list",
+                line,
+            });
+        }
+        other => {
+            return err(format!(
+                "unknown keyword '{other}': expected package, config, option or list"
+            ))
+        }
+    }
+    Ok(())
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -302,10 +320,34 @@ mod tests {
             ("config a\n\toption k a b\n", 2, "quote values with spaces"),
         ];
         for (text, line, needle) in cases {
-            let e = parse(text).unwrap_err();
-            assert_eq!(e.line, line, "{text:?}: {e}");
-            assert!(e.message.contains(needle), "{text:?}: {e}");
+            let errors = parse(text).unwrap_err();
+            assert_eq!(errors.len(), 1, "{text:?}: {errors:?}");
+            assert_eq!(errors[0].line, line, "{text:?}: {errors:?}");
+            assert!(errors[0].message.contains(needle), "{text:?}: {errors:?}");
         }
+    }
+
+    #[test]
+    fn every_wrong_statement_is_reported() {
+        let text = "config a
+	option k
+frobnicate x
+	option ok 'v'
+	list a-b 'c'
+";
+        let errors = parse(text).unwrap_err();
+        let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 3, 5], "{errors:?}");
+        // An unterminated quote swallows the rest of the file: one error, where it opened.
+        let errors = parse(
+            "config a
+	option k 'open
+frobnicate
+",
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].line, 2);
     }
 
     #[test]
