@@ -54,6 +54,15 @@ pub enum AskError {
 }
 
 impl Shared {
+    pub fn new(snapshot: Snapshot, nft: Nft, owner: Sender<Event>) -> Shared {
+        Shared {
+            snapshot: Mutex::new(snapshot),
+            nft,
+            decisions: Mutex::new(VecDeque::new()),
+            owner: Mutex::new(owner),
+        }
+    }
+
     /// Hands a mapping change to the state owner and waits for its answer (an nft apply takes tens of
     /// milliseconds; `OWNER_TIMEOUT` bounds a stuck owner).
     pub fn ask(&self, change: Change) -> Result<Result<Outcome, Refusal>, AskError> {

@@ -233,6 +233,27 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// What is known before the first reading of the network and the first apply.
+    pub fn new(config: Config, fw4_include: Fw4Include) -> Snapshot {
+        Snapshot {
+            started: std::time::Instant::now(),
+            config,
+            forwards: Vec::new(),
+            facts: NetFacts::default(),
+            mappings: Vec::new(),
+            upnp: None,
+            table_present: false,
+            last_reconcile: None,
+            restores: 0,
+            fw4_include,
+            reload_error: None,
+            net: crate::net::NetState::default(),
+            dhcp_leases: Vec::new(),
+            bridge_error: None,
+            state_error: None,
+        }
+    }
+
     /// The status document with what was just read from the kernel: whether the table is there and its
     /// counters (`None`: the kernel could not be asked; the snapshot's knowledge is used).
     pub fn status(&self, live: Option<(bool, &BTreeMap<String, Counts>)>) -> Status {

@@ -1,0 +1,108 @@
+//! The threads that turn inputs into events for the owner: signals (taken synchronously with
+//! sigwait), nftables change notifications and rtnetlink changes, each burst coalesced into one event.
+
+use crate::consts::{NET_DEBOUNCE_MS, PERIODIC_CHECK_SECS};
+use crate::firewall::monitor::RulesetEvents;
+use crate::net::rtnl::NetEvents;
+use crate::owner::Event;
+use nix::sys::signal::{SigSet, Signal};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the input threads share with the owner.
+pub(super) struct Inputs {
+    /// A ruleset event is queued (one is enough: the owner reads the whole table).
+    pub ruleset_pending: Arc<AtomicBool>,
+    /// A network event is queued.
+    pub net_pending: Arc<AtomicBool>,
+    /// No rtnetlink events (subscription failed): the periodic check reads the network instead.
+    pub net_events_missing: bool,
+}
+
+/// Blocks the signals in every thread to come; one thread takes them with sigwait.
+pub(super) fn block_signals() -> Result<SigSet, String> {
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
+        signals.add(s);
+    }
+    signals
+        .thread_block()
+        .map_err(|e| format!("cannot block signals: {e}"))?;
+    Ok(signals)
+}
+
+/// Starts the input threads.
+pub(super) fn spawn(signals: SigSet, tx: &Sender<Event>) -> Inputs {
+    spawn_signal_thread(signals, tx.clone());
+    let ruleset_pending = Arc::new(AtomicBool::new(false));
+    spawn_ruleset_monitor(tx.clone(), ruleset_pending.clone());
+    let net_pending = Arc::new(AtomicBool::new(false));
+    let net_events_missing = !spawn_network_monitor(tx.clone(), net_pending.clone());
+    Inputs {
+        ruleset_pending,
+        net_pending,
+        net_events_missing,
+    }
+}
+
+fn spawn_signal_thread(signals: SigSet, tx: Sender<Event>) {
+    std::thread::spawn(move || loop {
+        let ev = match signals.wait() {
+            Ok(Signal::SIGHUP) => Event::Reload,
+            Ok(sig) => Event::Stop(sig),
+            Err(_) => continue,
+        };
+        if tx.send(ev).is_err() {
+            return;
+        }
+    });
+}
+
+fn spawn_ruleset_monitor(tx: Sender<Event>, pending: Arc<AtomicBool>) {
+    let events = match RulesetEvents::subscribe() {
+        Ok(e) => e,
+        Err(e) => {
+            warning!("cannot subscribe to nftables change events ({e}); checking every {PERIODIC_CHECK_SECS} s only");
+            return;
+        }
+    };
+    std::thread::spawn(move || loop {
+        if let Err(e) = events.wait() {
+            warning!(
+                "nftables change events failed ({e}); checking every {PERIODIC_CHECK_SECS} s only"
+            );
+            return;
+        }
+        // One queued event is enough: the owner reads the whole table when it gets to it.
+        if !pending.swap(true, Ordering::SeqCst) && tx.send(Event::RulesetChanged).is_err() {
+            return;
+        }
+    });
+}
+
+/// Wakes the owner on rtnetlink changes, a burst coalesced into one event. `false`: no events (the
+/// periodic check then reads the network).
+fn spawn_network_monitor(tx: Sender<Event>, pending: Arc<AtomicBool>) -> bool {
+    let events = match NetEvents::subscribe() {
+        Ok(e) => e,
+        Err(e) => {
+            warning!("cannot subscribe to rtnetlink events ({e}); reading the network every {PERIODIC_CHECK_SECS} s");
+            return false;
+        }
+    };
+    std::thread::spawn(move || loop {
+        if let Err(e) = events.wait() {
+            error!(
+                "rtnetlink events failed ({e}); network changes are seen at the next check only"
+            );
+            return;
+        }
+        while events.wait_for(Duration::from_millis(NET_DEBOUNCE_MS)) {}
+        if !pending.swap(true, Ordering::SeqCst) && tx.send(Event::NetworkChanged).is_err() {
+            return;
+        }
+    });
+    true
+}

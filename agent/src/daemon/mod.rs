@@ -1,0 +1,289 @@
+//! `wilife-agent run`: one thread owns the state (`Owner`) and reconciles — `reconcile.rs` keeps the
+//! firewall in line with the config and the network, `mappings.rs` runs the mapping changes; the other
+//! threads only turn inputs into events (`inputs.rs`) or serve the published snapshot (the API, the IGD).
+
+mod inputs;
+mod mappings;
+mod reconcile;
+
+pub use reconcile::include_status;
+
+use crate::api;
+use crate::clock::unix_now;
+use crate::config::{self, Config, Overrides};
+use crate::consts::{DRIFT_DEBOUNCE_MS, PERIODIC_CHECK_SECS};
+use crate::firewall::apply::{Applied, Nft};
+use crate::firewall::{render, Forward, NetFacts};
+use crate::net::{self, dhcp, NetState};
+use crate::owner::{Event, Shared};
+use crate::status::Snapshot;
+use crate::upnp::description::Identity;
+use crate::upnp::leases::{self, Mapping};
+use crate::upnp::policy::Change;
+use crate::upnp::server::IgdRuntime;
+use inputs::Inputs;
+use nix::sys::signal::Signal;
+use reconcile::{identity, Trigger};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+pub struct Options {
+    pub config_path: PathBuf,
+    pub overrides: Overrides,
+    /// The ubus command line tool, to ask netifd which devices the logical networks are.
+    pub ubus: PathBuf,
+    pub nft: PathBuf,
+    pub fw4_include: PathBuf,
+}
+
+struct Owner {
+    opts: Options,
+    config: Config,
+    shared: Arc<Shared>,
+    applied: Option<Applied>,
+    facts: NetFacts,
+    forwards: Vec<Forward>,
+    mappings: Vec<Mapping>,
+    identity: Identity,
+    /// When set, the last apply failed and is retried at this instant.
+    retry_at: Option<Instant>,
+    retry_delay: Duration,
+    ruleset_event_pending: Arc<AtomicBool>,
+    /// The last rtnetlink dump and DHCP leases (facts and presence come from them).
+    net: NetState,
+    dhcp_leases: Vec<dhcp::Lease>,
+    net_event_pending: Arc<AtomicBool>,
+    /// No rtnetlink events (subscription failed): the periodic check reads the network instead.
+    net_events_missing: bool,
+    /// The batch in force: an unchanged render is not applied again.
+    last_tables: Option<render::Tables>,
+    /// When a watched host would turn absent unless seen again: read the network then.
+    presence_check_at: Option<SystemTime>,
+}
+
+/// Reads the config and gives it the devices its logical networks have now. A WAN that is down or
+/// unknown is no error: camera isolation and the LAN side must not wait for the internet.
+fn load_config(opts: &Options) -> Result<Config, config::ConfigErrors> {
+    let mut c = config::load(&opts.config_path, &opts.overrides)?;
+    if let Err(e) = net::netifd::resolve(&mut c, &opts.ubus) {
+        warning!(
+            "cannot ask netifd which devices the networks '{}' and '{}' are: {e}; pin them with \
+             option wan_device / list lan_device",
+            c.networks.wan_network,
+            c.networks.lan_networks.join("', '")
+        );
+    }
+    Ok(c)
+}
+
+/// The devices in force, for the log.
+fn devices_line(c: &Config) -> String {
+    let lans = if c.lan_devices.is_empty() {
+        "none".to_string()
+    } else {
+        c.lan_devices.join(",")
+    };
+    format!(
+        "wan {} ({}), lan {lans} ({})",
+        c.wan_device.as_deref().unwrap_or("unknown"),
+        c.networks.wan_network,
+        c.networks.lan_networks.join(",")
+    )
+}
+
+/// Runs until SIGTERM/SIGINT. A bad config is an error before anything is touched.
+pub fn run(opts: Options) -> Result<(), String> {
+    let config = load_config(&opts).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&config.state_dir).map_err(|e| {
+        format!(
+            "cannot create state_dir {}: {e}",
+            config.state_dir.display()
+        )
+    })?;
+    let signals = inputs::block_signals()?;
+    let (tx, rx) = channel();
+    let inputs = inputs::spawn(signals, &tx);
+    let fw4_include = include_status(&opts.fw4_include, config.connmark, None);
+    let snapshot = Snapshot::new(config.clone(), fw4_include);
+    let shared = Arc::new(Shared::new(snapshot, Nft::new(opts.nft.clone()), tx));
+    let mut owner = Owner::new(opts, config, shared, inputs);
+    let mut services = Services::default();
+    owner.start(&mut services);
+    owner.serve(&rx, &mut services)
+}
+
+/// The request-serving parts the owner starts, stops and points at the addresses in force.
+#[derive(Default)]
+struct Services {
+    api: api::Servers,
+    igd: IgdRuntime,
+}
+
+/// When the owner must act without an event.
+struct Timers {
+    /// The periodic check (drift, a state file to write again, listeners).
+    next_check: Instant,
+    /// A ruleset burst has ended: read our table back then.
+    drift_check_at: Option<Instant>,
+}
+
+impl Owner {
+    fn new(opts: Options, config: Config, shared: Arc<Shared>, inputs: Inputs) -> Owner {
+        Owner {
+            opts,
+            config,
+            shared,
+            applied: None,
+            facts: NetFacts::default(),
+            forwards: Vec::new(),
+            mappings: Vec::new(),
+            identity: Identity::default(),
+            retry_at: None,
+            retry_delay: Duration::from_secs(1),
+            ruleset_event_pending: inputs.ruleset_pending,
+            net: NetState::default(),
+            dhcp_leases: Vec::new(),
+            net_event_pending: inputs.net_pending,
+            net_events_missing: inputs.net_events_missing,
+            last_tables: None,
+            presence_check_at: None,
+        }
+    }
+
+    /// The network first: restored mappings are judged, and the IGD named, on the same facts as the
+    /// rest; then the tables, then the services.
+    fn start(&mut self, services: &mut Services) {
+        info!(
+            "starting {} (mode {:?}, {})",
+            env!("CARGO_PKG_VERSION"),
+            self.config.direct_access,
+            devices_line(&self.config)
+        );
+        self.read_network();
+        self.identity = identity(&self.config, &self.net, unix_now() as u32);
+        self.mappings = self.restore_mappings();
+        self.reconcile(Trigger::Startup);
+        self.sync_services(services);
+        self.publish_upnp(&services.igd);
+    }
+
+    /// Takes events until a stop signal; the timers run after every event too, so a stream of requests
+    /// cannot starve them.
+    fn serve(&mut self, rx: &Receiver<Event>, services: &mut Services) -> Result<(), String> {
+        let mut timers = Timers {
+            next_check: Instant::now() + Duration::from_secs(PERIODIC_CHECK_SECS),
+            drift_check_at: None,
+        };
+        loop {
+            let wait = self
+                .deadline(&timers)
+                .saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(Event::Stop(sig)) => {
+                    self.stop(sig, services);
+                    return Ok(());
+                }
+                Ok(event) => self.handle(event, &mut timers, services),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err("internal error: event channel closed".into())
+                }
+            }
+            self.run_due(&mut timers, services);
+            self.publish_upnp(&services.igd);
+        }
+    }
+
+    fn handle(&mut self, event: Event, timers: &mut Timers, services: &mut Services) {
+        match event {
+            Event::Reload => {
+                self.reload();
+                self.sync_services(services);
+            }
+            Event::Upnp(change, reply) => {
+                let result = self.change(change);
+                let _ = reply.send(result);
+            }
+            Event::NetworkChanged => {
+                self.net_event_pending.store(false, Ordering::SeqCst);
+                self.network_changed();
+                // Addresses come and go: the listeners and SSDP follow at once.
+                self.sync_services(services);
+            }
+            Event::RulesetChanged => {
+                // Let a burst (fw4 reload, nft -f) finish, then look once; meanwhile keep serving.
+                (timers.drift_check_at)
+                    .get_or_insert(Instant::now() + Duration::from_millis(DRIFT_DEBOUNCE_MS));
+            }
+            Event::Stop(_) => {}
+        }
+    }
+
+    /// The earliest moment something is due.
+    fn deadline(&self, timers: &Timers) -> Instant {
+        let presence = self
+            .presence_check_at
+            .map(|at| Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default());
+        [
+            self.retry_at,
+            self.next_expiry(),
+            timers.drift_check_at,
+            presence,
+        ]
+        .into_iter()
+        .flatten()
+        .fold(timers.next_check, Instant::min)
+    }
+
+    /// Runs what is due: the drift check after a ruleset burst, a presence deadline, a failed apply's
+    /// retry, ended leases, the periodic check.
+    fn run_due(&mut self, timers: &mut Timers, services: &mut Services) {
+        let now = Instant::now();
+        if timers.drift_check_at.is_some_and(|at| at <= now) {
+            timers.drift_check_at = None;
+            self.ruleset_event_pending.store(false, Ordering::SeqCst);
+            self.check();
+        }
+        if self
+            .presence_check_at
+            .is_some_and(|at| at <= SystemTime::now())
+        {
+            self.network_changed();
+        }
+        if self.retry_at.is_some_and(|r| r <= now) {
+            self.reconcile(Trigger::Retry);
+        }
+        if leases::next_expiry(&self.mappings).is_some_and(|at| at <= unix_now()) {
+            // A refused commit is tried again at the next turn of the loop.
+            let _ = self.change(Change::Expire);
+        }
+        if timers.next_check <= now {
+            self.check();
+            // A table that could not be written (state directory full) is written again.
+            if self.shared.snapshot.lock().unwrap().state_error.is_some() {
+                let _ = self.persist();
+            }
+            self.sync_services(services);
+            timers.next_check = Instant::now() + Duration::from_secs(PERIODIC_CHECK_SECS);
+        }
+    }
+
+    /// SIGTERM/SIGINT: the services stop (ssdp:byebye), and our tables go.
+    fn stop(&self, sig: Signal, services: &mut Services) {
+        info!("{sig} received: removing table inet wilife and stopping");
+        services.igd.stop();
+        services.api.stop();
+        if let Err(e) = self.shared.nft.delete_table() {
+            error!("could not remove table inet wilife: {e}");
+        }
+    }
+
+    /// Brings the API and the IGD (listeners, SSDP) in line with the config and the addresses.
+    fn sync_services(&self, services: &mut Services) {
+        (services.api).sync(&self.config, &self.net, &self.shared);
+        (services.igd).sync(&self.config, &self.net, &self.identity, &self.shared);
+    }
+}

@@ -1,0 +1,307 @@
+//! The owner keeps the firewall in line with the config and the network: render, apply, verify, restore
+//! what someone else removed, follow the network and the config file.
+
+use super::{devices_line, load_config, Owner};
+use crate::clock::unix_now;
+use crate::config::{self, Config};
+use crate::consts::MAX_RETRY_SECS;
+use crate::firewall::apply::Drift;
+use crate::firewall::{render, static_forwards};
+use crate::net::{self, dhcp, rtnl, NetState};
+use crate::status::{Fw4Include, Reconcile, UpnpStatus};
+use crate::upnp::description::{uuid_from_mac, Identity};
+use crate::upnp::leases;
+use crate::upnp::server::IgdRuntime;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Why the tables are rendered and applied again (the API's `last_reconcile.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Trigger {
+    Startup,
+    Reload,
+    /// The facts moved (addresses, cameras' learned addresses).
+    Network,
+    /// A mapping change of the IGD, the API or the lease clock.
+    Mapping,
+    /// A mapping change taken back (the firewall or the disk refused it).
+    Rollback,
+    /// The last apply failed.
+    Retry,
+    /// Someone removed or changed our tables.
+    Restore,
+}
+
+impl Trigger {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Startup => "startup",
+            Trigger::Reload => "reload",
+            Trigger::Network => "network",
+            Trigger::Mapping => "upnp",
+            Trigger::Rollback => "rollback",
+            Trigger::Retry => "retry",
+            Trigger::Restore => "restore",
+        }
+    }
+}
+
+impl Owner {
+    /// Renders the desired tables from config and facts and makes the kernel hold exactly them.
+    pub(super) fn reconcile(&mut self, trigger: Trigger) {
+        let started = Instant::now();
+        self.forwards = static_forwards(&self.config);
+        if self.config.enabled && self.config.direct_access == config::DirectAccess::Upnp {
+            self.forwards.extend(leases::forwards(&self.mappings));
+        }
+        let tables = render::render(&render::Desired {
+            config: &self.config,
+            forwards: &self.forwards,
+            facts: &self.facts,
+        });
+        if trigger == Trigger::Network
+            && self.applied.is_some()
+            && self.last_tables.as_ref() == Some(&tables)
+        {
+            // New facts, same rules (a neighbour that is no camera, an address nothing uses).
+            self.shared.snapshot.lock().unwrap().facts = self.facts.clone();
+            return;
+        }
+        let result = self.shared.nft.replace(&tables);
+        let bridge_error = result.as_ref().ok().and_then(|a| a.bridge_refused.clone());
+        if let Some(e) = &bridge_error {
+            error!("camera rules between bridge ports refused ({e}); everything else is in force. Cameras on the same bridge as the PC need the kernel's nftables bridge family (kmod-nft-bridge)");
+        }
+        self.last_tables = result.is_ok().then_some(tables);
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let error = match result {
+            Ok(applied) => {
+                self.applied = Some(applied);
+                self.retry_at = None;
+                self.retry_delay = Duration::from_secs(1);
+                info!(
+                    "table inet wilife applied ({}): {} forward(s), {duration_ms} ms",
+                    trigger.as_str(),
+                    self.forwards.len()
+                );
+                None
+            }
+            Err(e) => {
+                self.applied = None;
+                error!(
+                    "could not apply table inet wilife ({}): {e}; retrying in {} s",
+                    trigger.as_str(),
+                    self.retry_delay.as_secs()
+                );
+                self.retry_at = Some(Instant::now() + self.retry_delay);
+                self.retry_delay = (self.retry_delay * 2).min(Duration::from_secs(MAX_RETRY_SECS));
+                Some(e.to_string())
+            }
+        };
+        // A successful replace has just read the table back; only a failure leaves it to be asked.
+        let present = error.is_none() || self.shared.nft.list_table().is_ok_and(|t| t.is_some());
+        // fw4's chain is not ours to change; a mapping change need not ask nft about it again.
+        let in_fw4 = if trigger == Trigger::Mapping {
+            self.shared
+                .snapshot
+                .lock()
+                .unwrap()
+                .fw4_include
+                .in_fw4_ruleset
+        } else {
+            self.shared
+                .nft
+                .fw4_accepts(self.config.connmark)
+                .ok()
+                .flatten()
+        };
+        let mut snap = self.shared.snapshot.lock().unwrap();
+        snap.bridge_error = bridge_error;
+        snap.config = self.config.clone();
+        snap.forwards = self.forwards.clone();
+        snap.facts = self.facts.clone();
+        snap.mappings = self.mappings.clone();
+        snap.table_present = present;
+        snap.fw4_include = include_status(&self.opts.fw4_include, self.config.connmark, in_fw4);
+        snap.last_reconcile = Some(Reconcile {
+            at: unix_now(),
+            reason: trigger.as_str().to_string(),
+            result: if error.is_none() { "ok" } else { "error" }.to_string(),
+            error,
+            duration_ms,
+        });
+    }
+
+    /// Is the kernel still holding what we applied, and are the facts unchanged? Restore if not.
+    pub(super) fn check(&mut self) {
+        if self.net_events_missing {
+            self.network_changed();
+        }
+        let Some(applied) = &self.applied else {
+            // The last apply failed: the retry timer takes care of it.
+            return;
+        };
+        match self.shared.nft.drift(applied) {
+            Ok(Drift::InForce) => {
+                let in_fw4 = self
+                    .shared
+                    .nft
+                    .fw4_accepts(self.config.connmark)
+                    .ok()
+                    .flatten();
+                let mut snap = self.shared.snapshot.lock().unwrap();
+                snap.table_present = true;
+                snap.fw4_include =
+                    include_status(&self.opts.fw4_include, self.config.connmark, in_fw4);
+            }
+            Ok(drift) => {
+                let what = if drift == Drift::Missing {
+                    "was removed"
+                } else {
+                    "was changed"
+                };
+                warning!("table inet wilife {what} by someone else (firewall restart or manual nft?): restoring it");
+                self.shared.snapshot.lock().unwrap().restores += 1;
+                self.reconcile(Trigger::Restore);
+            }
+            Err(e) => warning!("cannot read table inet wilife back: {e}"),
+        }
+    }
+
+    /// Reads links, addresses, neighbours and leases; derives the facts and publishes them.
+    pub(super) fn read_network(&mut self) {
+        match rtnl::dump() {
+            Ok(state) => self.net = state,
+            Err(e) => warning!("cannot read the network over rtnetlink: {e}"),
+        }
+        self.dhcp_leases = dhcp::read(&self.config.dhcp_leases, unix_now());
+        self.facts = net::facts(&self.config, &self.net, &self.dhcp_leases);
+        // Cameras and Command Centers (by MAC, or the MAC the neighbour table has for the IP).
+        let cc_macs = self
+            .config
+            .command_centers
+            .iter()
+            .filter_map(|cc| self.net.command_center_mac(cc));
+        let watched: Vec<config::Mac> = self
+            .config
+            .cameras
+            .iter()
+            .map(|c| c.mac)
+            .chain(cc_macs)
+            .collect();
+        let timeout = Duration::from_secs(self.config.presence_timeout.into());
+        // A little after the moment, so the host is surely past the timeout when read again.
+        self.presence_check_at = net::next_absence(&self.net, &watched, timeout)
+            .filter(|at| *at > SystemTime::now())
+            .map(|at| at + Duration::from_millis(100));
+        let mut snap = self.shared.snapshot.lock().unwrap();
+        snap.net = self.net.clone();
+        snap.dhcp_leases = self.dhcp_leases.clone();
+    }
+
+    /// An rtnetlink event (or a presence deadline): read the network; re-render if the facts moved.
+    pub(super) fn network_changed(&mut self) {
+        let before = self.facts.clone();
+        self.read_network();
+        if self.facts != before {
+            info!("network changed: re-rendering");
+            self.reconcile(Trigger::Network);
+        } else {
+            self.shared.snapshot.lock().unwrap().facts = self.facts.clone();
+        }
+    }
+
+    /// Publishes the IGD's state and sends changed events.
+    pub(super) fn publish_upnp(&self, igd: &IgdRuntime) {
+        let active = self.config.enabled && self.config.direct_access == config::DirectAccess::Upnp;
+        {
+            let mut snap = self.shared.snapshot.lock().unwrap();
+            snap.mappings = self.mappings.clone();
+            snap.upnp = active.then(|| UpnpStatus {
+                uuid: self.identity.uuid.clone(),
+                description_port: self.config.upnp.port,
+                mappings: self.mappings.len(),
+                subscriptions: igd.subscriptions(),
+            });
+        }
+        igd.publish(&self.shared);
+    }
+
+    /// SIGHUP: a new config replaces the old only if it is valid; otherwise the old stays in force.
+    pub(super) fn reload(&mut self) {
+        match load_config(&self.opts) {
+            Ok(new) => {
+                if new.state_dir != self.config.state_dir {
+                    if let Err(e) = std::fs::create_dir_all(&new.state_dir) {
+                        error!(
+                            "reload refused: cannot create state_dir {}: {e}",
+                            new.state_dir.display()
+                        );
+                        self.shared.snapshot.lock().unwrap().reload_error = Some(e.to_string());
+                        return;
+                    }
+                }
+                notice!(
+                    "configuration reloaded from {} ({})",
+                    self.opts.config_path.display(),
+                    devices_line(&new)
+                );
+                self.config = new;
+                self.identity = identity(&self.config, &self.net, self.identity.boot_id);
+                self.shared.snapshot.lock().unwrap().reload_error = None;
+                self.read_network();
+                self.revalidate("configuration reload");
+                self.reconcile(Trigger::Reload);
+                let _ = self.persist();
+            }
+            Err(e) => {
+                for one in e.iter() {
+                    error!("reload refused, the previous configuration stays in force: {one}");
+                }
+                self.shared.snapshot.lock().unwrap().reload_error = Some(e.to_string());
+            }
+        }
+    }
+}
+
+/// The IGD's identity: the configured UUID, or one derived from the first LAN device's MAC address.
+pub(super) fn identity(config: &Config, net: &NetState, boot_id: u32) -> Identity {
+    let mac = config
+        .lan_devices
+        .iter()
+        .find_map(|d| net.link_mac(d))
+        .map(|m| m.0);
+    let uuid = config.upnp.uuid.clone().unwrap_or_else(|| {
+        uuid_from_mac(mac.unwrap_or_else(|| {
+            // No MAC (a device without one): the device names still tell routers apart poorly but
+            // stably.
+            let mut m = [2u8, 0, 0, 0, 0, 0];
+            for (i, b) in config.lan_devices.join(",").bytes().enumerate() {
+                m[1 + i % 5] ^= b;
+            }
+            m
+        }))
+    });
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    Identity {
+        uuid,
+        friendly_name: format!("WiLife gateway ({})", host.trim()),
+        boot_id,
+        config_id: 1,
+    }
+}
+
+/// Reads the installed fw4 include and says whether it accepts our bit.
+pub fn include_status(path: &std::path::Path, connmark: u32, in_fw4: Option<bool>) -> Fw4Include {
+    let text = std::fs::read_to_string(path).ok();
+    let needle = format!("ct mark & 0x{connmark:08x} == 0x{connmark:08x}");
+    Fw4Include {
+        path: path.display().to_string(),
+        present: text.is_some(),
+        matches_connmark: text.is_some_and(|t| {
+            t.lines().any(|l| {
+                !l.trim_start().starts_with('#') && l.contains(&needle) && l.contains("accept")
+            })
+        }),
+        in_fw4_ruleset: in_fw4,
+    }
+}
