@@ -297,6 +297,57 @@ fn add(
     now: u64,
 ) -> Result<(Vec<Mapping>, Mapping), Refusal> {
     let config = scope.config;
+    let client = well_formed(req)?;
+    let owner = authorise(scope, req.requester)?;
+    if config.direct_access != DirectAccess::Upnp {
+        return refuse(
+            UpnpError::ConflictWithOtherMechanisms,
+            "direct access is not in upnp mode: the ports are forwarded statically",
+        );
+    }
+    let port = if req.any_port {
+        any_port(config, mappings, req, client)?
+    } else {
+        asked_port(config, mappings, req, client)?
+    };
+    let own = mappings
+        .iter()
+        .filter(|m| m.internal_client == client && m.external_port != port)
+        .count();
+    if own >= config.upnp.max_per_client {
+        return refuse(
+            UpnpError::NoPortMapsAvailable,
+            format!(
+                "{client} holds {own} mapping(s) already, the most one host may (upnp.max_per_client)"
+            ),
+        );
+    }
+    let previous = mappings.iter().find(|m| m.external_port == port);
+    let mapping = Mapping {
+        external_port: port,
+        internal_client: client,
+        internal_port: req.internal_port,
+        description: plain_description(&req.description),
+        enabled: req.enabled,
+        created: previous.map_or(now, |m| m.created),
+        expires: lease_expiry(config, req.version, req.lease, now),
+        lease_requested: req.lease,
+        igd_version: req.version,
+        owner,
+    };
+    let mut table: Vec<Mapping> = mappings
+        .iter()
+        .filter(|m| m.external_port != port)
+        .cloned()
+        .collect();
+    table.push(mapping.clone());
+    table.sort_by_key(|m| m.external_port);
+    Ok((table, mapping))
+}
+
+/// The arguments of an add, whoever sends them: TCP, the wildcard remote host, no port wildcards, and
+/// an internal client that is the requester itself. The client's address, or the refusal.
+fn well_formed(req: &AddRequest) -> Result<Ipv4Addr, Refusal> {
     let proto = protocol(&req.protocol)?;
     remote_host_wildcard(&req.remote_host)?;
     if req.external_port == 0 && !req.any_port {
@@ -337,115 +388,85 @@ fn add(
             ),
         );
     }
-    let owner = authorise(scope, req.requester)?;
-    if config.direct_access != DirectAccess::Upnp {
-        return refuse(
-            UpnpError::ConflictWithOtherMechanisms,
-            "direct access is not in upnp mode: the ports are forwarded statically",
-        );
-    }
+    Ok(client)
+}
 
-    let allowed = allowed_ports(config);
-    let held_by_other = |port: u16| {
-        mappings
-            .iter()
-            .any(|m| m.external_port == port && m.internal_client != client)
-            || static_ports(config).contains(&port)
-    };
-    let port = if req.any_port {
-        let wanted = req.external_port;
-        let usable = |p: u16| allowed.contains(&p) && !held_by_other(p);
-        // The asked port if it can be had; else the client's own mapping to the same internal port
-        // (a client that calls AddAny at every start renews instead of piling up); else the first free.
-        let own_same = mappings
-            .iter()
-            .find(|m| m.internal_client == client && m.internal_port == req.internal_port)
-            .map(|m| m.external_port);
-        let free = |p: u16| usable(p) && !mappings.iter().any(|m| m.external_port == p);
-        if wanted != 0 && usable(wanted) {
-            wanted
-        } else if let Some(p) = own_same.filter(|&p| allowed.contains(&p)) {
-            p
-        } else {
-            match allowed.iter().copied().find(|&p| free(p)) {
-                Some(p) => p,
-                None => {
-                    return refuse(
-                        UpnpError::NoPortMapsAvailable,
-                        format!("every direct-mode port ({}) is taken", ports_text(config)),
-                    )
-                }
-            }
-        }
-    } else {
-        let p = req.external_port;
-        if !allowed.contains(&p) {
-            return refuse(
-                UpnpError::ActionNotAuthorized,
-                format!(
-                    "external port {p} is outside WiLife's direct-mode ports ({})",
-                    ports_text(config)
-                ),
-            );
-        }
-        if let Some(other) = mappings
-            .iter()
-            .find(|m| m.external_port == p && m.internal_client != client)
-        {
-            return refuse(
-                UpnpError::ConflictInMappingEntry,
-                format!(
-                    "external port {p} is mapped to {} ({}) already",
-                    other.internal_client, other.owner
-                ),
-            );
-        }
-        if config.upnp.same_port && req.internal_port != p {
-            return refuse(
-                UpnpError::SamePortValuesRequired,
-                format!(
-                    "internal port {} differs from external port {p} (upnp.same_port is on)",
-                    req.internal_port
-                ),
-            );
-        }
-        p
-    };
-
-    let previous = mappings.iter().find(|m| m.external_port == port);
-    let own = mappings
+/// Is `port` held by another client's mapping or by a static forward?
+fn held_by_other(config: &Config, mappings: &[Mapping], port: u16, client: Ipv4Addr) -> bool {
+    mappings
         .iter()
-        .filter(|m| m.internal_client == client && m.external_port != port)
-        .count();
-    if own >= config.upnp.max_per_client {
+        .any(|m| m.external_port == port && m.internal_client != client)
+        || static_ports(config).contains(&port)
+}
+
+/// AddAnyPortMapping: the asked port if it can be had; else the client's own mapping to the same
+/// internal port (a client that calls AddAny at every start renews instead of piling up); else the
+/// first free one.
+fn any_port(
+    config: &Config,
+    mappings: &[Mapping],
+    req: &AddRequest,
+    client: Ipv4Addr,
+) -> Result<u16, Refusal> {
+    let allowed = allowed_ports(config);
+    let usable = |p: u16| allowed.contains(&p) && !held_by_other(config, mappings, p, client);
+    let own_same = mappings
+        .iter()
+        .find(|m| m.internal_client == client && m.internal_port == req.internal_port)
+        .map(|m| m.external_port)
+        .filter(|p| allowed.contains(p));
+    let free = |p: u16| usable(p) && !mappings.iter().any(|m| m.external_port == p);
+    let wanted = Some(req.external_port).filter(|&p| p != 0 && usable(p));
+    wanted
+        .or(own_same)
+        .or_else(|| allowed.iter().copied().find(|&p| free(p)))
+        .ok_or_else(|| {
+            Refusal::new(
+                UpnpError::NoPortMapsAvailable,
+                format!("every direct-mode port ({}) is taken", ports_text(config)),
+            )
+        })
+}
+
+/// AddPortMapping: exactly the asked port, if it is a direct-mode port nobody else holds.
+fn asked_port(
+    config: &Config,
+    mappings: &[Mapping],
+    req: &AddRequest,
+    client: Ipv4Addr,
+) -> Result<u16, Refusal> {
+    let p = req.external_port;
+    if !allowed_ports(config).contains(&p) {
         return refuse(
-            UpnpError::NoPortMapsAvailable,
+            UpnpError::ActionNotAuthorized,
             format!(
-                "{client} holds {own} mapping(s) already, the most one host may (upnp.max_per_client)"
+                "external port {p} is outside WiLife's direct-mode ports ({})",
+                ports_text(config)
             ),
         );
     }
-    let description = plain_description(&req.description);
-    let mapping = Mapping {
-        external_port: port,
-        internal_client: client,
-        internal_port: req.internal_port,
-        description,
-        enabled: req.enabled,
-        created: previous.map_or(now, |m| m.created),
-        expires: lease_expiry(config, req.version, req.lease, now),
-        lease_requested: req.lease,
-        igd_version: req.version,
-        owner,
-    };
-    let mut table: Vec<Mapping> = mappings
+    if let Some(other) = mappings
         .iter()
-        .filter(|m| m.external_port != port)
-        .cloned()
-        .collect();
-    table.push(mapping.clone());
-    table.sort_by_key(|m| m.external_port);
-    Ok((table, mapping))
+        .find(|m| m.external_port == p && m.internal_client != client)
+    {
+        return refuse(
+            UpnpError::ConflictInMappingEntry,
+            format!(
+                "external port {p} is mapped to {} ({}) already",
+                other.internal_client, other.owner
+            ),
+        );
+    }
+    if config.upnp.same_port && req.internal_port != p {
+        return refuse(
+            UpnpError::SamePortValuesRequired,
+            format!(
+                "internal port {} differs from external port {p} (upnp.same_port is on)",
+                req.internal_port
+            ),
+        );
+    }
+    Ok(p)
 }
 
 fn ports_text(config: &Config) -> String {

@@ -166,10 +166,19 @@ impl<'a> Cameras<'a> {
         if self.cams.is_empty() {
             return;
         }
+        self.sets(b, NfFamily::INet);
+        self.count_chains(b, NfFamily::INet);
+        self.routed_grants(b);
+        if self.isolation() {
+            self.routed_isolation(b);
+            self.camera_input(b);
+        }
+        self.routed_counting(b);
+    }
+
+    /// New flows between cameras and Command Centers on the listed services get our connmark bit.
+    fn routed_grants(&self, b: &mut Builder) {
         let bit = self.config.connmark;
-        let inet = NfFamily::INet;
-        self.sets(b, inet);
-        self.count_chains(b, inet);
         let from_camera = || is(payload("ether", "saddr"), set_ref(SET_CAMERAS));
         // ct state new ether saddr @cameras ip daddr @cc_ipv4 meta l4proto . th dport @camera_to_cc
         //   ct mark set ct mark | BIT
@@ -210,32 +219,40 @@ impl<'a> Cameras<'a> {
                 mark_set(bit),
             ],
         );
-        if self.isolation() {
-            b.counter(inet, COUNTER_ISOLATION_ROUTED.into());
-            // ether saddr @cameras ct mark & BIT != BIT counter name "…" drop
-            b.rule(
-                CHAIN_FORWARD,
-                "wilife: camera isolation (routed)".into(),
-                vec![
-                    from_camera(),
-                    mark_lacks(bit),
-                    S::Counter(CounterRef::Named(COUNTER_ISOLATION_ROUTED.into())),
-                    S::Drop(None),
-                ],
-            );
-            // ip daddr @camera_ipv4 ct mark & BIT != BIT drop
-            b.rule(
-                CHAIN_FORWARD,
-                "wilife: only command centers reach cameras (routed)".into(),
-                vec![
-                    is(payload("ip", "daddr"), set_ref(SET_CAMERA_IPV4)),
-                    mark_lacks(bit),
-                    S::Counter(CounterRef::Named(COUNTER_ISOLATION_ROUTED.into())),
-                    S::Drop(None),
-                ],
-            );
-            self.camera_input(b);
-        }
+    }
+
+    /// Anything else from or to a camera on the routed path is dropped and counted.
+    fn routed_isolation(&self, b: &mut Builder) {
+        let bit = self.config.connmark;
+        let from_camera = || is(payload("ether", "saddr"), set_ref(SET_CAMERAS));
+        b.counter(NfFamily::INet, COUNTER_ISOLATION_ROUTED.into());
+        // ether saddr @cameras ct mark & BIT != BIT counter name "…" drop
+        b.rule(
+            CHAIN_FORWARD,
+            "wilife: camera isolation (routed)".into(),
+            vec![
+                from_camera(),
+                mark_lacks(bit),
+                S::Counter(CounterRef::Named(COUNTER_ISOLATION_ROUTED.into())),
+                S::Drop(None),
+            ],
+        );
+        // ip daddr @camera_ipv4 ct mark & BIT != BIT drop
+        b.rule(
+            CHAIN_FORWARD,
+            "wilife: only command centers reach cameras (routed)".into(),
+            vec![
+                is(payload("ip", "daddr"), set_ref(SET_CAMERA_IPV4)),
+                mark_lacks(bit),
+                S::Counter(CounterRef::Named(COUNTER_ISOLATION_ROUTED.into())),
+                S::Drop(None),
+            ],
+        );
+    }
+
+    /// Granted traffic is counted per camera, each way.
+    fn routed_counting(&self, b: &mut Builder) {
+        let bit = self.config.connmark;
         // ct mark & BIT == BIT ip daddr @cc_ipv4 ether saddr vmap { MAC : jump cam_ID_tx }
         let tx = self
             .cams
@@ -353,11 +370,8 @@ impl<'a> Cameras<'a> {
         ] {
             b.chain(br, name, None);
         }
-        let rule = |b: &mut Builder, chain: &str, comment: &str, expr: Vec<S<'static>>| {
-            b.rule_in(br, chain, format!("wilife: {comment}"), expr)
-        };
         // ether saddr @cameras jump from_camera
-        rule(
+        bridge_rule(
             b,
             CHAIN_FORWARD,
             "frames from cameras",
@@ -367,7 +381,7 @@ impl<'a> Cameras<'a> {
             ],
         );
         // ether daddr @cameras jump to_camera
-        rule(
+        bridge_rule(
             b,
             CHAIN_FORWARD,
             "frames to cameras",
@@ -376,95 +390,102 @@ impl<'a> Cameras<'a> {
                 jump(CHAIN_TO_CAMERA.into()),
             ],
         );
+        self.bridge_direction(b, CHAIN_FROM_CAMERA, "daddr", CHAIN_CAMERA_TX);
+        self.bridge_direction(b, CHAIN_TO_CAMERA, "saddr", CHAIN_CAMERA_RX);
+        self.bridge_counting(b);
+    }
+
+    /// One direction between cameras and Command Centers on the bridge: `chain` sees frames from (or to)
+    /// cameras, `peer` is the Command Center's address field, allowed frames go on to `count`.
+    fn bridge_direction(&self, b: &mut Builder, chain: &str, peer: &'static str, count: &str) {
         let arp = || vec![is(payload("ether", "type"), string("arp")), S::Accept(None)];
-        for (chain, peer, count) in [
-            (CHAIN_FROM_CAMERA, "daddr", CHAIN_CAMERA_TX),
-            (CHAIN_TO_CAMERA, "saddr", CHAIN_CAMERA_RX),
-        ] {
-            let cc = || is(payload("ip", peer), set_ref(SET_CC_IPV4));
-            // A camera opens `camera_to_cc` and answers on `cc_to_camera`; the Command Center the reverse.
-            let (opens, answers) = if chain == CHAIN_FROM_CAMERA {
-                (SET_CAMERA_TO_CC, SET_CC_TO_CAMERA)
-            } else {
-                (SET_CC_TO_CAMERA, SET_CAMERA_TO_CC)
-            };
-            rule(b, chain, "ARP", arp());
-            // ip daddr @cc_ipv4 meta l4proto . th dport @camera_to_cc goto camera_tx
-            rule(
+        let cc = || is(payload("ip", peer), set_ref(SET_CC_IPV4));
+        // A camera opens `camera_to_cc` and answers on `cc_to_camera`; the Command Center the reverse.
+        let (opens, answers) = if chain == CHAIN_FROM_CAMERA {
+            (SET_CAMERA_TO_CC, SET_CC_TO_CAMERA)
+        } else {
+            (SET_CC_TO_CAMERA, SET_CAMERA_TO_CC)
+        };
+        bridge_rule(b, chain, "ARP", arp());
+        // ip daddr @cc_ipv4 meta l4proto . th dport @camera_to_cc goto camera_tx
+        bridge_rule(
+            b,
+            chain,
+            "new and ongoing, towards the listed services",
+            vec![
+                cc(),
+                is(l4_port("dport"), set_ref(opens)),
+                goto(count.into()),
+            ],
+        );
+        // ip daddr @cc_ipv4 tcp flags != syn / syn,ack meta l4proto . tcp sport @cc_to_camera goto camera_tx
+        bridge_rule(
+            b,
+            chain,
+            "TCP answers, never an opener",
+            vec![
+                cc(),
+                not_tcp_opener(),
+                is(
+                    concat(vec![meta(MetaKey::L4proto), payload("tcp", "sport")]),
+                    set_ref(answers),
+                ),
+                goto(count.into()),
+            ],
+        );
+        // ip daddr @cc_ipv4 meta l4proto . udp sport @cc_to_camera goto camera_tx
+        bridge_rule(
+            b,
+            chain,
+            "UDP answers",
+            vec![
+                cc(),
+                is(
+                    concat(vec![meta(MetaKey::L4proto), payload("udp", "sport")]),
+                    set_ref(answers),
+                ),
+                goto(count.into()),
+            ],
+        );
+        if chain == CHAIN_FROM_CAMERA {
+            // ip daddr 239.255.255.250 udp dport 1900 accept
+            bridge_rule(
                 b,
                 chain,
-                "new and ongoing, towards the listed services",
+                "SSDP announcements and searches",
                 vec![
-                    cc(),
-                    is(l4_port("dport"), set_ref(opens)),
-                    goto(count.into()),
+                    is(payload("ip", "daddr"), string(SSDP_GROUP)),
+                    is(payload("udp", "dport"), E::Number(SSDP_PORT.into())),
+                    S::Accept(None),
                 ],
             );
-            // ip daddr @cc_ipv4 tcp flags != syn / syn,ack meta l4proto . tcp sport @cc_to_camera goto camera_tx
-            rule(
+            // ip protocol igmp accept
+            bridge_rule(
                 b,
                 chain,
-                "TCP answers, never an opener",
+                "IGMP membership",
                 vec![
-                    cc(),
-                    not_tcp_opener(),
-                    is(
-                        concat(vec![meta(MetaKey::L4proto), payload("tcp", "sport")]),
-                        set_ref(answers),
-                    ),
-                    goto(count.into()),
+                    is(payload("ip", "protocol"), string("igmp")),
+                    S::Accept(None),
                 ],
             );
-            // ip daddr @cc_ipv4 meta l4proto . udp sport @cc_to_camera goto camera_tx
-            rule(
-                b,
-                chain,
-                "UDP answers",
-                vec![
-                    cc(),
-                    is(
-                        concat(vec![meta(MetaKey::L4proto), payload("udp", "sport")]),
-                        set_ref(answers),
-                    ),
-                    goto(count.into()),
-                ],
-            );
-            if chain == CHAIN_FROM_CAMERA {
-                // ip daddr 239.255.255.250 udp dport 1900 accept
-                rule(
-                    b,
-                    chain,
-                    "SSDP announcements and searches",
-                    vec![
-                        is(payload("ip", "daddr"), string(SSDP_GROUP)),
-                        is(payload("udp", "dport"), E::Number(SSDP_PORT.into())),
-                        S::Accept(None),
-                    ],
-                );
-                // ip protocol igmp accept
-                rule(
-                    b,
-                    chain,
-                    "IGMP membership",
-                    vec![
-                        is(payload("ip", "protocol"), string("igmp")),
-                        S::Accept(None),
-                    ],
-                );
-            }
-            if self.isolation() {
-                // counter name "camera_isolation_bridged" drop
-                rule(
-                    b,
-                    chain,
-                    "camera isolation (bridged)",
-                    vec![
-                        S::Counter(CounterRef::Named(COUNTER_ISOLATION_BRIDGED.into())),
-                        S::Drop(None),
-                    ],
-                );
-            }
         }
+        if self.isolation() {
+            // counter name "camera_isolation_bridged" drop
+            bridge_rule(
+                b,
+                chain,
+                "camera isolation (bridged)",
+                vec![
+                    S::Counter(CounterRef::Named(COUNTER_ISOLATION_BRIDGED.into())),
+                    S::Drop(None),
+                ],
+            );
+        }
+    }
+
+    /// Allowed frames are counted per camera, each way.
+    fn bridge_counting(&self, b: &mut Builder) {
         for (chain, field, dir) in [
             (CHAIN_CAMERA_TX, "saddr", "tx"),
             (CHAIN_CAMERA_RX, "daddr", "rx"),
@@ -479,8 +500,13 @@ impl<'a> Cameras<'a> {
                 "saddr" => payload("ether", "saddr"),
                 _ => payload("ether", "daddr"),
             };
-            rule(b, chain, "count per camera", vec![vmap_jump(key, entries)]);
-            rule(b, chain, "allowed", vec![S::Accept(None)]);
+            bridge_rule(b, chain, "count per camera", vec![vmap_jump(key, entries)]);
+            bridge_rule(b, chain, "allowed", vec![S::Accept(None)]);
         }
     }
+}
+
+/// A rule in `table bridge wilife`.
+fn bridge_rule(b: &mut Builder, chain: &str, comment: &str, expr: Vec<S<'static>>) {
+    b.rule_in(NfFamily::Bridge, chain, format!("wilife: {comment}"), expr);
 }
