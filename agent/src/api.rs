@@ -99,10 +99,58 @@ impl Servers {
     }
 }
 
-/// A JSON error body: `{"error": {"status": 404, "message": "…"}}`.
-fn error_body(status: u16, message: &str) -> Value {
-    json!({"error": {"status": status, "message": message}})
+/// What an endpoint answers: a status, a JSON body and, for 405, the methods allowed.
+struct Answer {
+    status: u16,
+    body: Value,
+    allow: Option<&'static str>,
 }
+
+impl Answer {
+    fn ok(body: Value) -> Answer {
+        Answer {
+            status: 200,
+            body,
+            allow: None,
+        }
+    }
+
+    /// A JSON error body: `{"error": {"status": 404, "message": "…"}}`.
+    fn error(status: u16, message: &str) -> Answer {
+        Answer {
+            status,
+            body: json!({"error": {"status": status, "message": message}}),
+            allow: None,
+        }
+    }
+
+    /// 405, naming the methods `path` takes.
+    fn wrong_method(method: &str, path: &str, allow: &'static str) -> Answer {
+        let m: String = method.chars().take(20).collect();
+        let message = format!("method {m} is not allowed on {path}; use {allow}");
+        Answer {
+            allow: Some(allow),
+            ..Answer::error(405, &message)
+        }
+    }
+}
+
+/// What answers one read endpoint.
+type Read = fn(&Api) -> Answer;
+
+/// The read endpoints, in the order the index lists them, and what answers each.
+const READS: &[(&str, Read)] = &[
+    ("/api/v1", Api::index),
+    ("/api/v1/status", Api::status),
+    ("/api/v1/health", Api::health),
+    ("/api/v1/diagnosis", Api::diagnosis),
+    ("/api/v1/cameras", Api::cameras),
+    ("/api/v1/outbound", Api::outbound),
+    ("/api/v1/mappings", Api::mappings),
+];
+
+/// The one write: removing a mapping.
+const MAPPING_ITEM: &str = "/api/v1/mappings/";
 
 /// Compares secrets without an early exit on the first difference.
 fn same_secret(a: &str, b: &str) -> bool {
@@ -123,10 +171,11 @@ impl Api {
             );
             return None;
         }
-        let (status, body, allow) = self.route(&request);
-        let mut response = Response::new(status, "application/json", format!("{body}\n"))
+        let answer = self.route(&request);
+        let body = format!("{}\n", answer.body);
+        let mut response = Response::new(answer.status, "application/json", body)
             .with_header("Cache-Control", "no-store");
-        if let Some(methods) = allow {
+        if let Some(methods) = answer.allow {
             response = response.with_header("Allow", methods);
         }
         Some(response)
@@ -146,16 +195,16 @@ impl Api {
         }
     }
 
-    fn route(&self, request: &Request) -> (u16, Value, Option<&'static str>) {
+    /// The Host check (DNS rebinding), then the endpoint.
+    fn route(&self, request: &Request) -> Answer {
         let Some(host) = request.header("Host") else {
-            return (400, error_body(400, "a Host header is required"), None);
+            return Answer::error(400, "a Host header is required");
         };
         let own = self.shared.snapshot.lock().unwrap().net.own_ips();
         if !host_allowed(host, &own) {
-            return (
+            return Answer::error(
                 403,
-                error_body(403, "the Host header must be one of the router's own addresses (DNS rebinding protection)"),
-                None,
+                "the Host header must be one of the router's own addresses (DNS rebinding protection)",
             );
         }
         let path = request.path();
@@ -163,122 +212,111 @@ impl Api {
             .strip_suffix('/')
             .filter(|p| !p.is_empty())
             .unwrap_or(path);
-        if let Some(rest) = path.strip_prefix("/api/v1/mappings/") {
-            return self.mapping_item(request, rest);
+        if let Some(rest) = path.strip_prefix(MAPPING_ITEM) {
+            if request.method != "DELETE" {
+                return Answer::wrong_method(&request.method, "a mapping", "DELETE");
+            }
+            return self.delete_mapping(request, rest);
         }
-        let get_only = matches!(request.method.as_str(), "GET" | "HEAD");
-        let known = matches!(
-            path,
-            "/api/v1"
-                | "/api/v1/status"
-                | "/api/v1/health"
-                | "/api/v1/mappings"
-                | "/api/v1/diagnosis"
-                | "/api/v1/cameras"
-                | "/api/v1/outbound"
-        );
-        if !known {
-            return (
-                404,
-                error_body(404, &format!("no such endpoint: {path}; see GET /api/v1")),
-                None,
-            );
+        let Some((_, answer)) = READS.iter().find(|(p, _)| *p == path) else {
+            return Answer::error(404, &format!("no such endpoint: {path}; see GET /api/v1"));
+        };
+        if !matches!(request.method.as_str(), "GET" | "HEAD") {
+            return Answer::wrong_method(&request.method, path, "GET, HEAD");
         }
-        if !get_only {
-            let m = request.method.chars().take(20).collect::<String>();
-            return (
-                405,
-                error_body(
-                    405,
-                    &format!("method {m} is not allowed on {path}; use GET"),
-                ),
-                Some("GET, HEAD"),
-            );
-        }
-        match path {
-            "/api/v1" => (
-                200,
-                json!({"api_version": crate::status::API_VERSION, "endpoints": [
-                    "GET /api/v1/status", "GET /api/v1/health", "GET /api/v1/diagnosis",
-                    "GET /api/v1/cameras", "GET /api/v1/outbound", "GET /api/v1/mappings",
-                    "DELETE /api/v1/mappings/{protocol}/{port}"]}),
-                None,
-            ),
-            "/api/v1/status" => {
-                let live = self.live();
-                let snap = self.shared.snapshot.lock().unwrap().clone();
-                let status = snap.status(live.as_ref().map(|(p, c)| (*p, c)));
-                (
-                    200,
-                    serde_json::to_value(status).unwrap_or(Value::Null),
-                    None,
-                )
-            }
-            "/api/v1/diagnosis" => {
-                let snap = self.shared.snapshot.lock().unwrap().clone();
-                let d = crate::diagnosis::diagnose(&snap, SystemTime::now());
-                (200, serde_json::to_value(d).unwrap_or(Value::Null), None)
-            }
-            "/api/v1/cameras" => {
-                let live = self.live();
-                let snap = self.shared.snapshot.lock().unwrap().clone();
-                let doc = crate::cameras::report(
-                    &snap,
-                    live.as_ref().map(|(p, c)| (*p, c)),
-                    SystemTime::now(),
-                );
-                (200, serde_json::to_value(doc).unwrap_or(Value::Null), None)
-            }
-            "/api/v1/outbound" => {
-                let config = self.shared.snapshot.lock().unwrap().config.clone();
-                let list = crate::firewall::render::outbound::allowances(&config);
-                let in_force = self.live().is_some_and(|(present, _)| present);
-                (200, json!({"allowances": list, "in_force": in_force}), None)
-            }
-            "/api/v1/mappings" => {
-                let live = self.live();
-                let mappings = self.shared.snapshot.lock().unwrap().mappings.clone();
-                let decisions: Vec<Decision> = self
-                    .shared
-                    .decisions
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .cloned()
-                    .collect();
-                let list = mapping_statuses(
-                    &mappings,
-                    live.as_ref().map(|(_, c)| c),
-                    crate::clock::unix_now(),
-                );
-                (200, json!({"mappings": list, "decisions": decisions}), None)
-            }
-            _ => {
-                let problems = self.shared.snapshot.lock().unwrap().problems();
-                if problems.is_empty() {
-                    (200, json!({"status": "ok"}), None)
-                } else {
-                    (
-                        503,
-                        json!({"status": "degraded", "problems": problems}),
-                        None,
-                    )
-                }
+        answer(self)
+    }
+
+    fn index(&self) -> Answer {
+        let mut endpoints: Vec<String> =
+            READS[1..].iter().map(|(p, _)| format!("GET {p}")).collect();
+        endpoints.push(format!("DELETE {MAPPING_ITEM}{{protocol}}/{{port}}"));
+        Answer::ok(json!({"api_version": crate::status::API_VERSION, "endpoints": endpoints}))
+    }
+
+    fn status(&self) -> Answer {
+        let live = self.live();
+        let snap = self.shared.snapshot.lock().unwrap().clone();
+        let status = snap.status(live.as_ref().map(|(p, c)| (*p, c)));
+        Answer::ok(serde_json::to_value(status).unwrap_or(Value::Null))
+    }
+
+    fn health(&self) -> Answer {
+        let problems = self.shared.snapshot.lock().unwrap().problems();
+        if problems.is_empty() {
+            Answer::ok(json!({"status": "ok"}))
+        } else {
+            Answer {
+                status: 503,
+                ..Answer::ok(json!({"status": "degraded", "problems": problems}))
             }
         }
     }
 
+    fn diagnosis(&self) -> Answer {
+        let snap = self.shared.snapshot.lock().unwrap().clone();
+        let d = crate::diagnosis::diagnose(&snap, SystemTime::now());
+        Answer::ok(serde_json::to_value(d).unwrap_or(Value::Null))
+    }
+
+    fn cameras(&self) -> Answer {
+        let live = self.live();
+        let snap = self.shared.snapshot.lock().unwrap().clone();
+        let live = live.as_ref().map(|(p, c)| (*p, c));
+        let doc = crate::cameras::report(&snap, live, SystemTime::now());
+        Answer::ok(serde_json::to_value(doc).unwrap_or(Value::Null))
+    }
+
+    fn outbound(&self) -> Answer {
+        let config = self.shared.snapshot.lock().unwrap().config.clone();
+        let list = crate::firewall::render::outbound::allowances(&config);
+        let in_force = self.live().is_some_and(|(present, _)| present);
+        Answer::ok(json!({"allowances": list, "in_force": in_force}))
+    }
+
+    fn mappings(&self) -> Answer {
+        let live = self.live();
+        let mappings = self.shared.snapshot.lock().unwrap().mappings.clone();
+        let decisions: Vec<Decision> = self
+            .shared
+            .decisions
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect();
+        let now = crate::clock::unix_now();
+        let list = mapping_statuses(&mappings, live.as_ref().map(|(_, c)| c), now);
+        Answer::ok(json!({"mappings": list, "decisions": decisions}))
+    }
+
     /// `DELETE /api/v1/mappings/{protocol}/{port}`: the administrator removes a mapping and its live
     /// sessions. Needs `Authorization: Bearer <api_token>`.
-    fn mapping_item(&self, request: &Request, rest: &str) -> (u16, Value, Option<&'static str>) {
-        if request.method != "DELETE" {
-            let m = request.method.chars().take(20).collect::<String>();
-            return (
-                405,
-                error_body(405, &format!("method {m} is not allowed here; use DELETE")),
-                Some("DELETE"),
-            );
+    fn delete_mapping(&self, request: &Request, rest: &str) -> Answer {
+        if let Err(refused) = self.authorised(request) {
+            return refused;
         }
+        let port = match mapping_key(rest) {
+            Ok(port) => port,
+            Err(bad) => return bad,
+        };
+        match self.shared.ask(Change::Remove { port }) {
+            Ok(Ok(outcome)) => {
+                let now = crate::clock::unix_now();
+                Answer::ok(
+                    json!({"removed": mapping_statuses(&outcome.mappings, None, now),
+                                  "sessions_ended": outcome.sessions_ended}),
+                )
+            }
+            Ok(Err(r)) if r.error == UpnpError::NoSuchEntryInArray => Answer::error(404, &r.reason),
+            Ok(Err(r)) => Answer::error(500, &r.reason),
+            Err(AskError::Stopping) => Answer::error(503, "the agent is stopping"),
+            Err(AskError::NoAnswer) => Answer::error(503, "the agent did not answer in time"),
+        }
+    }
+
+    /// Changes need the configured token as `Authorization: Bearer <api_token>`.
+    fn authorised(&self, request: &Request) -> Result<(), Answer> {
         let token = self
             .shared
             .snapshot
@@ -288,87 +326,22 @@ impl Api {
             .api_token
             .clone();
         let Some(token) = token else {
-            return (
+            return Err(Answer::error(
                 403,
-                error_body(
-                    403,
-                    "changes through the API are disabled: set agent.api_token",
-                ),
-                None,
-            );
+                "changes through the API are disabled: set agent.api_token",
+            ));
         };
         let given = request
             .header("Authorization")
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
         if !given.is_some_and(|g| same_secret(g, &token)) {
-            return (
+            return Err(Answer::error(
                 401,
-                error_body(
-                    401,
-                    "a valid 'Authorization: Bearer <api_token>' header is required",
-                ),
-                None,
-            );
+                "a valid 'Authorization: Bearer <api_token>' header is required",
+            ));
         }
-        let Some((proto, port)) = rest.split_once('/') else {
-            return (
-                404,
-                error_body(
-                    404,
-                    "use /api/v1/mappings/{protocol}/{port}, e.g. /api/v1/mappings/tcp/20570",
-                ),
-                None,
-            );
-        };
-        let Ok(port) = port.parse::<u16>() else {
-            return (
-                400,
-                error_body(400, &format!("'{port:.20}' is not a port")),
-                None,
-            );
-        };
-        match proto.to_ascii_lowercase().as_str() {
-            "tcp" => {}
-            "udp" => {
-                return (
-                    404,
-                    error_body(404, &format!("there is no udp mapping of port {port}")),
-                    None,
-                )
-            }
-            _ => {
-                return (
-                    400,
-                    error_body(
-                        400,
-                        &format!("'{proto:.20}' is not a protocol: use tcp or udp"),
-                    ),
-                    None,
-                )
-            }
-        }
-        match self.shared.ask(Change::Remove { port }) {
-            Ok(Ok(outcome)) => {
-                let now = crate::clock::unix_now();
-                (
-                    200,
-                    json!({"removed": mapping_statuses(&outcome.mappings, None, now),
-                           "sessions_ended": outcome.sessions_ended}),
-                    None,
-                )
-            }
-            Ok(Err(r)) if r.error == UpnpError::NoSuchEntryInArray => {
-                (404, error_body(404, &r.reason), None)
-            }
-            Ok(Err(r)) => (500, error_body(500, &r.reason), None),
-            Err(AskError::Stopping) => (503, error_body(503, "the agent is stopping"), None),
-            Err(AskError::NoAnswer) => (
-                503,
-                error_body(503, "the agent did not answer in time"),
-                None,
-            ),
-        }
+        Ok(())
     }
 
     /// The table's presence and counters, from the kernel, cached briefly.
@@ -386,5 +359,29 @@ impl Api {
         };
         *cache = Some((Instant::now(), live.clone()));
         live
+    }
+}
+
+/// `{protocol}/{port}` of a mapping: the TCP port (UDP is never mapped), or the answer why not.
+fn mapping_key(rest: &str) -> Result<u16, Answer> {
+    let Some((proto, port)) = rest.split_once('/') else {
+        return Err(Answer::error(
+            404,
+            "use /api/v1/mappings/{protocol}/{port}, e.g. /api/v1/mappings/tcp/20570",
+        ));
+    };
+    let Ok(port) = port.parse::<u16>() else {
+        return Err(Answer::error(400, &format!("'{port:.20}' is not a port")));
+    };
+    match proto.to_ascii_lowercase().as_str() {
+        "tcp" => Ok(port),
+        "udp" => Err(Answer::error(
+            404,
+            &format!("there is no udp mapping of port {port}"),
+        )),
+        _ => Err(Answer::error(
+            400,
+            &format!("'{proto:.20}' is not a protocol: use tcp or udp"),
+        )),
     }
 }

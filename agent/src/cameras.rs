@@ -142,3 +142,6 @@ pub fn report(
         },
     }
 }
+
+#[cfg(test)]
+mod tests;

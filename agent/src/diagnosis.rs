@@ -63,36 +63,67 @@ pub struct External {
     pub command_center: Ipv4Addr,
 }
 
-/// The verdict for the state in `snap` at `now`.
+/// The verdict for the state in `snap` at `now`: every reason found, blocking ones first.
 pub fn diagnose(snap: &Snapshot, now: SystemTime) -> Diagnosis {
     let c = &snap.config;
-    let mut reasons = Vec::new();
-    let mut block = |code, message: String| {
+    let wan = wan_view(snap);
+    let mut reasons = config_reasons(snap);
+    reasons.extend(wan_reasons(snap, &wan));
+    reasons.extend(command_center_reasons(snap, now));
+    reasons.extend(firewall_reasons(snap));
+    let external = external(snap);
+    let blocking = reasons.iter().any(|r| r.severity == Severity::Blocking);
+    if !blocking && external.is_none() && c.direct_access == DirectAccess::Upnp {
         reasons.push(Reason {
-            code,
-            severity: Severity::Blocking,
-            message,
-        })
-    };
+            code: "no_mapping_yet",
+            severity: Severity::Warning,
+            message: "The Command Center has not asked for a port over UPnP yet; it does when remote viewing is set up in direct mode.".into(),
+        });
+    }
+    Diagnosis {
+        direct_possible: !blocking,
+        mode: if blocking {
+            Mode::RelayOnly
+        } else {
+            Mode::Direct
+        },
+        summary: summary(external.as_ref(), &reasons),
+        reasons,
+        wan,
+        external,
+    }
+}
+
+fn blocking(code: &'static str, message: String) -> Reason {
+    Reason {
+        code,
+        severity: Severity::Blocking,
+        message,
+    }
+}
+
+/// The configuration itself rules direct mode out.
+fn config_reasons(snap: &Snapshot) -> Vec<Reason> {
+    let c = &snap.config;
     if !c.enabled {
-        block(
+        vec![blocking(
             "agent_disabled",
             "wilife-agent is disabled in its configuration (option enabled '0').".into(),
-        );
+        )]
     } else if c.direct_access == DirectAccess::Off {
-        block(
+        vec![blocking(
             "direct_access_off",
             "Direct access is off in the configuration (option direct_access 'off').".into(),
-        );
+        )]
+    } else {
+        Vec::new()
     }
-    let wan_network = &c.networks.wan_network;
-    let dev = c.wan_device.as_deref();
-    let up = dev.and_then(|d| snap.net.link_up(d));
-    let dev_name = dev.unwrap_or("?");
-    let kinds: Vec<WanAddressKind> = snap
-        .facts
-        .wan_ipv4
-        .iter()
+}
+
+/// The WAN as the verdict sees it: device, link, addresses and the best kind among them.
+fn wan_view(snap: &Snapshot) -> WanView {
+    let c = &snap.config;
+    let kinds: Vec<WanAddressKind> = (snap.facts.wan_ipv4.iter())
         .map(|a| wan_address_kind(*a))
         .collect();
     let best = [
@@ -103,105 +134,122 @@ pub fn diagnose(snap: &Snapshot, now: SystemTime) -> Diagnosis {
     ]
     .into_iter()
     .find(|k| kinds.contains(k));
-    let first = snap.facts.wan_ipv4.first().copied();
-    let ports = c
-        .direct
-        .port_ranges()
-        .iter()
+    WanView {
+        network: c.networks.wan_network.clone(),
+        device: c.wan_device.clone(),
+        up: c.wan_device.as_deref().and_then(|d| snap.net.link_up(d)),
+        ipv4: snap.facts.wan_ipv4.clone(),
+        address_kind: best,
+    }
+}
+
+/// A WAN that is missing, down, without an address, or behind another NAT.
+fn wan_reasons(snap: &Snapshot, wan: &WanView) -> Vec<Reason> {
+    let mut reasons = Vec::new();
+    let dev_name = wan.device.as_deref().unwrap_or("?");
+    match wan.up {
+        None => reasons.push(blocking(
+            "wan_missing",
+            match &wan.device {
+                Some(d) => format!("The WAN device {d} does not exist."),
+                None => format!(
+                    "The WAN network '{}' has no device: it is down or unknown to netifd (or set option wan_device).",
+                    wan.network
+                ),
+            },
+        )),
+        Some(false) => reasons.push(blocking("wan_down", format!("The WAN link {dev_name} is down."))),
+        Some(true) => {}
+    }
+    let ports = (snap.config.direct.port_ranges().iter())
         .map(|r| r.to_string())
         .collect::<Vec<_>>()
         .join(" and ");
-    match up {
-        None => block(
-            "wan_missing",
-            match dev {
-                Some(d) => format!("The WAN device {d} does not exist."),
-                None => format!(
-                    "The WAN network '{wan_network}' has no device: it is down or unknown to netifd (or set option wan_device)."
-                ),
-            },
-        ),
-        Some(false) => block("wan_down", format!("The WAN link {dev_name} is down.")),
-        Some(true) => {}
-    }
-    match (best, first) {
-        (None, _) | (_, None) => {
-            if up != Some(false) {
-                block("wan_no_address", format!("The WAN device {dev_name} has no IPv4 address."));
-            }
-        }
-        (Some(WanAddressKind::Private), Some(a)) => block(
+    let reason = match (wan.address_kind, wan.ipv4.first()) {
+        (None, _) | (_, None) => (wan.up != Some(false)).then(|| {
+            blocking("wan_no_address", format!("The WAN device {dev_name} has no IPv4 address."))
+        }),
+        (Some(WanAddressKind::Private), Some(a)) => Some(blocking(
             "wan_private",
             format!(
                 "The WAN address {a} is private (RFC 1918): another router sits between this one and the internet (double NAT). Direct mode works only if that router forwards TCP {ports} to {a} too; otherwise use relay mode."
             ),
-        ),
-        (Some(WanAddressKind::Cgnat), Some(a)) => block(
+        )),
+        (Some(WanAddressKind::Cgnat), Some(a)) => Some(blocking(
             "wan_cgnat",
             format!(
                 "The WAN address {a} is in 100.64.0.0/10: the internet provider uses carrier-grade NAT, so nothing from the internet can reach this router. Only relay mode can work."
             ),
-        ),
-        (Some(WanAddressKind::Unusable), Some(a)) => block(
+        )),
+        (Some(WanAddressKind::Unusable), Some(a)) => Some(blocking(
             "wan_unusable",
             format!("The WAN address {a} cannot be reached from the internet."),
-        ),
-        (Some(WanAddressKind::Public), _) => {}
-    }
+        )),
+        (Some(WanAddressKind::Public), _) => None,
+    };
+    reasons.extend(reason);
+    reasons
+}
+
+/// No Command Center configured, or none seen lately.
+fn command_center_reasons(snap: &Snapshot, now: SystemTime) -> Vec<Reason> {
+    let c = &snap.config;
     let timeout = Duration::from_secs(c.presence_timeout.into());
+    let present = |cc: &CommandCenter| command_center_present(snap, cc, now, timeout);
     if c.command_centers.is_empty() {
-        block(
+        vec![blocking(
             "no_command_center",
             "No Command Center is configured (config command_center).".into(),
-        );
-    } else if !c
-        .command_centers
-        .iter()
-        .any(|cc| command_center_present(snap, cc, now, timeout))
-    {
-        block(
+        )]
+    } else if !c.command_centers.iter().any(present) {
+        vec![blocking(
             "command_center_absent",
             format!(
                 "The Command Center PC has not been seen on the network for {} s: is it on and connected?",
                 c.presence_timeout
             ),
-        );
+        )]
+    } else {
+        Vec::new()
     }
-    if c.enabled && c.direct_access != DirectAccess::Off {
-        if !snap.table_present {
-            block("firewall_not_applied", "The firewall rules of wilife-agent are not in force (see last_reconcile in /api/v1/status).".into());
-        }
-        if snap.fw4_include.in_fw4_ruleset == Some(false) {
-            block("fw4_include_missing", "firewall4 does not accept the flows wilife-agent grants: its include is missing from fw4's forward chain (reinstall the package, then run fw4 reload).".into());
-        }
+}
+
+/// Our tables, or fw4's acceptance of what they grant, are not in force.
+fn firewall_reasons(snap: &Snapshot) -> Vec<Reason> {
+    let c = &snap.config;
+    let mut reasons = Vec::new();
+    if !c.enabled || c.direct_access == DirectAccess::Off {
+        return reasons;
     }
-    let public = snap
-        .facts
-        .wan_ipv4
-        .iter()
+    if !snap.table_present {
+        reasons.push(blocking("firewall_not_applied", "The firewall rules of wilife-agent are not in force (see last_reconcile in /api/v1/status).".into()));
+    }
+    if snap.fw4_include.in_fw4_ruleset == Some(false) {
+        reasons.push(blocking("fw4_include_missing", "firewall4 does not accept the flows wilife-agent grants: its include is missing from fw4's forward chain (reinstall the package, then run fw4 reload).".into()));
+    }
+    reasons
+}
+
+/// Where the internet reaches the Command Center: a public WAN address and the forwards in force.
+fn external(snap: &Snapshot) -> Option<External> {
+    let address = (snap.facts.wan_ipv4.iter())
         .find(|a| wan_address_kind(**a) == WanAddressKind::Public)
-        .copied();
-    let external = match (public, snap.forwards.first()) {
-        (Some(address), Some(f)) => Some(External {
-            address,
-            ports: snap
-                .forwards
-                .iter()
-                .map(|f| f.external.to_string())
-                .collect(),
-            command_center: f.target,
-        }),
-        _ => None,
-    };
-    let blocking = reasons.iter().any(|r| r.severity == Severity::Blocking);
-    if !blocking && external.is_none() && c.direct_access == DirectAccess::Upnp {
-        reasons.push(Reason {
-            code: "no_mapping_yet",
-            severity: Severity::Warning,
-            message: "The Command Center has not asked for a port over UPnP yet; it does when remote viewing is set up in direct mode.".into(),
-        });
-    }
-    let summary = match (&external, reasons.iter().find(|r| r.severity == Severity::Blocking)) {
+        .copied()?;
+    let first = snap.forwards.first()?;
+    Some(External {
+        address,
+        ports: snap
+            .forwards
+            .iter()
+            .map(|f| f.external.to_string())
+            .collect(),
+        command_center: first.target,
+    })
+}
+
+/// One sentence: the first blocking reason, or where the internet gets in.
+fn summary(external: Option<&External>, reasons: &[Reason]) -> String {
+    match (external, reasons.iter().find(|r| r.severity == Severity::Blocking)) {
         (_, Some(r)) => format!("Only relay mode can work: {}", r.message),
         (Some(e), None) => format!(
             "Direct remote viewing can work: the internet reaches {} on TCP {}, forwarded to the Command Center at {}.",
@@ -210,24 +258,6 @@ pub fn diagnose(snap: &Snapshot, now: SystemTime) -> Diagnosis {
             e.command_center
         ),
         (None, None) => "Direct remote viewing can work once the Command Center maps its port.".into(),
-    };
-    Diagnosis {
-        direct_possible: !blocking,
-        mode: if blocking {
-            Mode::RelayOnly
-        } else {
-            Mode::Direct
-        },
-        summary,
-        reasons,
-        wan: WanView {
-            network: wan_network.clone(),
-            device: c.wan_device.clone(),
-            up,
-            ipv4: snap.facts.wan_ipv4.clone(),
-            address_kind: best,
-        },
-        external,
     }
 }
 
@@ -242,3 +272,6 @@ pub fn command_center_present(
     let mac = snap.net.command_center_mac(cc);
     mac.is_some_and(|m| net::presence(&snap.net, m, now, timeout).present)
 }
+
+#[cfg(test)]
+mod tests;

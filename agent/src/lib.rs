@@ -24,4 +24,6 @@ pub mod random;
 pub mod rpcd;
 pub mod selftest;
 pub mod status;
+#[cfg(test)]
+mod testing;
 pub mod upnp;

@@ -148,17 +148,25 @@ pub fn handle(igd: &dyn Igd, call: &Call, requester: Ipv4Addr) -> Result<Outputs
 
 /// The actions that change nothing: answered from the published state.
 fn read(igd: &dyn Igd, call: &Call, requester: Ipv4Addr) -> Result<Outputs, Refusal> {
+    match call.service {
+        Service::WanIp => connection(igd, call, requester),
+        Service::CommonIf => link(igd, call),
+    }
+}
+
+/// WANIPConnection's reads: the connection and the mapping table.
+fn connection(igd: &dyn Igd, call: &Call, requester: Ipv4Addr) -> Result<Outputs, Refusal> {
     let now = igd.now();
     let name = call.action.name;
-    match (call.service, name) {
-        (Service::WanIp, "GetExternalIPAddress") => match igd.external_ip() {
+    match name {
+        "GetExternalIPAddress" => match igd.external_ip() {
             Some(ip) => Ok(vec![("NewExternalIPAddress", ip.to_string())]),
             None => Err(Refusal::new(
                 UpnpError::ActionFailed,
                 "the WAN device has no IPv4 address",
             )),
         },
-        (Service::WanIp, "GetStatusInfo") => {
+        "GetStatusInfo" => {
             let connected = igd.external_ip().is_some() && igd.link().up;
             Ok(vec![
                 (
@@ -177,21 +185,19 @@ fn read(igd: &dyn Igd, call: &Call, requester: Ipv4Addr) -> Result<Outputs, Refu
                 ),
             ])
         }
-        (Service::WanIp, "GetConnectionTypeInfo") => Ok(vec![
+        "GetConnectionTypeInfo" => Ok(vec![
             ("NewConnectionType", "IP_Routed".into()),
             ("NewPossibleConnectionTypes", "IP_Routed".into()),
         ]),
-        (Service::WanIp, "GetNATRSIPStatus") => Ok(vec![
+        "GetNATRSIPStatus" => Ok(vec![
             ("NewRSIPAvailable", "0".into()),
             ("NewNATEnabled", "1".into()),
         ]),
-        (Service::WanIp, "SetConnectionType" | "RequestConnection" | "ForceTermination") => {
-            Err(Refusal::new(
-                UpnpError::ActionNotAuthorized,
-                format!("{name}: the WAN connection is OpenWrt's to manage, not a client's"),
-            ))
-        }
-        (Service::WanIp, "GetGenericPortMappingEntry") => {
+        "SetConnectionType" | "RequestConnection" | "ForceTermination" => Err(Refusal::new(
+            UpnpError::ActionNotAuthorized,
+            format!("{name}: the WAN connection is OpenWrt's to manage, not a client's"),
+        )),
+        "GetGenericPortMappingEntry" => {
             let index = call.ui2("NewPortMappingIndex")?;
             let mappings = igd.mappings();
             match mappings.get(usize::from(index)) {
@@ -205,7 +211,7 @@ fn read(igd: &dyn Igd, call: &Call, requester: Ipv4Addr) -> Result<Outputs, Refu
                 )),
             }
         }
-        (Service::WanIp, "GetSpecificPortMappingEntry") => {
+        "GetSpecificPortMappingEntry" => {
             let port = call.ui2("NewExternalPort")?;
             let proto = policy::protocol(call.arg("NewProtocol"))?;
             let mappings = igd.mappings();
@@ -221,7 +227,7 @@ fn read(igd: &dyn Igd, call: &Call, requester: Ipv4Addr) -> Result<Outputs, Refu
                 )),
             }
         }
-        (Service::WanIp, "GetListOfPortMappings") => {
+        "GetListOfPortMappings" => {
             let start = call.ui2("NewStartPort")?;
             let end = call.ui2("NewEndPort")?;
             let manage = call.boolean("NewManage")?;
@@ -238,7 +244,15 @@ fn read(igd: &dyn Igd, call: &Call, requester: Ipv4Addr) -> Result<Outputs, Refu
             )?;
             Ok(vec![("NewPortListing", port_listing(&found, now))])
         }
-        (Service::CommonIf, "GetCommonLinkProperties") => {
+        _ => not_implemented(name),
+    }
+}
+
+/// WANCommonInterfaceConfig's reads: the WAN link and its counters.
+fn link(igd: &dyn Igd, call: &Call) -> Result<Outputs, Refusal> {
+    let name = call.action.name;
+    match name {
+        "GetCommonLinkProperties" => {
             let link = igd.link();
             let rate = link.speed_bps.min(u64::from(u32::MAX)).to_string();
             Ok(vec![
@@ -251,26 +265,28 @@ fn read(igd: &dyn Igd, call: &Call, requester: Ipv4Addr) -> Result<Outputs, Refu
                 ),
             ])
         }
-        (Service::CommonIf, "GetTotalBytesSent") => {
-            Ok(vec![("NewTotalBytesSent", ui4_wrap(igd.link().tx_bytes))])
-        }
-        (Service::CommonIf, "GetTotalBytesReceived") => Ok(vec![(
+        "GetTotalBytesSent" => Ok(vec![("NewTotalBytesSent", ui4_wrap(igd.link().tx_bytes))]),
+        "GetTotalBytesReceived" => Ok(vec![(
             "NewTotalBytesReceived",
             ui4_wrap(igd.link().rx_bytes),
         )]),
-        (Service::CommonIf, "GetTotalPacketsSent") => Ok(vec![(
+        "GetTotalPacketsSent" => Ok(vec![(
             "NewTotalPacketsSent",
             ui4_wrap(igd.link().tx_packets),
         )]),
-        (Service::CommonIf, "GetTotalPacketsReceived") => Ok(vec![(
+        "GetTotalPacketsReceived" => Ok(vec![(
             "NewTotalPacketsReceived",
             ui4_wrap(igd.link().rx_packets),
         )]),
-        _ => Err(Refusal::new(
-            UpnpError::InvalidAction,
-            format!("{name} is not implemented"),
-        )),
+        _ => not_implemented(name),
     }
+}
+
+fn not_implemented(name: &str) -> Result<Outputs, Refusal> {
+    Err(Refusal::new(
+        UpnpError::InvalidAction,
+        format!("{name} is not implemented"),
+    ))
 }
 
 #[cfg(test)]
