@@ -404,12 +404,16 @@ impl IgdRuntime {
             None => match Discovery::start(settings) {
                 Ok(d) => {
                     info!(
-                        "SSDP listening on udp/1900 on {}",
+                        "SSDP listening on udp/{} on {}",
+                        super::ssdp::PORT,
                         config.lan_devices.join(", ")
                     );
                     self.discovery = Some(d);
                 }
-                Err(e) => error!("SSDP cannot listen on udp/1900: {e} (is miniupnpd running?)"),
+                Err(e) => error!(
+                    "SSDP cannot listen on udp/{}: {e} (is miniupnpd running?)",
+                    super::ssdp::PORT
+                ),
             },
         }
         self.publish(shared);

@@ -3,8 +3,7 @@
 
 use super::description::{device_types, service_types, Identity};
 
-pub const GROUP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(239, 255, 255, 250);
-pub const PORT: u16 = 1900;
+pub use crate::consts::{SSDP_GROUP as GROUP, SSDP_PORT as PORT};
 /// A datagram bigger than this is not an M-SEARCH we care about.
 pub const MAX_DATAGRAM: usize = 2048;
 
@@ -189,7 +188,7 @@ mod tests {
     }
 
     fn search(st: &str, mx: &str) -> Vec<u8> {
-        format!("M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nMX: {mx}\r\nST: {st}\r\n\r\n").into_bytes()
+        format!("M-SEARCH * HTTP/1.1\r\nHOST: {GROUP}:{PORT}\r\nMAN: \"ssdp:discover\"\r\nMX: {mx}\r\nST: {st}\r\n\r\n").into_bytes()
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod outbound;
 
 use super::{command_center_ips, Forward, NetFacts};
 use crate::config::{Config, DirectAccess};
-use crate::consts::{PRIO_DSTNAT, PRIO_FILTER, PRIO_SRCNAT, TABLE};
+use crate::consts::{PRIO_DSTNAT, PRIO_FILTER, PRIO_SRCNAT, SSDP_PORT, TABLE};
 use nft::*;
 use nftables::expr::{CTDir, Expression as E, MetaKey};
 use nftables::schema::{
@@ -280,7 +280,7 @@ impl Builder {
         if c.enabled && c.direct_access == DirectAccess::Upnp {
             // meta iiftype != loopback iifname != "br-lan" udp dport 1900 drop
             let mut expr = foreign();
-            expr.push(is(payload("udp", "dport"), E::Number(1900)));
+            expr.push(is(payload("udp", "dport"), E::Number(SSDP_PORT.into())));
             expr.push(S::Drop(None));
             self.rule(CHAIN_INPUT, "wilife: SSDP only from the LAN".into(), expr);
             tcp.push(c.upnp.port);
