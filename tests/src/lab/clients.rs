@@ -1,0 +1,193 @@
+//! The LAN's clients of the agent: HTTP, SOAP (as a Command Center speaks it) and SSDP searches.
+
+use super::*;
+
+impl Lab {
+    /// An HTTP request from `ns`; returns (status, body). `host` is the Host header.
+    pub fn http(
+        &self,
+        ns: &str,
+        to: SocketAddr,
+        method: &str,
+        path: &str,
+        host: &str,
+    ) -> std::io::Result<(u16, String)> {
+        let request =
+            format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        self.in_ns(ns, move || {
+            let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(request.as_bytes())?;
+            let mut raw = String::new();
+            s.read_to_string(&mut raw)?;
+            let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+            let code = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            Ok((code, body.to_string()))
+        })
+    }
+
+    /// A raw request from `ns` (bytes as given); the whole answer until the server closes, or an error.
+    pub fn raw_http(&self, ns: &str, to: SocketAddr, request: Vec<u8>) -> std::io::Result<String> {
+        self.in_ns(ns, move || {
+            let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            // A server may answer and close before reading a huge body: a failed write is not the end.
+            let _ = s.write_all(&request);
+            let mut raw = Vec::new();
+            match s.read_to_end(&mut raw) {
+                Ok(_) => {}
+                Err(e) if raw.is_empty() => return Err(e),
+                Err(_) => {}
+            }
+            Ok(String::from_utf8_lossy(&raw).to_string())
+        })
+    }
+
+    /// A SOAP call from `ns` to the IGD's WANIPConnection control URL: (HTTP status, body).
+    pub fn soap(&self, ns: &str, urn: &str, action: &str, args: &[(&str, &str)]) -> (u16, String) {
+        self.soap_at(ns, UPNP_PORT, urn, action, args)
+    }
+
+    /// Like `soap`, to an IGD on another port.
+    pub fn soap_at(
+        &self,
+        ns: &str,
+        port: u16,
+        urn: &str,
+        action: &str,
+        args: &[(&str, &str)],
+    ) -> (u16, String) {
+        let inner: String = args
+            .iter()
+            .map(|(k, v)| format!("<{k}>{v}</{k}>"))
+            .collect();
+        let body = format!(
+            "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:{action} xmlns:u=\"{urn}\">{inner}</u:{action}></s:Body></s:Envelope>"
+        );
+        self.soap_raw_at(ns, port, &format!("\"{urn}#{action}\""), body.into_bytes())
+    }
+
+    /// POSTs `body` to the control URL with a SOAPAction header: (HTTP status, body).
+    pub fn soap_raw(&self, ns: &str, soap_action: &str, body: Vec<u8>) -> (u16, String) {
+        self.soap_raw_at(ns, UPNP_PORT, soap_action, body)
+    }
+
+    /// Like `soap_raw`, to an IGD on another port (the benchmark's peer).
+    pub fn soap_raw_at(
+        &self,
+        ns: &str,
+        port: u16,
+        soap_action: &str,
+        body: Vec<u8>,
+    ) -> (u16, String) {
+        let mut request = format!(
+            "POST /ctl/IPConn HTTP/1.1\r\nHost: {LAN_IP}:{port}\r\nContent-Type: text/xml; charset=\"utf-8\"\r\nSOAPAction: {soap_action}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&body);
+        let raw = self
+            .raw_http(ns, SocketAddr::from((LAN_IP, port)), request)
+            .expect("the IGD answers");
+        split_response(&raw)
+    }
+
+    /// AddPortMapping (v1) from `ns` for `client`: the UPnP error code, 0 for success.
+    pub fn add_mapping(
+        &self,
+        ns: &str,
+        port: u16,
+        proto: &str,
+        client: Ipv4Addr,
+        lease: u32,
+    ) -> u16 {
+        let (p, c, l) = (port.to_string(), client.to_string(), lease.to_string());
+        let (status, body) = self.soap(
+            ns,
+            WANIP1,
+            "AddPortMapping",
+            &[
+                ("NewRemoteHost", ""),
+                ("NewExternalPort", &p),
+                ("NewProtocol", proto),
+                ("NewInternalPort", &p),
+                ("NewInternalClient", &c),
+                ("NewEnabled", "1"),
+                ("NewPortMappingDescription", "WiLife test"),
+                ("NewLeaseDuration", &l),
+            ],
+        );
+        upnp_error(status, &body)
+    }
+
+    /// Sends an M-SEARCH from `ns` to `to` and collects the answers that arrive within `wait`.
+    pub fn m_search(
+        &self,
+        ns: &str,
+        to: SocketAddr,
+        st: &str,
+        mx: Option<u32>,
+        wait: Duration,
+    ) -> Vec<String> {
+        let mx = mx.map_or(String::new(), |m| format!("MX: {m}\r\n"));
+        let msg = format!(
+            "M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\n{mx}ST: {st}\r\n\r\n"
+        );
+        self.in_ns(ns, move || {
+            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.set_multicast_ttl_v4(2).unwrap();
+            if let Err(e) = s.send_to(msg.as_bytes(), to) {
+                return vec![format!("send failed: {e}")];
+            }
+            let deadline = Instant::now() + wait;
+            let mut out = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                    .unwrap();
+                match s.recv(&mut buf) {
+                    Ok(n) => out.push(String::from_utf8_lossy(&buf[..n]).to_string()),
+                    Err(_) => break,
+                }
+            }
+            out
+        })
+    }
+}
+
+/// (status, body) of a raw HTTP answer.
+pub fn split_response(raw: &str) -> (u16, String) {
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, body.to_string())
+}
+
+/// The UPnP errorCode of a SOAP answer; 0 when it succeeded (HTTP 200).
+pub fn upnp_error(status: u16, body: &str) -> u16 {
+    if status == 200 {
+        return 0;
+    }
+    body.split("<errorCode>")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .and_then(|c| c.trim().parse().ok())
+        .unwrap_or(status)
+}
+
+/// The value of a header in an SSDP or HTTP message (case-insensitive name).
+pub fn header_value(message: &str, name: &str) -> Option<String> {
+    message.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
+}

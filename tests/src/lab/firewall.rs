@@ -1,0 +1,119 @@
+//! The router's firewall: fw4's ruleset (fixture, WAN device, the package's include) and our tables.
+
+use super::*;
+
+impl Lab {
+    pub fn nft(&self, args: &[&str]) -> Output {
+        let mut full = vec!["nft"];
+        full.extend_from_slice(args);
+        self.exec(&self.router, &full)
+    }
+
+    /// `nft -f -` in the router with `text` (add `-j` first for JSON).
+    pub fn nft_stdin(&self, text: &str) -> Output {
+        self.exec_with_stdin(&self.router, &["nft", "-f", "-"], text.as_bytes())
+    }
+
+    /// The fw4 ruleset as fw4 would render it here, with the package's include spliced in.
+    pub fn fw4_ruleset(&self) -> String {
+        let fw4 = self.fw4.lock().unwrap();
+        let path = &fw4.fixture;
+        let stock = fs::read_to_string(path).unwrap_or_else(|e| {
+            panic!(
+                "the fw4 fixture {} is missing ({e}); set WILIFE_FW4_FIXTURE",
+                path.display()
+            )
+        });
+        let include =
+            fs::read_to_string(forward_include_path()).expect("the package's fw4 include");
+        // Literal replacement (no sed: the include is full of `&`). The chain-pre placeholders are also
+        // named in the header comment: only a line that is the placeholder alone is where fw4 inlines.
+        stock
+            .lines()
+            .map(|line| match line.trim() {
+                "@CHAIN_PRE_FORWARD@" if fw4.include => include.clone(),
+                "@CHAIN_PRE_FORWARD@" => String::new(),
+                "@CHAIN_PRE_INPUT@" => String::new(),
+                _ => line
+                    .replace("@LAN_DEV@", LAN_DEV)
+                    .replace("@WAN_DEV@", &fw4.wan_device)
+                    .replace("@LAN_SUBNET@", "192.168.50.0/24")
+                    .replace("@WAN_SUBNET@", "203.0.113.0/24"),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The WAN network moved to `device`: fw4's next reload renders its wan zone with it.
+    pub fn set_fw4_wan_device(&self, device: &str) {
+        self.fw4.lock().unwrap().wan_device = device.to_string();
+    }
+
+    /// Whether the package's include is installed, for fw4's next reload (`load_fw4`).
+    pub fn set_fw4_include_installed(&self, installed: bool) {
+        self.fw4.lock().unwrap().include = installed;
+    }
+
+    /// Renders fw4 from another ruleset from now on (`load_fw4` loads it).
+    pub fn set_fw4_fixture(&self, path: &Path) {
+        self.fw4.lock().unwrap().fixture = path.to_path_buf();
+    }
+
+    /// Loads (or reloads, like `fw4 reload`) fw4's table; panics if nft refuses it.
+    pub fn load_fw4(&self) {
+        self.load_fw4_text(&self.fw4_ruleset());
+    }
+
+    /// fw4 without the lan -> wan forwarding (a network where outbound is closed by default).
+    pub fn load_fw4_without_lan_to_wan(&self) {
+        let full = self.fw4_ruleset();
+        let closed: String = full
+            .lines()
+            .filter(|l| !l.contains("Accept lan to wan forwarding"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_ne!(
+            full.lines().count(),
+            closed.lines().count(),
+            "the fixture has a lan->wan forwarding"
+        );
+        self.load_fw4_text(&closed);
+    }
+
+    fn load_fw4_text(&self, text: &str) {
+        let out = self.nft_stdin(text);
+        assert!(
+            out.status.success(),
+            "loading fw4 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listed = self.nft(&["list", "chain", "inet", "fw4", "forward"]);
+        assert_eq!(
+            String::from_utf8_lossy(&listed.stdout).contains("flows granted by wilife-agent"),
+            self.fw4.lock().unwrap().include,
+            "the fw4 include is (not) in fw4's forward chain"
+        );
+    }
+
+    /// `service firewall stop`: every table goes.
+    pub fn flush_ruleset(&self) {
+        assert!(self.nft(&["flush", "ruleset"]).status.success());
+    }
+
+    pub fn table_present(&self) -> bool {
+        self.nft(&["list", "table", "inet", "wilife"])
+            .status
+            .success()
+    }
+
+    /// Our tables as nft lists them: `inet wilife`, then `bridge wilife` when it exists.
+    pub fn table_text(&self) -> String {
+        ["inet", "bridge"]
+            .iter()
+            .map(|f| {
+                String::from_utf8_lossy(&self.nft(&["list", "table", f, "wilife"]).stdout)
+                    .to_string()
+            })
+            .collect()
+    }
+}
