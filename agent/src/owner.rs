@@ -1,5 +1,5 @@
 //! The thread contract: how the threads that take requests (the API, the IGD) hand mapping changes to
-//! the one thread that owns the state (`daemon.rs`), and the state they share with it. Below everything
+//! the one thread that owns the state (`daemon::Owner`), and the state they share with it. Below everything
 //! that uses it: the daemon drives it, the protocol modules only ask.
 
 use crate::consts::DECISIONS_KEPT;

@@ -151,6 +151,7 @@ impl<'a> Cameras<'a> {
                 let counter = format!("cam_{}_{path}_{dir}", c.id);
                 b.counter(family, counter.clone());
                 b.chain(family, &chain, None);
+                // counter name "cam_ID_routed_tx"
                 b.rule_in(
                     family,
                     &chain,
@@ -406,6 +407,7 @@ impl<'a> Cameras<'a> {
         } else {
             (SET_CC_TO_CAMERA, SET_CAMERA_TO_CC)
         };
+        // ether type arp accept
         bridge_rule(b, chain, "ARP", arp());
         // ip daddr @cc_ipv4 meta l4proto . th dport @camera_to_cc goto camera_tx
         bridge_rule(
@@ -501,6 +503,7 @@ impl<'a> Cameras<'a> {
                 _ => payload("ether", "daddr"),
             };
             bridge_rule(b, chain, "count per camera", vec![vmap_jump(key, entries)]);
+            // accept
             bridge_rule(b, chain, "allowed", vec![S::Accept(None)]);
         }
     }
