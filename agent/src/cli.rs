@@ -205,7 +205,7 @@ fn run(a: Args) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             // One syslog line per error (a config may have several).
-            for line in e.lines() {
+            for line in e.to_string().lines() {
                 crate::error!("{line}");
             }
             if !a.foreground {

@@ -22,14 +22,12 @@ pub(super) struct Inputs {
 }
 
 /// Blocks the signals in every thread to come; one thread takes them with sigwait.
-pub(super) fn block_signals() -> Result<SigSet, String> {
+pub(super) fn block_signals() -> nix::Result<SigSet> {
     let mut signals = SigSet::empty();
     for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
         signals.add(s);
     }
-    signals
-        .thread_block()
-        .map_err(|e| format!("cannot block signals: {e}"))?;
+    signals.thread_block()?;
     Ok(signals)
 }
 

@@ -94,16 +94,35 @@ fn devices_line(c: &Config) -> String {
     )
 }
 
+/// Why `run` ended with an error. Nothing is touched before the first three can happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration is not valid: fix the lines named (one error per line).
+    #[error("{0}")]
+    Config(#[from] config::ConfigErrors),
+    /// The state directory cannot be made: a read-only or full filesystem, or a wrong `state_dir`.
+    #[error("cannot create state_dir {}: {source}", path.display())]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The signal mask cannot be set (never seen on Linux).
+    #[error("cannot block signals: {0}")]
+    Signals(#[source] nix::Error),
+    /// Every sender of events is gone: a bug, the process must restart.
+    #[error("internal error: the event channel closed")]
+    EventsClosed,
+}
+
 /// Runs until SIGTERM/SIGINT. A bad config is an error before anything is touched.
-pub fn run(opts: Options) -> Result<(), String> {
-    let config = load_config(&opts).map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(&config.state_dir).map_err(|e| {
-        format!(
-            "cannot create state_dir {}: {e}",
-            config.state_dir.display()
-        )
+pub fn run(opts: Options) -> Result<(), RunError> {
+    let config = load_config(&opts)?;
+    std::fs::create_dir_all(&config.state_dir).map_err(|source| RunError::StateDir {
+        path: config.state_dir.clone(),
+        source,
     })?;
-    let signals = inputs::block_signals()?;
+    let signals = inputs::block_signals().map_err(RunError::Signals)?;
     let (tx, rx) = channel();
     let inputs = inputs::spawn(signals, &tx);
     let fw4_include = include_status(&opts.fw4_include, config.connmark, None);
@@ -172,7 +191,7 @@ impl Owner {
 
     /// Takes events until a stop signal; the timers run after every event too, so a stream of requests
     /// cannot starve them.
-    fn serve(&mut self, rx: &Receiver<Event>, services: &mut Services) -> Result<(), String> {
+    fn serve(&mut self, rx: &Receiver<Event>, services: &mut Services) -> Result<(), RunError> {
         let mut timers = Timers {
             next_check: Instant::now() + Duration::from_secs(PERIODIC_CHECK_SECS),
             drift_check_at: None,
@@ -188,9 +207,7 @@ impl Owner {
                 }
                 Ok(event) => self.handle(event, &mut timers, services),
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err("internal error: event channel closed".into())
-                }
+                Err(RecvTimeoutError::Disconnected) => return Err(RunError::EventsClosed),
             }
             self.run_due(&mut timers, services);
             self.publish_upnp(&services.igd);
