@@ -165,3 +165,43 @@ fn camera_presence_follows_the_neighbour_table_and_the_bridge() {
     );
     println!("silent camera shown absent after {gone:?} (presence_timeout 3 s)");
 }
+
+/// Issue 14: the listeners and SSDP follow the owner's reading of the network, so an address added to
+/// the LAN is served (IGD and API, its Host accepted) within a few seconds, not at the next periodic
+/// check, and one that goes stops being served.
+#[test]
+fn a_lan_address_added_or_removed_is_served_or_dropped_at_once() {
+    let mut lab = Lab::new();
+    let cfg = lab.write_config("wilife", &lab.config("upnp", ""));
+    lab.start_upnp_agent(&cfg);
+    lab.ip(&lab.cc, &["addr", "add", "192.168.51.10/24", "dev", "eth0"]);
+    lab.ip(
+        &lab.router,
+        &["addr", "add", "192.168.51.1/24", "dev", LAN_DEV],
+    );
+    let igd: std::net::SocketAddr = format!("192.168.51.1:{UPNP_PORT}").parse().unwrap();
+    let api: std::net::SocketAddr = format!("192.168.51.1:{API_PORT}").parse().unwrap();
+    let get = |to, path: &str| lab.http(&lab.cc, to, "GET", path, &to.to_string());
+    let took = lab
+        .time_until(3 * SECOND, || {
+            matches!(get(igd, "/rootDesc.xml"), Ok((200, _)))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the IGD answers at the new address: {:?}",
+                get(igd, "/rootDesc.xml")
+            )
+        });
+    println!("IGD at a new LAN address after {took:?}");
+    let (code, body) = get(api, "/api/v1/health").expect("the API listens there too");
+    assert_eq!(code, 200, "{body}");
+    // The periodic check would have taken up to 10 s; the rtnetlink event is what moved it.
+    assert!(took < 3 * SECOND);
+    lab.ip(
+        &lab.router,
+        &["addr", "del", "192.168.51.1/24", "dev", LAN_DEV],
+    );
+    lab.time_until(3 * SECOND, || get(igd, "/rootDesc.xml").is_err())
+        .expect("no listener on an address the router no longer has");
+    assert!(get(api, "/api/v1/health").is_err());
+}
