@@ -203,51 +203,12 @@ impl Validator<'_> {
                 _ => Err("is not a mode: use upnp, static or off".into()),
             })
             .unwrap_or(DirectAccess::Upnp);
-        // Devices pinned by the command line or the file; the others come from the logical networks
-        // (netifd), which the daemon asks at start and on every SIGHUP.
-        let wan_device = match &overrides.wan_device {
-            Some(d) => self.command_line_device("wan_device", d),
-            None => self.parsed(a, "wan_device", parse_device),
-        };
-        let lan_devices = if overrides.lan_devices.is_empty() {
-            self.list(a, "lan_device", parse_device)
-        } else {
-            (overrides.lan_devices.iter())
-                .filter_map(|d| self.command_line_device("lan_device", d))
-                .collect()
-        };
-        if let Some(wan) = wan_device.as_ref().filter(|w| lan_devices.contains(w)) {
-            let line = a.values.get("lan_device").and_then(|v| v.first());
-            self.report(
-                line.map(|e| e.line),
-                Some(&a.label),
-                Some("lan_device"),
-                format!("'{wan}' is the WAN device too; a device is either WAN or LAN"),
-            );
-        }
-        let wan_network = self
-            .parsed(a, "wan_network", parse_network_name)
-            .unwrap_or_else(|| consts::DEFAULT_WAN_NETWORK.to_string());
-        let mut lan_networks = self.list(a, "lan_network", parse_network_name);
-        if lan_networks.is_empty() {
-            lan_networks.push(consts::DEFAULT_LAN_NETWORK.to_string());
-        }
-        if lan_networks.contains(&wan_network) {
-            self.at(
-                a,
-                "wan_network",
-                format!("'{wan_network}' is a LAN network too; a network is either WAN or LAN"),
-            );
-        }
+        let (wan_device, lan_devices) = self.devices(a, overrides);
+        let networks = self.networks(a, wan_device.is_some(), !lan_devices.is_empty());
         Agent {
             enabled: self.parsed(a, "enabled", parse_bool).unwrap_or(true),
             direct_access,
-            networks: Networks {
-                wan_network,
-                lan_networks,
-                wan_pinned: wan_device.is_some(),
-                lan_pinned: !lan_devices.is_empty(),
-            },
+            networks,
             wan_device,
             lan_devices,
             api_port: (self.parsed(a, "api_port", parse_port)).unwrap_or(consts::DEFAULT_API_PORT),
@@ -273,6 +234,56 @@ impl Validator<'_> {
                     parse_abs_path(v, consts::DEFAULT_DHCP_LEASES)
                 })
                 .unwrap_or_else(|| PathBuf::from(consts::DEFAULT_DHCP_LEASES)),
+        }
+    }
+
+    /// Devices pinned by the command line or the file (the others come from the logical networks,
+    /// which the daemon asks netifd for at start and on every SIGHUP): the WAN device and the LAN ones.
+    fn devices(&self, a: &Opts, overrides: &Overrides) -> (Option<String>, Vec<String>) {
+        let wan_device = match &overrides.wan_device {
+            Some(d) => self.command_line_device("wan_device", d),
+            None => self.parsed(a, "wan_device", parse_device),
+        };
+        let lan_devices: Vec<String> = if overrides.lan_devices.is_empty() {
+            self.list(a, "lan_device", parse_device)
+        } else {
+            (overrides.lan_devices.iter())
+                .filter_map(|d| self.command_line_device("lan_device", d))
+                .collect()
+        };
+        if let Some(wan) = wan_device.as_ref().filter(|w| lan_devices.contains(w)) {
+            let line = a.values.get("lan_device").and_then(|v| v.first());
+            self.report(
+                line.map(|e| e.line),
+                Some(&a.label),
+                Some("lan_device"),
+                format!("'{wan}' is the WAN device too; a device is either WAN or LAN"),
+            );
+        }
+        (wan_device, lan_devices)
+    }
+
+    /// The logical networks (`wan`, `lan` by default); a network is either WAN or LAN.
+    fn networks(&self, a: &Opts, wan_pinned: bool, lan_pinned: bool) -> Networks {
+        let wan_network = self
+            .parsed(a, "wan_network", parse_network_name)
+            .unwrap_or_else(|| consts::DEFAULT_WAN_NETWORK.to_string());
+        let mut lan_networks = self.list(a, "lan_network", parse_network_name);
+        if lan_networks.is_empty() {
+            lan_networks.push(consts::DEFAULT_LAN_NETWORK.to_string());
+        }
+        if lan_networks.contains(&wan_network) {
+            self.at(
+                a,
+                "wan_network",
+                format!("'{wan_network}' is a LAN network too; a network is either WAN or LAN"),
+            );
+        }
+        Networks {
+            wan_network,
+            lan_networks,
+            wan_pinned,
+            lan_pinned,
         }
     }
 

@@ -5,7 +5,7 @@ use super::{devices_line, load_config, Owner};
 use crate::clock::unix_now;
 use crate::config::{self, Config};
 use crate::consts::MAX_RETRY_SECS;
-use crate::firewall::apply::Drift;
+use crate::firewall::apply::{Applied, Drift, FirewallError};
 use crate::firewall::{render, static_forwards};
 use crate::net::{self, dhcp, rtnl, NetState};
 use crate::status::{Fw4Include, Reconcile, UpnpStatus};
@@ -73,7 +73,18 @@ impl Owner {
         }
         self.last_tables = result.is_ok().then_some(tables);
         let duration_ms = started.elapsed().as_millis() as u64;
-        let error = match result {
+        let error = self.settle(trigger, result, duration_ms);
+        self.publish_reconcile(trigger, error, bridge_error, duration_ms);
+    }
+
+    /// Takes the apply's outcome: in force, or retried later with a doubling delay. The error, if any.
+    fn settle(
+        &mut self,
+        trigger: Trigger,
+        result: Result<Applied, FirewallError>,
+        duration_ms: u64,
+    ) -> Option<String> {
+        match result {
             Ok(applied) => {
                 self.applied = Some(applied);
                 self.retry_at = None;
@@ -96,23 +107,26 @@ impl Owner {
                 self.retry_delay = (self.retry_delay * 2).min(Duration::from_secs(MAX_RETRY_SECS));
                 Some(e.to_string())
             }
-        };
+        }
+    }
+
+    /// Publishes what the reconcile left in force, and how it went.
+    fn publish_reconcile(
+        &self,
+        trigger: Trigger,
+        error: Option<String>,
+        bridge_error: Option<String>,
+        duration_ms: u64,
+    ) {
         // A successful replace has just read the table back; only a failure leaves it to be asked.
         let present = error.is_none() || self.shared.nft.list_table().is_ok_and(|t| t.is_some());
         // fw4's chain is not ours to change; a mapping change need not ask nft about it again.
         let in_fw4 = if trigger == Trigger::Mapping {
-            self.shared
-                .snapshot
-                .lock()
-                .unwrap()
-                .fw4_include
-                .in_fw4_ruleset
+            let snap = self.shared.snapshot.lock().unwrap();
+            snap.fw4_include.in_fw4_ruleset
         } else {
-            self.shared
-                .nft
-                .fw4_accepts(self.config.connmark)
-                .ok()
-                .flatten()
+            let accepts = self.shared.nft.fw4_accepts(self.config.connmark);
+            accepts.ok().flatten()
         };
         let mut snap = self.shared.snapshot.lock().unwrap();
         snap.bridge_error = bridge_error;
