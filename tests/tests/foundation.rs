@@ -525,3 +525,63 @@ fn print_ruleset_text_is_exactly_what_the_kernel_lists() {
     );
     assert!(text.contains("vmap"), "per-camera counting:\n{text}");
 }
+
+/// Issue 15: an idle agent runs no nft at all (drift is seen through nftables events, and the events
+/// of its own applies are no news), yet a table someone else removes is still restored at once.
+#[test]
+fn an_idle_agent_runs_no_nft_and_still_restores_what_others_remove() {
+    let mut lab = Lab::new();
+    let runs_file = lab.dir.join("nft-runs");
+    let wrapper = lab.dir.join("nft-counting");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\nexec nft \"$@\"\n",
+            runs_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let runs = || {
+        std::fs::read_to_string(&runs_file)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let cfg = lab.write_config("wilife", &lab.config("static", ""));
+    lab.start_agent(&cfg, &["--nft", wrapper.to_str().unwrap()]);
+    lab.wait_log("applied (startup)", Duration::from_secs(5));
+    // Each apply lists our table before and after; a read-back after an event is one list more. The
+    // events of the agent's own applies must cause none: after settling, lists are twice the applies.
+    let lists_and_applies = || {
+        let log = std::fs::read_to_string(&runs_file).unwrap_or_default();
+        let lists = log.lines().filter(|l| l.contains("list table")).count();
+        let applies = log.lines().filter(|l| l.contains("-f ")).count();
+        (lists, applies)
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let (lists, applies) = lists_and_applies();
+    assert_eq!((lists, applies), (2, 1), "startup");
+    lab.signal_agent(nix::sys::signal::Signal::SIGHUP);
+    lab.wait_log("applied (reload)", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(lists_and_applies(), (4, 2), "after our own reload");
+    let at_start = runs();
+    // Two periodic checks (10 s each) pass.
+    std::thread::sleep(Duration::from_secs(21));
+    let idle = std::fs::read_to_string(&runs_file).unwrap();
+    assert_eq!(runs(), at_start, "an idle agent ran nft:\n{idle}");
+    // Someone else removes the table: the event alone brings it back.
+    lab.nft(&["delete", "table", "inet", "wilife"]);
+    lab.wait_log("was removed by someone else", Duration::from_secs(5));
+    lab.time_until(Duration::from_secs(5), || lab.table_present())
+        .expect("restored");
+    // One read-back (the event), then the restore's own list, apply and list.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(lists_and_applies(), (7, 3), "after someone else's change");
+    assert!(runs() > at_start);
+}

@@ -2,7 +2,7 @@
 //! sigwait), nftables change notifications and rtnetlink changes, each burst coalesced into one event.
 
 use crate::consts::{NET_DEBOUNCE_MS, PERIODIC_CHECK_SECS};
-use crate::firewall::monitor::RulesetEvents;
+use crate::firewall::monitor::{OwnPids, RulesetEvents};
 use crate::net::rtnl::NetEvents;
 use crate::owner::Event;
 use nix::sys::signal::{SigSet, Signal};
@@ -19,6 +19,8 @@ pub(super) struct Inputs {
     pub net_pending: Arc<AtomicBool>,
     /// No rtnetlink events (subscription failed): the periodic check reads the network instead.
     pub net_events_missing: bool,
+    /// No nftables events (never, or no longer): the periodic check reads our tables back instead.
+    pub ruleset_events_missing: Arc<AtomicBool>,
 }
 
 /// Blocks the signals in every thread to come; one thread takes them with sigwait.
@@ -31,17 +33,20 @@ pub(super) fn block_signals() -> nix::Result<SigSet> {
     Ok(signals)
 }
 
-/// Starts the input threads.
-pub(super) fn spawn(signals: SigSet, tx: &Sender<Event>) -> Inputs {
+/// Starts the input threads; `own` names the nft processes whose changes are no news.
+pub(super) fn spawn(signals: SigSet, tx: &Sender<Event>, own: Arc<OwnPids>) -> Inputs {
     spawn_signal_thread(signals, tx.clone());
     let ruleset_pending = Arc::new(AtomicBool::new(false));
-    spawn_ruleset_monitor(tx.clone(), ruleset_pending.clone());
+    let ruleset_events_missing = Arc::new(AtomicBool::new(false));
+    let missing = ruleset_events_missing.clone();
+    spawn_ruleset_monitor(tx.clone(), ruleset_pending.clone(), own, missing);
     let net_pending = Arc::new(AtomicBool::new(false));
     let net_events_missing = !spawn_network_monitor(tx.clone(), net_pending.clone());
     Inputs {
         ruleset_pending,
         net_pending,
         net_events_missing,
+        ruleset_events_missing,
     }
 }
 
@@ -58,11 +63,19 @@ fn spawn_signal_thread(signals: SigSet, tx: Sender<Event>) {
     });
 }
 
-fn spawn_ruleset_monitor(tx: Sender<Event>, pending: Arc<AtomicBool>) {
-    let events = match RulesetEvents::subscribe() {
+/// Wakes the owner when someone else changes the ruleset. Without events (the subscription or the
+/// socket failed) `missing` is set, and the periodic check reads our tables back instead.
+fn spawn_ruleset_monitor(
+    tx: Sender<Event>,
+    pending: Arc<AtomicBool>,
+    own: Arc<OwnPids>,
+    missing: Arc<AtomicBool>,
+) {
+    let events = match RulesetEvents::subscribe(own) {
         Ok(e) => e,
         Err(e) => {
             warning!("cannot subscribe to nftables change events ({e}); checking every {PERIODIC_CHECK_SECS} s only");
+            missing.store(true, Ordering::SeqCst);
             return;
         }
     };
@@ -71,6 +84,7 @@ fn spawn_ruleset_monitor(tx: Sender<Event>, pending: Arc<AtomicBool>) {
             warning!(
                 "nftables change events failed ({e}); checking every {PERIODIC_CHECK_SECS} s only"
             );
+            missing.store(true, Ordering::SeqCst);
             return;
         }
         // One queued event is enough: the owner reads the whole table when it gets to it.

@@ -58,6 +58,8 @@ struct Owner {
     net_event_pending: Arc<AtomicBool>,
     /// No rtnetlink events (subscription failed): the periodic check reads the network instead.
     net_events_missing: bool,
+    /// No nftables events: the periodic check reads our tables back (with them, idle means no nft).
+    ruleset_events_missing: Arc<AtomicBool>,
     /// The batch in force: an unchanged render is not applied again.
     last_tables: Option<render::Tables>,
     /// When a watched host would turn absent unless seen again: read the network then.
@@ -124,10 +126,11 @@ pub fn run(opts: Options) -> Result<(), RunError> {
     })?;
     let signals = inputs::block_signals().map_err(RunError::Signals)?;
     let (tx, rx) = channel();
-    let inputs = inputs::spawn(signals, &tx);
+    let nft = Nft::new(opts.nft.clone());
+    let inputs = inputs::spawn(signals, &tx, nft.own_pids());
     let fw4_include = include_status(&opts.fw4_include, config.connmark, None);
     let snapshot = Snapshot::new(config.clone(), fw4_include);
-    let shared = Arc::new(Shared::new(snapshot, Nft::new(opts.nft.clone()), tx));
+    let shared = Arc::new(Shared::new(snapshot, nft, tx));
     let mut owner = Owner::new(opts, config, shared, inputs);
     let mut services = Services::default();
     owner.start(&mut services);
@@ -143,7 +146,7 @@ struct Services {
 
 /// When the owner must act without an event.
 struct Timers {
-    /// The periodic check (drift, a state file to write again, listeners).
+    /// The periodic check (a state file to write again, listeners; drift only without ruleset events).
     next_check: Instant,
     /// A ruleset burst has ended: read our table back then.
     drift_check_at: Option<Instant>,
@@ -167,6 +170,7 @@ impl Owner {
             dhcp_leases: Vec::new(),
             net_event_pending: inputs.net_pending,
             net_events_missing: inputs.net_events_missing,
+            ruleset_events_missing: inputs.ruleset_events_missing,
             last_tables: None,
             presence_check_at: None,
         }
@@ -278,7 +282,13 @@ impl Owner {
             let _ = self.change(Change::Expire);
         }
         if timers.next_check <= now {
-            self.check();
+            // With ruleset events, drift is seen when someone changes the ruleset: an idle agent
+            // runs no nft. Without them, our tables are read back every time.
+            if self.ruleset_events_missing.load(Ordering::SeqCst) {
+                self.check();
+            } else if self.net_events_missing {
+                self.network_changed();
+            }
             // A table that could not be written (state directory full) is written again.
             if self.shared.snapshot.lock().unwrap().state_error.is_some() {
                 let _ = self.persist();

@@ -5,6 +5,7 @@
 //! crate's helper: the helper does not capture nft's stderr, and that text is what tells the user why the
 //! kernel refused a ruleset.
 
+use super::monitor::OwnPids;
 use super::render::Tables;
 use crate::consts::TABLE;
 use serde_json::{json, Value};
@@ -12,7 +13,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Where nft reads a batch from: its own stdin, by a path that exists on OpenWrt. `nft -f -` opens
 /// `/dev/stdin`, and OpenWrt's `/dev` (a tmpfs procd fills with device nodes) has no such link;
@@ -68,6 +69,8 @@ pub enum Drift {
 
 pub struct Nft {
     program: PathBuf,
+    /// The nft processes started here: the ruleset monitor skips what they commit.
+    own: Arc<OwnPids>,
     /// Families of our tables in force (`inet`, and `bridge` when cameras are configured).
     families: Mutex<Vec<String>>,
 }
@@ -76,6 +79,7 @@ impl Nft {
     pub fn new(program: PathBuf) -> Self {
         Nft {
             program,
+            own: Arc::default(),
             families: Mutex::new(vec!["inet".to_string()]),
         }
     }
@@ -100,6 +104,7 @@ impl Nft {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(not_runnable)?;
+        self.own.record(child.id());
         if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
             // A write error means nft exited early; its exit status and stderr say why.
             let _ = pipe.write_all(text.as_bytes());
@@ -107,6 +112,11 @@ impl Nft {
         let out = child.wait_with_output().map_err(not_runnable)?;
         let text = |b: Vec<u8>| String::from_utf8_lossy(&b).trim().to_string();
         Ok((out.status.success(), text(out.stdout), text(out.stderr)))
+    }
+
+    /// The pids of the nft processes this runner starts (for the ruleset monitor).
+    pub fn own_pids(&self) -> Arc<OwnPids> {
+        self.own.clone()
     }
 
     /// Applies a JSON batch in one nft transaction: all of it, or nothing.
