@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks (figures for the notes, not pass/fail tests): release binary sizes (opt-level z vs s,
-# x86_64 musl with stable, and mipsel as build-ipk.sh builds it), the apply time against bare nft, and
-# the agent's idle RSS. As root.
+# x86_64 musl with stable, and mipsel as build-ipk.sh builds it), the apply time against bare nft, the
+# agent's idle RSS, the IGD against miniupnpd, HTTP attacks, and the data path (iperf3). As root.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1
@@ -41,3 +41,11 @@ WILIFE_AGENT_BIN=$PWD/target/size-z/x86_64-unknown-linux-musl/release/wilife-age
 # The HTTP attacks of issue 13 against the release build, one after the other, while upnpc maps a port.
 cargo build -q --release --locked -p wilife-lab --bin bench_attack
 WILIFE_AGENT_BIN=$PWD/target/size-z/x86_64-unknown-linux-musl/release/wilife-agent ./target/release/bench_attack
+# The data path (issue 15): iperf3 streams through the lab router with fw4 alone and with our tables.
+# Debian's iperf3 asks whether to run a daemon (the default, kept here: no), and starts nothing.
+if ! command -v iperf3 >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 </dev/null >/dev/null \
+        || { echo "bench: cannot install iperf3" >&2; exit 1; }
+fi
+cargo build -q --release --locked -p wilife-lab --bin bench_datapath
+WILIFE_AGENT_BIN=$PWD/target/size-z/x86_64-unknown-linux-musl/release/wilife-agent ./target/release/bench_datapath

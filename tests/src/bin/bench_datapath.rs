@@ -1,0 +1,168 @@
+//! Benchmark (not a test): what our tables cost the data path. iperf3 streams through the lab router
+//! with fw4 alone and with fw4 plus the agent's tables (static mode, a camera, isolation on), in
+//! alternating rounds of one run:
+//!
+//! - LAN -> WAN, TCP (Mbit/s) and small UDP datagrams (packets/s): the Command Center to the internet,
+//!   through fw4's forward chain and masquerade, and through every hook of ours;
+//! - the camera's video stream (TCP 22211) and camera-control datagrams (UDP 5800) to the Command Center
+//!   on the same bridge: our bridge table against no bridge filtering at all;
+//! - WAN -> LAN, TCP to the forwarded port: our tables against the same DNAT as one hand-written rule
+//!   (what any port forward costs with fw4).
+//!
+//! The ratio is ours / fw4 alone (median of the rounds); the bar is >= 0.97.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use wilife_lab::lab::*;
+
+const ROUNDS: usize = 3;
+const SECONDS: u32 = 4;
+
+/// An iperf3 server in `ns` on `port`, killed when dropped.
+struct Server(Child);
+
+impl Server {
+    fn start(ns: &str, port: u16) -> Server {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "iperf3", "-s", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("iperf3 (apt install iperf3)");
+        std::thread::sleep(Duration::from_millis(300));
+        Server(child)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Tcp,
+    /// 64-byte datagrams as fast as the sender can.
+    Udp,
+}
+
+/// One iperf3 run from `ns` to `to:port`: Mbit/s received (TCP) or datagrams/s received (UDP).
+fn measure(lab: &Lab, ns: &str, to: &str, port: u16, kind: Kind) -> f64 {
+    let secs = SECONDS.to_string();
+    let port = port.to_string();
+    let mut args = vec!["iperf3", "-c", to, "-p", &port, "-t", &secs, "-J"];
+    if let Kind::Udp = kind {
+        args.extend(["-u", "-b", "0", "-l", "64"]);
+    }
+    let out = lab.exec(ns, &args);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "iperf3 {args:?} from {ns}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    match kind {
+        Kind::Tcp => {
+            let bps = doc["end"]["sum_received"]["bits_per_second"].as_f64();
+            bps.unwrap_or_else(|| panic!("iperf3 {args:?} from {ns}: {}", doc["error"])) / 1e6
+        }
+        Kind::Udp => {
+            let sum = &doc["end"]["sum"];
+            assert!(
+                sum["packets"].is_number(),
+                "iperf3 {args:?} from {ns}: {}",
+                doc["error"]
+            );
+            let got = sum["packets"].as_f64().unwrap() - sum["lost_packets"].as_f64().unwrap();
+            got / sum["seconds"].as_f64().unwrap()
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// The same DNAT as our static forward, as one rule beside fw4 (with the connmark bit fw4's include
+/// accepts, as fw4 has no port forward of its own here): the baseline of the inbound stream.
+const BASELINE_DNAT: &str = "table inet baseline {\n chain dstnat {\n  type nat hook prerouting priority dstnat - 10; policy accept;\n  iifname \"wan0\" tcp dport 20570 ct mark set ct mark | 0x10000000 dnat ip to 192.168.50.10\n }\n}\n";
+
+fn main() {
+    let mut lab = Lab::new();
+    let text = lab.config(
+        "static",
+        &format!("config camera\n\toption name 'porch'\n\toption mac '{CAMERA_MAC}'\n"),
+    );
+    let cfg = lab.write_config("wilife", &text);
+    let _remote = Server::start(&lab.remote, 5201);
+    let _cc_video = Server::start(&lab.cc, 22211);
+    let _cc_forward = Server::start(&lab.cc, 20570);
+    let _cc_control = Server::start(&lab.cc, 5800);
+    let (remote, cc, wan) = (REMOTE_IP.to_string(), CC_IP.to_string(), WAN_IP.to_string());
+    let (cc_ns, camera_ns, remote_ns) = (lab.cc.clone(), lab.camera.clone(), lab.remote.clone());
+    let cases: [(&str, &str, &str, u16, Kind); 5] = [
+        ("LAN -> WAN, TCP (Mbit/s)", &cc_ns, &remote, 5201, Kind::Tcp),
+        (
+            "LAN -> WAN, UDP 64 B (pkt/s)",
+            &cc_ns,
+            &remote,
+            5201,
+            Kind::Udp,
+        ),
+        (
+            "camera -> CC on the bridge, TCP 22211 (Mbit/s)",
+            &camera_ns,
+            &cc,
+            22211,
+            Kind::Tcp,
+        ),
+        (
+            "camera -> CC on the bridge, UDP 5800 64 B (pkt/s)",
+            &camera_ns,
+            &cc,
+            5800,
+            Kind::Udp,
+        ),
+        (
+            "WAN -> LAN forward, TCP 20570 (Mbit/s)",
+            &remote_ns,
+            &wan,
+            20570,
+            Kind::Tcp,
+        ),
+    ];
+    let mut ours: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    let mut alone: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    for _ in 0..ROUNDS {
+        // fw4 alone (plus the one-rule DNAT for the inbound case).
+        let out = lab.nft_stdin(BASELINE_DNAT);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (i, (_, from, to, port, kind)) in cases.iter().enumerate() {
+            alone[i].push(measure(&lab, from, to, *port, *kind));
+        }
+        lab.nft(&["delete", "table", "inet", "baseline"]);
+        // fw4 and ours.
+        lab.start_agent(&cfg, &[]);
+        for (i, (_, from, to, port, kind)) in cases.iter().enumerate() {
+            ours[i].push(measure(&lab, from, to, *port, *kind));
+        }
+        lab.stop_agent();
+    }
+    println!(
+        "data path through the lab router, {ROUNDS} alternating rounds of {SECONDS} s (medians)"
+    );
+    println!("| stream | fw4 alone | fw4 + wilife | ratio |");
+    println!("|---|---|---|---|");
+    for (i, (name, ..)) in cases.iter().enumerate() {
+        let (a, o) = (median(alone[i].clone()), median(ours[i].clone()));
+        println!("| {name} | {a:.0} | {o:.0} | {:.3} |", o / a);
+    }
+}
