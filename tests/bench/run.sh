@@ -49,3 +49,7 @@ if ! command -v iperf3 >/dev/null; then
 fi
 cargo build -q --release --locked -p wilife-lab --bin bench_datapath
 WILIFE_AGENT_BIN=$PWD/target/size-z/x86_64-unknown-linux-musl/release/wilife-agent ./target/release/bench_datapath
+# An idle agent (issue 15): CPU time including reaped children and nft processes started over
+# IDLE_SECONDS (default 600; the issue's ten minutes).
+cargo build -q --release --locked -p wilife-lab --bin bench_idle
+WILIFE_AGENT_BIN=$PWD/target/size-z/x86_64-unknown-linux-musl/release/wilife-agent ./target/release/bench_idle
