@@ -104,12 +104,15 @@ impl Nft {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(not_runnable)?;
-        self.own.record(child.id());
+        let pid = child.id();
+        self.own.record(pid);
         if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
             // A write error means nft exited early; its exit status and stderr say why.
             let _ = pipe.write_all(text.as_bytes());
         }
-        let out = child.wait_with_output().map_err(not_runnable)?;
+        let out = child.wait_with_output();
+        self.own.ended(pid);
+        let out = out.map_err(not_runnable)?;
         let text = |b: Vec<u8>| String::from_utf8_lossy(&b).trim().to_string();
         Ok((out.status.success(), text(out.stdout), text(out.stderr)))
     }

@@ -10,6 +10,7 @@ use nix::sys::socket::{recv, MsgFlags, SockProtocol};
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// `NFNLGRP_NFTABLES` from linux/netfilter/nfnetlink.h.
 const NFNLGRP_NFTABLES: u32 = 7;
@@ -21,23 +22,40 @@ const NFTA_GEN_PROC_PID: u16 = 2;
 const NFGENMSG: usize = 4;
 /// Our nft processes remembered (one apply runs two or three).
 const OWN_KEPT: usize = 16;
+/// How long after it ended a process's pid still counts as ours: a pid is reused only much later.
+const OWN_GRACE: Duration = Duration::from_secs(2);
 
 /// The pids of the nft processes the agent started: the applier records them, the monitor skips the
-/// generations they committed.
+/// generations they committed. A pid counts as ours while its process runs and for `OWN_GRACE` after it
+/// ended (its last event may still be on the way); after that the pid may belong to someone else.
 #[derive(Debug, Default)]
-pub struct OwnPids(Mutex<VecDeque<u32>>);
+pub struct OwnPids(Mutex<VecDeque<(u32, Option<Instant>)>>);
 
 impl OwnPids {
+    /// A process of ours started.
     pub fn record(&self, pid: u32) {
         let mut pids = self.0.lock().unwrap();
+        pids.retain(|(_, ended)| ended.is_none_or(|at| at.elapsed() < OWN_GRACE));
         if pids.len() >= OWN_KEPT {
             pids.pop_front();
         }
-        pids.push_back(pid);
+        pids.push_back((pid, None));
+    }
+
+    /// A process of ours ended.
+    pub fn ended(&self, pid: u32) {
+        let mut pids = self.0.lock().unwrap();
+        for (p, ended) in pids.iter_mut() {
+            if *p == pid && ended.is_none() {
+                *ended = Some(Instant::now());
+            }
+        }
     }
 
     fn contains(&self, pid: u32) -> bool {
-        self.0.lock().unwrap().contains(&pid)
+        let pids = self.0.lock().unwrap();
+        pids.iter()
+            .any(|(p, ended)| *p == pid && ended.is_none_or(|at| at.elapsed() < OWN_GRACE))
     }
 }
 
@@ -101,5 +119,15 @@ mod tests {
             own.record(pid);
         }
         assert!(own.contains(20) && own.contains(5) && !own.contains(4));
+        // An ended process stays ours for a moment, then its pid is anyone's.
+        own.ended(20);
+        assert!(own.contains(20));
+        let long_ago = Instant::now() - OWN_GRACE - Duration::from_millis(1);
+        own.0.lock().unwrap().iter_mut().for_each(|e| {
+            if e.0 == 20 {
+                e.1 = Some(long_ago);
+            }
+        });
+        assert!(!own.contains(20));
     }
 }
