@@ -30,21 +30,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(600);
     let mut lab = Lab::new();
-    let runs_file = lab.dir.join("nft-runs");
-    let wrapper = lab.dir.join("nft-counting");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\necho \"$*\" >> {}\nexec nft \"$@\"\n",
-            runs_file.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let (wrapper, runs_file) = lab.counting_nft();
     let runs = || {
         std::fs::read_to_string(&runs_file)
             .unwrap_or_default()

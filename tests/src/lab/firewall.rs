@@ -116,4 +116,25 @@ impl Lab {
             })
             .collect()
     }
+
+    /// An nft that writes each of its command lines to a file, then runs the real nft (same pid: `exec`).
+    /// Returns the wrapper (for `--nft`) and the file.
+    pub fn counting_nft(&self) -> (PathBuf, PathBuf) {
+        let runs = self.dir.join("nft-runs");
+        let wrapper = self.dir.join("nft-counting");
+        fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho \"$*\" >> {}\nexec nft \"$@\"\n",
+                runs.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        (wrapper, runs)
+    }
 }
