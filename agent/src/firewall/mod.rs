@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod conntrack;
+pub mod elements;
 pub mod monitor;
 pub mod render;
 pub mod text;
