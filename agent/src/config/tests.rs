@@ -623,3 +623,20 @@ config gadget
         .lines()
         .all(|l| l.starts_with("/etc/config/wilife:")));
 }
+
+#[test]
+fn a_duplicate_section_is_said_once() {
+    // Two sections named 'yard' (a copy): one error, not a second one for the MAC both give.
+    let text = format!(
+        "{GOOD}config camera 'yard'\n\toption mac '00:11:22:33:44:67'\nconfig camera 'yard'\n\toption mac '00:11:22:33:44:67'\n"
+    );
+    let errors = parse_str(&text).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors}");
+    assert_eq!(errors[0].line, Some(20), "{errors}");
+    assert!(
+        errors[0]
+            .message
+            .contains("duplicate section (first on line 18)"),
+        "{errors}"
+    );
+}

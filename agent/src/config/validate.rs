@@ -73,6 +73,7 @@ pub(super) fn validate(
         file,
         errors: RefCell::default(),
         invalid: RefCell::default(),
+        skipped: RefCell::default(),
     };
     let config = v.config(sections, path, overrides);
     let mut errors = v.errors.into_inner();
@@ -90,6 +91,8 @@ struct Validator<'a> {
     /// Options with an error: the rules comparing them with others are left out, so one mistake gives
     /// one error (a default in its place would only mislead).
     invalid: RefCell<BTreeSet<String>>,
+    /// Lines of sections reported as duplicates: not read again (their mistake is said once).
+    skipped: RefCell<BTreeSet<usize>>,
 }
 
 /// One section's options, checked for unknown and repeated keys.
@@ -177,6 +180,7 @@ impl Validator<'_> {
                         None,
                         format!("duplicate section (first on line {first}); merge them"),
                     );
+                    self.skipped.borrow_mut().insert(s.line);
                     continue;
                 }
             }
@@ -189,6 +193,7 @@ impl Validator<'_> {
                     None,
                     format!("duplicate section: only one `config {}` is allowed", s.kind),
                 );
+                self.skipped.borrow_mut().insert(s.line);
             }
         }
     }
@@ -315,7 +320,7 @@ impl Validator<'_> {
     /// `config command_center` (one or more): the PCs running the Command Center, by IP and/or MAC.
     fn command_centers(&self, sections: &[Section]) -> Vec<CommandCenter> {
         let mut ccs: Vec<CommandCenter> = Vec::new();
-        for (i, s) in of_kind(sections, "command_center") {
+        for (i, s) in self.of_kind(sections, "command_center") {
             let o = self.opts(s, s.label(i), COMMAND_CENTER_OPTIONS);
             let name = self.name(&o, s, i, "command_center");
             let ip = self.parsed(&o, "ip", parse_host_ip);
@@ -354,7 +359,7 @@ impl Validator<'_> {
     /// `config camera` (zero or more): cameras by MAC, never a Command Center's.
     fn cameras(&self, sections: &[Section], ccs: &[CommandCenter]) -> Vec<Camera> {
         let mut cameras: Vec<Camera> = Vec::new();
-        for (i, s) in of_kind(sections, "camera") {
+        for (i, s) in self.of_kind(sections, "camera") {
             let o = self.opts(s, s.label(i), CAMERA_OPTIONS);
             let name = self.name(&o, s, i, "camera");
             let ip = self.parsed(&o, "ip", parse_host_ip);
@@ -560,7 +565,7 @@ impl Validator<'_> {
             .iter()
             .find(|(t, _)| *t == kind)
             .map_or(&[][..], |(_, o)| *o);
-        match of_kind(sections, kind).first() {
+        match self.of_kind(sections, kind).first() {
             Some(&(i, s)) => self.opts(s, s.label(i), allowed),
             None => Opts {
                 label: format!("{kind} '{default_name}'"),
@@ -568,6 +573,15 @@ impl Validator<'_> {
                 values: BTreeMap::new(),
             },
         }
+    }
+
+    /// The sections of one type that are read: numbered among all of that type, duplicates left out.
+    fn of_kind<'s>(&self, sections: &'s [Section], kind: &str) -> Vec<(usize, &'s Section)> {
+        let skipped = self.skipped.borrow();
+        of_kind(sections, kind)
+            .into_iter()
+            .filter(|(_, s)| !skipped.contains(&s.line))
+            .collect()
     }
 
     /// A section's display name: its `name` option, else its UCI name, else TYPE and its number.
