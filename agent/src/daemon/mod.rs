@@ -39,10 +39,13 @@ pub struct Options {
     pub fw4_include: PathBuf,
 }
 
+/// The one state owner: everything the agent knows and holds in force lives here, changed only on this
+/// thread; the other threads see the `Snapshot` it publishes.
 struct Owner {
     opts: Options,
     config: Config,
     shared: Arc<Shared>,
+    /// What the kernel holds since the last successful apply (`None`: it failed, a retry is due).
     applied: Option<Applied>,
     facts: NetFacts,
     forwards: Vec<Forward>,
@@ -51,10 +54,12 @@ struct Owner {
     /// When set, the last apply failed and is retried at this instant.
     retry_at: Option<Instant>,
     retry_delay: Duration,
+    /// A ruleset event is queued (the monitor sends at most one).
     ruleset_event_pending: Arc<AtomicBool>,
     /// The last rtnetlink dump and DHCP leases (facts and presence come from them).
     net: NetState,
     dhcp_leases: Vec<dhcp::Lease>,
+    /// A network event is queued.
     net_event_pending: Arc<AtomicBool>,
     /// No rtnetlink events (subscription failed): the periodic check reads the network instead.
     net_events_missing: bool,
