@@ -531,22 +531,17 @@ fn print_ruleset_text_is_exactly_what_the_kernel_lists() {
 #[test]
 fn an_idle_agent_runs_no_nft_and_still_restores_what_others_remove() {
     let mut lab = Lab::new();
-    let (wrapper, runs_file) = lab.counting_nft();
-    let runs = || {
-        std::fs::read_to_string(&runs_file)
-            .unwrap_or_default()
-            .lines()
-            .count()
-    };
+    let nft = lab.counting_nft();
+    let runs = || nft.runs().len();
     let cfg = lab.write_config("wilife", &lab.config("static", ""));
-    lab.start_agent(&cfg, &["--nft", wrapper.to_str().unwrap()]);
+    lab.start_agent(&cfg, &["--nft", nft.wrapper.to_str().unwrap()]);
     lab.wait_log("applied (startup)", Duration::from_secs(5));
     // Each apply lists our table before and after; a read-back after an event is one list more. The
     // events of the agent's own applies must cause none: after settling, lists are twice the applies.
     let lists_and_applies = || {
-        let log = std::fs::read_to_string(&runs_file).unwrap_or_default();
-        let lists = log.lines().filter(|l| l.contains("list table")).count();
-        let applies = log.lines().filter(|l| l.contains("-f ")).count();
+        let log = nft.runs();
+        let lists = log.iter().filter(|l| l.contains("list table")).count();
+        let applies = log.iter().filter(|l| l.contains("-f ")).count();
         (lists, applies)
     };
     std::thread::sleep(Duration::from_secs(1));
@@ -559,8 +554,7 @@ fn an_idle_agent_runs_no_nft_and_still_restores_what_others_remove() {
     let at_start = runs();
     // Two periodic checks (10 s each) pass.
     std::thread::sleep(Duration::from_secs(21));
-    let idle = std::fs::read_to_string(&runs_file).unwrap();
-    assert_eq!(runs(), at_start, "an idle agent ran nft:\n{idle}");
+    assert_eq!(runs(), at_start, "an idle agent ran nft: {:?}", nft.runs());
     // Someone else removes the table: the event alone brings it back.
     lab.nft(&["delete", "table", "inet", "wilife"]);
     lab.wait_log("was removed by someone else", Duration::from_secs(5));

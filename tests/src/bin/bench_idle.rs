@@ -30,19 +30,14 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(600);
     let mut lab = Lab::new();
-    let (wrapper, runs_file) = lab.counting_nft();
-    let runs = || {
-        std::fs::read_to_string(&runs_file)
-            .unwrap_or_default()
-            .lines()
-            .count()
-    };
+    let nft = lab.counting_nft();
+    let runs = || nft.runs().len();
     let text = lab.config(
         "upnp",
         &format!("config camera\n\toption name 'porch'\n\toption mac '{CAMERA_MAC}'\n"),
     );
     let cfg = lab.write_config("wilife", &text);
-    lab.start_agent(&cfg, &["--nft", wrapper.to_str().unwrap()]);
+    lab.start_agent(&cfg, &["--nft", nft.wrapper.to_str().unwrap()]);
     lab.say_hello_to_router(&lab.cc);
     std::thread::sleep(Duration::from_secs(2));
     let pid = lab.agent_pid().unwrap();

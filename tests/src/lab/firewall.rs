@@ -118,15 +118,14 @@ impl Lab {
     }
 
     /// An nft that writes each of its command lines to a file, then runs the real nft (same pid: `exec`).
-    /// Returns the wrapper (for `--nft`) and the file.
-    pub fn counting_nft(&self) -> (PathBuf, PathBuf) {
-        let runs = self.dir.join("nft-runs");
+    pub fn counting_nft(&self) -> CountingNft {
+        let log = self.dir.join("nft-runs");
         let wrapper = self.dir.join("nft-counting");
         fs::write(
             &wrapper,
             format!(
                 "#!/bin/sh\necho \"$*\" >> {}\nexec nft \"$@\"\n",
-                runs.display()
+                log.display()
             ),
         )
         .unwrap();
@@ -135,6 +134,23 @@ impl Lab {
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .unwrap();
-        (wrapper, runs)
+        CountingNft { wrapper, log }
+    }
+}
+
+/// The nft wrapper of `Lab::counting_nft`: give `wrapper` to `--nft`, read what ran with `runs`.
+pub struct CountingNft {
+    pub wrapper: PathBuf,
+    log: PathBuf,
+}
+
+impl CountingNft {
+    /// The command line of every nft run so far, in order.
+    pub fn runs(&self) -> Vec<String> {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 }

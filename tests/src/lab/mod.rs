@@ -24,6 +24,7 @@ mod probes;
 mod topology;
 
 pub use clients::{header_value, split_response, upnp_error};
+pub use firewall::CountingNft;
 pub use probes::{exchange, exchange_within, EchoServer};
 
 use std::fs;
