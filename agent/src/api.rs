@@ -353,7 +353,7 @@ impl Api {
             }
         }
         let live = match self.shared.nft.list_table() {
-            Ok(Some(t)) => Some((true, crate::firewall::apply::counters(&t))),
+            Ok(Some(t)) => Some((true, self.shared.nft.counters(&t))),
             Ok(None) => Some((false, BTreeMap::new())),
             Err(_) => None,
         };

@@ -4,7 +4,10 @@
 
 use nix::errno::Errno;
 use std::time::{Duration, Instant};
+use wilife_agent::config::PortRange;
 use wilife_agent::firewall::elements::{self, port, port_host, Batch};
+use wilife_agent::firewall::render::upnp;
+use wilife_agent::firewall::{Forward, Origin};
 use wilife_lab::lab::*;
 
 /// The element sets of the mapping design: external port -> host, external port -> internal port,
@@ -78,6 +81,28 @@ fn elements_are_added_and_removed_in_one_atomic_netlink_transaction() {
     });
     assert_eq!(clash, Err(Errno::EEXIST));
     assert!(listing().contains(&format!("20570 counter packets 0 bytes 0 : {CC_IP}")));
+
+    // The owner's change of a port's target: delete and add of the same keys in one batch.
+    let to = |host| Forward {
+        external: PortRange {
+            first: 20570,
+            last: 20570,
+        },
+        target: host,
+        target_port: None,
+        origin: Origin::Upnp,
+    };
+    let retarget = upnp::changes(&[to(CC_IP)], &[to(OTHER_IP)]);
+    lab.in_ns(&lab.router, move || elements::commit(&retarget.batch))
+        .expect("the kernel takes a new target in one transaction");
+    assert!(
+        listing().contains(&format!("20570 counter packets 0 bytes 0 : {OTHER_IP}")),
+        "{}",
+        listing()
+    );
+    let back = upnp::changes(&[to(OTHER_IP)], &[to(CC_IP)]);
+    lab.in_ns(&lab.router, move || elements::commit(&back.batch))
+        .unwrap();
 
     lab.in_ns(&lab.router, || elements::commit(&unmapping(20570)))
         .expect("the kernel removes the mapping");

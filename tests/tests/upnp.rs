@@ -19,13 +19,20 @@ const TOKEN: &str = "lab-token-0123456789";
 
 /// A upnp-mode lab: the cc is the authorised Command Center; `extra` adds config lines.
 fn upnp_lab(extra: &str) -> Lab {
+    upnp_lab_with(extra, |_| Vec::new())
+}
+
+/// `upnp_lab`, the agent started with the arguments `args` gives for the new lab.
+fn upnp_lab_with(extra: &str, args: impl FnOnce(&Lab) -> Vec<String>) -> Lab {
     let mut lab = Lab::new();
     let cfg = lab.config("upnp", extra).replace(
         "option api_port",
         &format!("option api_token '{TOKEN}'\n\toption api_port"),
     );
     let cfg = lab.write_config("wilife", &cfg);
-    lab.start_upnp_agent(&cfg);
+    let args = args(&lab);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    lab.start_upnp_agent_with(&cfg, &args);
     lab
 }
 
@@ -48,10 +55,11 @@ fn upnpc(lab: &Lab, ns: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-fn dnat_rules(lab: &Lab, port: u16) -> usize {
-    lab.table_text()
-        .lines()
-        .filter(|l| l.contains(&format!("tcp dport {port} ")) && l.contains("dnat"))
+/// How many mappings of `port` the kernel holds (one element of map `upnp_addr`, or none).
+fn mapped(lab: &Lab, port: u16) -> usize {
+    lab.mappings_in_force()
+        .iter()
+        .filter(|(p, _)| *p == port)
         .count()
 }
 
@@ -112,7 +120,7 @@ fn upnpc_discovers_maps_lists_and_unmaps_and_the_forward_follows() {
         ),
         "{err}"
     );
-    assert_eq!(dnat_rules(&lab, 20570), 0);
+    assert_eq!(mapped(&lab, 20570), 0);
     // Every decision is in the log and the API.
     lab.wait_log(
         "UPnP AddPortMapping port 20570 for 192.168.50.10 granted",
@@ -151,8 +159,8 @@ fn refusals_carry_the_right_upnp_error_and_install_nothing() {
         "not a protocol"
     );
     assert_eq!(
-        lab.table_text().matches("dnat ip to").count(),
-        0,
+        lab.mappings_in_force(),
+        [],
         "nothing installed:\n{}",
         lab.table_text()
     );
@@ -193,9 +201,11 @@ fn refusals_carry_the_right_upnp_error_and_install_nothing() {
     let (_, m) = api(&lab, "GET", "/api/v1/mappings", None);
     assert_eq!(m["mappings"].as_array().unwrap().len(), 6);
     assert_eq!(
-        lab.table_text().matches("dnat ip to").count(),
-        12,
-        "6 direct + 6 reflection rules"
+        lab.mappings_in_force(),
+        (20570..=20575)
+            .map(|p| (p, CC_IP.to_string()))
+            .collect::<Vec<_>>(),
+        "6 mappings"
     );
     let refused: Vec<i64> = m["decisions"]
         .as_array()
@@ -239,7 +249,7 @@ fn an_unauthorised_lan_host_is_refused() {
         "192.168.50.20 is not an authorised Command Center",
         Duration::from_secs(1),
     );
-    assert_eq!(dnat_rules(&lab, 20570), 0);
+    assert_eq!(mapped(&lab, 20570), 0);
     // Reads are fine for any LAN host.
     let (status, body) = lab.soap(&lab.camera, WANIP1, "GetExternalIPAddress", &[]);
     assert_eq!(status, 200, "{body}");
@@ -354,7 +364,7 @@ fn hostile_soap_gets_faults_and_the_daemon_keeps_serving() {
         .is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists()));
     let (status, body) = lab.soap(&lab.cc, WANIP1, "GetExternalIPAddress", &[]);
     assert_eq!(status, 200, "{body}");
-    assert_eq!(lab.table_text().matches("dnat ip to").count(), 0);
+    assert_eq!(lab.mappings_in_force(), []);
 }
 
 #[test]
@@ -496,17 +506,17 @@ fn leases_expire_mappings_survive_kill_9_and_fw4_reload() {
     let _echo = lab.echo_server(&lab.cc.clone(), 20570, "cc");
     assert_eq!(lab.add_mapping(&lab.cc, 20570, "TCP", CC_IP, 0), 0);
     assert_eq!(lab.add_mapping(&lab.cc, 20571, "TCP", CC_IP, 2), 0);
-    assert_eq!(dnat_rules(&lab, 20571), 2, "direct + reflection");
+    assert_eq!(mapped(&lab, 20571), 1);
     // The 2 s lease ends and takes its rule along; the other stays.
     lab.wait_log(
         "UPnP lease port 20571 for 192.168.50.10 expired",
         Duration::from_secs(5),
     );
-    assert_eq!(dnat_rules(&lab, 20571), 0);
-    assert_eq!(dnat_rules(&lab, 20570), 2);
+    assert_eq!(mapped(&lab, 20571), 0);
+    assert_eq!(mapped(&lab, 20570), 1);
     // A renewal by re-adding keeps one entry.
     assert_eq!(lab.add_mapping(&lab.cc, 20570, "TCP", CC_IP, 0), 0);
-    assert_eq!(dnat_rules(&lab, 20570), 2);
+    assert_eq!(mapped(&lab, 20570), 1);
     // kill -9: the kernel keeps the table, the restart restores the same mapping without a duplicate.
     let before = api(&lab, "GET", "/api/v1/mappings", None).1["mappings"].clone();
     lab.kill_agent();
@@ -527,7 +537,7 @@ fn leases_expire_mappings_survive_kill_9_and_fw4_reload() {
     ] {
         assert_eq!(before[0][key], after[0][key], "{key}");
     }
-    assert_eq!(dnat_rules(&lab, 20570), 2, "{}", lab.table_text());
+    assert_eq!(mapped(&lab, 20570), 1, "{}", lab.table_text());
     assert_eq!(
         lab.tcp_exchange(&lab.remote, wan(20570), "back").unwrap(),
         "cc:back"
@@ -615,7 +625,7 @@ fn api_lists_mappings_and_delete_needs_the_token_and_cuts_live_sessions() {
         .write_all(b"more\n")
         .and_then(|_| viewer.read(&mut buf));
     assert!(matches!(cut, Err(_) | Ok(0)), "{cut:?}");
-    assert_eq!(dnat_rules(&lab, 20570), 0);
+    assert_eq!(mapped(&lab, 20570), 0);
     let (_, m) = api(&lab, "GET", "/api/v1/mappings", None);
     assert!(m["mappings"].as_array().unwrap().is_empty());
 }
@@ -742,4 +752,91 @@ fn async_upnp_client_discovers_reads_adds_deletes_and_enumerates_to_713() {
         "UPnP AddPortMapping port 20574 for 192.168.50.10 granted",
         Duration::from_secs(1),
     );
+}
+
+/// Issue 15: a mapping change is an element change committed over netlink. No nft process runs for
+/// it, the kernel holds it when the IGD answers, its counters survive a full re-apply (and a mapping
+/// made again counts from zero), and an element someone else removes is put back.
+#[test]
+fn mapping_changes_are_element_changes_without_a_process() {
+    let mut nft = None;
+    let lab = upnp_lab_with("", |lab| {
+        let counting = lab.counting_nft();
+        let args = vec!["--nft".into(), counting.wrapper.display().to_string()];
+        nft = Some(counting);
+        args
+    });
+    let nft = nft.unwrap();
+    let _echo = lab.echo_server(&lab.cc.clone(), 20570, "cc");
+    // The startup's own apply and its events settle.
+    std::thread::sleep(Duration::from_secs(1));
+    let settled = nft.runs().len();
+    for round in 0..3 {
+        assert_eq!(lab.add_mapping(&lab.cc, 20570, "TCP", CC_IP, 0), 0);
+        assert_eq!(lab.add_mapping(&lab.cc, 20571, "TCP", CC_IP, 3600), 0);
+        // In force when answered.
+        assert_eq!(
+            lab.mappings_in_force(),
+            [(20570, CC_IP.to_string()), (20571, CC_IP.to_string())],
+            "round {round}"
+        );
+        if round < 2 {
+            assert_eq!(lab.delete_mapping(&lab.cc, 20570), 0);
+            assert_eq!(lab.delete_mapping(&lab.cc, 20571), 0);
+            assert_eq!(lab.mappings_in_force(), [], "round {round}");
+        }
+    }
+    let line = lab.tcp_exchange(&lab.remote, wan(20570), "one").unwrap();
+    assert_eq!(line, "cc:one");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        nft.runs().len(),
+        settled,
+        "mapping changes ran nft: {:?}",
+        &nft.runs()[settled..]
+    );
+    // The elements count: one connection, its packets both ways.
+    let counts = |lab: &Lab| {
+        let m = &api(lab, "GET", "/api/v1/mappings", None).1["mappings"][0];
+        assert_eq!(m["external_port"], 20570);
+        (
+            m["connections"].as_u64().unwrap(),
+            m["packets"].as_u64().unwrap(),
+            m["bytes"].as_u64().unwrap(),
+        )
+    };
+    let (conns, packets, bytes) = counts(&lab);
+    assert_eq!(conns, 1);
+    assert!(
+        packets >= 6 && bytes > 0,
+        "{packets} packets, {bytes} bytes"
+    );
+    // A full re-apply makes the elements anew; what they counted is carried.
+    lab.signal_agent(nix::sys::signal::Signal::SIGHUP);
+    lab.wait_log("applied (reload)", Duration::from_secs(5));
+    assert_eq!(counts(&lab), (conns, packets, bytes));
+    // Someone else deletes a mapping's element: the event brings the mapping back.
+    lab.nft(&[
+        "delete",
+        "element",
+        "inet",
+        "wilife",
+        "upnp_addr",
+        "{ 20570 }",
+    ]);
+    lab.wait_log("was changed by someone else", Duration::from_secs(5));
+    lab.time_until(Duration::from_secs(5), || {
+        lab.mappings_in_force().len() == 2
+    })
+    .expect("the element restored");
+    assert_eq!(
+        lab.tcp_exchange(&lab.remote, wan(20570), "two").unwrap(),
+        "cc:two"
+    );
+    // A mapping deleted and made again counts from zero.
+    assert_eq!(lab.delete_mapping(&lab.cc, 20570), 0);
+    assert_eq!(lab.add_mapping(&lab.cc, 20570, "TCP", CC_IP, 0), 0);
+    // (The API keeps the counters it read for 1 s.)
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(counts(&lab), (0, 0, 0));
 }

@@ -5,8 +5,9 @@ use super::reconcile::Trigger;
 use super::Owner;
 use crate::clock::unix_now;
 use crate::firewall::conntrack;
+use crate::firewall::render::upnp;
 use crate::owner::Outcome;
-use crate::status::Decision;
+use crate::status::{Decision, Reconcile};
 use crate::upnp::error::{Refusal, UpnpError};
 use crate::upnp::leases::{self, Mapping};
 use crate::upnp::policy::{self, Change, Effect, Scope};
@@ -54,7 +55,7 @@ impl Owner {
     /// Makes `table` the mapping table: firewall first, then the file; the old table stays if nft refuses.
     pub(super) fn commit(&mut self, table: Vec<Mapping>) -> Result<(), Refusal> {
         let old = std::mem::replace(&mut self.mappings, table);
-        self.reconcile(Trigger::Mapping);
+        self.enforce_mappings(Trigger::Mapping);
         if self.applied.is_none() {
             let why = self
                 .shared
@@ -66,7 +67,7 @@ impl Owner {
                 .and_then(|r| r.error.clone())
                 .unwrap_or_default();
             self.mappings = old;
-            self.reconcile(Trigger::Rollback);
+            self.enforce_mappings(Trigger::Rollback);
             return Err(Refusal::new(
                 UpnpError::ActionFailed,
                 format!("the firewall refused the change: {why}"),
@@ -81,13 +82,41 @@ impl Owner {
             }
             // (The file still holds `old`: a failed save leaves it as it was.)
             self.mappings = old;
-            self.reconcile(Trigger::Rollback);
+            self.enforce_mappings(Trigger::Rollback);
             return Err(Refusal::new(
                 UpnpError::ActionFailed,
                 format!("the mapping could not be saved, so it was not made: {why}"),
             ));
         }
         Ok(())
+    }
+
+    /// Puts the mapping table in force: while the kernel holds our last full apply, only the mappings
+    /// differ from it, and they change as elements in one netlink transaction; otherwise (or if the
+    /// kernel refuses that) by a full apply.
+    fn enforce_mappings(&mut self, trigger: Trigger) {
+        if self.applied.is_none() || !upnp::active(&self.config) {
+            return self.reconcile(trigger);
+        }
+        let started = Instant::now();
+        let forwards = self.desired_forwards();
+        let change = upnp::changes(&self.forwards, &forwards);
+        if let Err(e) = self.shared.nft.update(&change) {
+            warning!("{e}; applying the whole table instead");
+            return self.reconcile(trigger);
+        }
+        self.last_tables = Some(self.render(&forwards));
+        self.forwards = forwards;
+        let mut snap = self.shared.snapshot.lock().unwrap();
+        snap.forwards = self.forwards.clone();
+        snap.mappings = self.mappings.clone();
+        snap.last_reconcile = Some(Reconcile {
+            at: unix_now(),
+            reason: trigger.as_str().to_string(),
+            result: "ok".to_string(),
+            error: None,
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
     }
 
     /// Conntrack entries of the port's granted flows go; the viewer is cut off at once.

@@ -6,7 +6,8 @@ use crate::clock::unix_now;
 use crate::config::{self, Config};
 use crate::consts::MAX_RETRY_SECS;
 use crate::firewall::apply::{Applied, Drift, FirewallError};
-use crate::firewall::{render, static_forwards};
+use crate::firewall::render::{self, upnp, Tables};
+use crate::firewall::{static_forwards, Forward};
 use crate::net::{self, dhcp, rtnl, NetState};
 use crate::status::{Fw4Include, Reconcile, UpnpStatus};
 use crate::upnp::description::{uuid_from_mac, Identity};
@@ -49,15 +50,8 @@ impl Owner {
     /// Renders the desired tables from config and facts and makes the kernel hold exactly them.
     pub(super) fn reconcile(&mut self, trigger: Trigger) {
         let started = Instant::now();
-        self.forwards = static_forwards(&self.config);
-        if self.config.enabled && self.config.direct_access == config::DirectAccess::Upnp {
-            self.forwards.extend(leases::forwards(&self.mappings));
-        }
-        let tables = render::render(&render::Desired {
-            config: &self.config,
-            forwards: &self.forwards,
-            facts: &self.facts,
-        });
+        self.forwards = self.desired_forwards();
+        let tables = self.render(&self.forwards);
         if trigger == Trigger::Network
             && self.applied.is_some()
             && self.last_tables.as_ref() == Some(&tables)
@@ -75,6 +69,24 @@ impl Owner {
         let duration_ms = started.elapsed().as_millis() as u64;
         let error = self.settle(trigger, result, duration_ms);
         self.publish_reconcile(trigger, error, bridge_error, duration_ms);
+    }
+
+    /// The forwards the config and the mappings ask for.
+    pub(super) fn desired_forwards(&self) -> Vec<Forward> {
+        let mut forwards = static_forwards(&self.config);
+        if upnp::active(&self.config) {
+            forwards.extend(leases::forwards(&self.mappings));
+        }
+        forwards
+    }
+
+    /// Our tables for the config, the facts and `forwards`.
+    pub(super) fn render(&self, forwards: &[Forward]) -> Tables {
+        render::render(&render::Desired {
+            config: &self.config,
+            forwards,
+            facts: &self.facts,
+        })
     }
 
     /// Takes the apply's outcome: in force, or retried later with a doubling delay. The error, if any.
@@ -150,11 +162,11 @@ impl Owner {
         if self.net_events_missing {
             self.network_changed();
         }
-        let Some(applied) = &self.applied else {
+        let (Some(applied), Some(tables)) = (&self.applied, &self.last_tables) else {
             // The last apply failed: the retry timer takes care of it.
             return;
         };
-        match self.shared.nft.drift(applied) {
+        match self.shared.nft.drift(applied, tables) {
             Ok(Drift::InForce) => {
                 let in_fw4 = self
                     .shared

@@ -6,6 +6,7 @@
 //! kernel refused a ruleset.
 
 use super::monitor::OwnPids;
+use super::render::upnp::{self, ElementChange, ELEMENT_SETS};
 use super::render::Tables;
 use crate::consts::TABLE;
 use serde_json::{json, Value};
@@ -41,6 +42,9 @@ pub enum FirewallError {
     /// The table read back differs from what was applied (someone changed it at the same moment).
     #[error("table inet {TABLE} read back differs from what was applied: {0}")]
     VerifyFailed(String),
+    /// The kernel refused a mapping change; nothing of it was committed.
+    #[error("the kernel refused the mapping change, nothing was changed: {0}")]
+    ElementsRefused(nix::errno::Errno),
 }
 
 /// Packets and bytes of a named counter.
@@ -73,6 +77,9 @@ pub struct Nft {
     own: Arc<OwnPids>,
     /// Families of our tables in force (`inet`, and `bridge` when cameras are configured).
     families: Mutex<Vec<String>>,
+    /// What the mappings' element counters had counted when a full apply made them anew (nft cannot
+    /// give an element a starting value): added to what the kernel counts since.
+    carried: Mutex<BTreeMap<String, Counts>>,
 }
 
 impl Nft {
@@ -81,6 +88,7 @@ impl Nft {
             program,
             own: Arc::default(),
             families: Mutex::new(vec!["inet".to_string()]),
+            carried: Mutex::default(),
         }
     }
 
@@ -204,7 +212,8 @@ impl Nft {
         both.extend(new.iter().filter(|f| !old.contains(f)).cloned());
         let (before, _) = self.list_families(&both)?;
         let mut batch = batch.clone();
-        with_counter_values(&mut batch, &counters(&before));
+        let counted = self.counters(&before);
+        with_counter_values(&mut batch, &counted);
         let gone: Vec<String> = old.into_iter().filter(|f| !new.contains(f)).collect();
         if let Some(cmds) = batch["nftables"].as_array_mut() {
             cmds.extend(delete_commands(&gone));
@@ -216,17 +225,60 @@ impl Nft {
             return Err(FirewallError::VerifyFailed("a table is missing".into()));
         }
         verify(&batch, &after).map_err(FirewallError::VerifyFailed)?;
+        // The mappings' elements start from zero again: what they had counted is carried.
+        let fresh = element_counters(&after);
+        *self.carried.lock().unwrap() = counted
+            .into_iter()
+            .filter(|(name, _)| fresh.contains_key(name))
+            .collect();
         Ok(Applied {
             fingerprint: fingerprint(&after),
             bridge_refused: None,
         })
     }
 
-    /// Compares the tables in the kernel with the last applied fingerprint.
-    pub fn drift(&self, applied: &Applied) -> Result<Drift, FirewallError> {
+    /// Commits a mapping change as element changes, in one netlink transaction and without a process.
+    /// `Ok` once the kernel has committed all of it; on an error nothing of it is in force.
+    pub fn update(&self, change: &ElementChange) -> Result<(), FirewallError> {
+        // The generation this commits names this thread: no news for the ruleset monitor.
+        let tid = nix::unistd::gettid().as_raw() as u32;
+        self.own.record(tid);
+        let committed = super::elements::commit(&change.batch);
+        self.own.ended(tid);
+        committed.map_err(FirewallError::ElementsRefused)?;
+        let mut carried = self.carried.lock().unwrap();
+        for name in &change.forgotten {
+            carried.remove(name);
+        }
+        Ok(())
+    }
+
+    /// Every counter of a listing of our tables: the named ones, and the mappings' element counters
+    /// under the names a forward's counters have, with what they had counted before the last full
+    /// apply.
+    pub fn counters(&self, listing: &Value) -> BTreeMap<String, Counts> {
+        let mut all = counters(listing);
+        for (name, mut counts) in element_counters(listing) {
+            if let Some(before) = self.carried.lock().unwrap().get(&name) {
+                counts.packets += before.packets;
+                counts.bytes += before.bytes;
+            }
+            all.insert(name, counts);
+        }
+        all
+    }
+
+    /// Compares the tables in the kernel with the last applied fingerprint and `tables`' mappings
+    /// (which element changes keep up to date between full applies).
+    pub fn drift(&self, applied: &Applied, tables: &Tables) -> Result<Drift, FirewallError> {
         Ok(match self.list_table()? {
             None => Drift::Missing,
-            Some(t) if fingerprint(&t) != applied.fingerprint => Drift::Changed,
+            Some(t)
+                if fingerprint(&t) != applied.fingerprint
+                    || element_lines(&t) != element_lines(&tables.batch()) =>
+            {
+                Drift::Changed
+            }
             Some(_) => Drift::InForce,
         })
     }
@@ -295,8 +347,74 @@ fn objects(listing: &Value) -> impl Iterator<Item = (&String, &Value)> {
         .filter_map(|o| o.iter().next())
 }
 
+/// The objects of a listing, or those a batch adds.
+fn objects_or_added(doc: &Value) -> impl Iterator<Item = (&String, &Value)> {
+    objects(doc).map(|(k, v)| match k.as_str() {
+        "add" => v
+            .as_object()
+            .and_then(|o| o.iter().next())
+            .unwrap_or((k, v)),
+        _ => (k, v),
+    })
+}
+
+/// The sets and maps of `table inet wilife` that hold the mappings, with their elements.
+fn element_sets(doc: &Value) -> impl Iterator<Item = (&str, &Vec<Value>)> {
+    objects_or_added(doc)
+        .filter(|(k, v)| {
+            matches!(k.as_str(), "set" | "map")
+                && v["family"] == "inet"
+                && ELEMENT_SETS.contains(&v["name"].as_str().unwrap_or(""))
+        })
+        .filter_map(|(_, v)| Some((v["name"].as_str()?, v["elem"].as_array()?)))
+}
+
+/// An element's key: nft lists it wrapped with its counter (`{"elem": {"val": KEY, "counter": …}}`).
+fn element_key(e: &Value) -> &Value {
+    e.pointer("/elem/val").unwrap_or(e)
+}
+
+/// The mappings' elements of a batch or a listing, one line each (`upnp_addr 20570 : "192.168.1.10"`),
+/// sorted: equal exactly when the kernel holds the mappings the batch holds.
+pub fn element_lines(doc: &Value) -> Vec<String> {
+    let mut lines: Vec<String> = element_sets(doc)
+        .flat_map(|(name, elems)| {
+            elems.iter().map(move |e| match e.as_array() {
+                Some(pair) if pair.len() == 2 => {
+                    format!("{name} {} : {}", element_key(&pair[0]), pair[1])
+                }
+                _ => format!("{name} {}", element_key(e)),
+            })
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// The mappings' element counters of a listing, under the names a forward's counters have.
+fn element_counters(listing: &Value) -> BTreeMap<String, Counts> {
+    let mut out = BTreeMap::new();
+    for (name, elems) in element_sets(listing) {
+        for e in elems {
+            let wrapped = e.as_array().and_then(|p| p.first()).unwrap_or(e);
+            let (Some(counter), Some(counts)) = (
+                upnp::counter_name(name, element_key(wrapped)),
+                wrapped.pointer("/elem/counter"),
+            ) else {
+                continue;
+            };
+            let counts = Counts {
+                packets: counts["packets"].as_u64().unwrap_or(0),
+                bytes: counts["bytes"].as_u64().unwrap_or(0),
+            };
+            out.insert(counter, counts);
+        }
+    }
+    out
+}
+
 /// Named counters of a listing.
-pub fn counters(listing: &Value) -> BTreeMap<String, Counts> {
+fn counters(listing: &Value) -> BTreeMap<String, Counts> {
     objects(listing)
         .filter(|(k, _)| k.as_str() == "counter")
         .map(|(_, c)| {
@@ -324,7 +442,8 @@ fn with_counter_values(batch: &mut Value, values: &BTreeMap<String, Counts>) {
     }
 }
 
-/// The table without what changes on its own (handles, counter values) and nft's metainfo.
+/// The table without what changes on its own (handles, counter values, the mappings' elements, which
+/// `element_lines` compares) and nft's metainfo.
 pub fn fingerprint(listing: &Value) -> String {
     let mut out = Vec::new();
     for (kind, body) in objects(listing) {
@@ -332,11 +451,15 @@ pub fn fingerprint(listing: &Value) -> String {
             continue;
         }
         let mut body = body.clone();
+        let mappings = ELEMENT_SETS.contains(&body["name"].as_str().unwrap_or(""));
         if let Some(o) = body.as_object_mut() {
             o.remove("handle");
             if kind == "counter" {
                 o.remove("packets");
                 o.remove("bytes");
+            }
+            if matches!(kind.as_str(), "set" | "map") && mappings {
+                o.remove("elem");
             }
         }
         out.push(json!({ kind: body }));
@@ -379,8 +502,8 @@ fn summary_item(kind: &str, v: &Value) -> Option<String> {
             v["type"], v["hook"], v["prio"], v["policy"]
         )),
         "counter" => Some(format!("counter {name}")),
-        "set" => Some(format!(
-            "set {name} {}",
+        "set" | "map" => Some(format!(
+            "{kind} {name} {}",
             v["elem"].as_array().map(|e| e.len()).unwrap_or(0)
         )),
         // Rules are compared per chain and in order: the comment says which rule it is.
@@ -472,6 +595,42 @@ mod tests {
             5_000_000_000u64
         );
         assert_eq!(batch["nftables"][1]["add"]["counter"]["packets"], 0);
+    }
+
+    #[test]
+    fn mapping_elements_read_alike_in_a_batch_and_a_listing_and_count_under_forward_names() {
+        let batch = json!({"nftables": [
+            {"add": {"map": {"family": "inet", "name": "upnp_addr", "elem": [[20570, "192.168.1.10"]]}}},
+            {"add": {"set": {"family": "inet", "name": "upnp_granted", "elem": [{"concat": [20570, "192.168.1.10"]}]}}},
+            {"add": {"set": {"family": "inet", "name": "cc_ipv4", "elem": ["192.168.1.10"]}}}
+        ]});
+        let listing = json!({"nftables": [
+            {"map": {"family": "inet", "name": "upnp_addr", "elem": [
+                [{"elem": {"val": 20570, "counter": {"packets": 3, "bytes": 180}}}, "192.168.1.10"]
+            ]}},
+            {"set": {"family": "inet", "name": "upnp_granted", "elem": [
+                {"elem": {"val": {"concat": [20570, "192.168.1.10"]}, "counter": {"packets": 9, "bytes": 900}}}
+            ]}},
+            {"set": {"family": "inet", "name": "cc_ipv4", "elem": ["192.168.1.10"]}}
+        ]});
+        assert_eq!(element_lines(&batch), element_lines(&listing));
+        assert_eq!(element_lines(&listing).len(), 2, "only the mappings' sets");
+        let counted = element_counters(&listing);
+        assert_eq!(
+            counted["fwd_tcp_20570_conns"],
+            Counts {
+                packets: 3,
+                bytes: 180
+            }
+        );
+        assert_eq!(counted["fwd_tcp_20570"].bytes, 900);
+        // The fingerprint leaves the mappings to the element comparison; other sets stay in it.
+        let mut fewer = listing.clone();
+        fewer["nftables"][0]["map"]["elem"] = json!([]);
+        assert_eq!(fingerprint(&listing), fingerprint(&fewer));
+        assert_ne!(element_lines(&listing), element_lines(&fewer));
+        fewer["nftables"][2]["set"]["elem"] = json!([]);
+        assert_ne!(fingerprint(&listing), fingerprint(&fewer));
     }
 
     #[test]

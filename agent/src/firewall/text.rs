@@ -38,7 +38,7 @@ pub fn to_text(batch: &Value) -> String {
         let t = &mut tables[i];
         match kind.as_str() {
             "counter" => t.counters.push(body),
-            "set" => t.sets.push(body),
+            "set" | "map" => t.sets.push(body),
             "chain" => t.chains.push((body, Vec::new())),
             "rule" => {
                 if let Some(entry) = t
@@ -76,14 +76,25 @@ fn table_text(t: &Table) -> String {
         ));
     }
     for set in &t.sets {
-        let mut b = format!(
-            "\tset {} {{\n\t\ttype {}\n",
-            s(&set["name"]),
-            set_type(&set["type"])
-        );
+        // A map has the type of its values too.
+        let (kind, ty) = match set.get("map") {
+            Some(data) => (
+                "map",
+                format!("{} : {}", set_type(&set["type"]), set_type(data)),
+            ),
+            None => ("set", set_type(&set["type"])),
+        };
+        let mut b = format!("\t{kind} {} {{\n\t\ttype {ty}\n", s(&set["name"]));
         if let Some(flags) = set["flags"].as_array() {
             let f: Vec<&str> = flags.iter().map(s).collect();
             let _ = writeln!(b, "\t\tflags {}", f.join(","));
+        }
+        // Each element of a counting set has its own counter, listed with it.
+        let counted = set["stmt"]
+            .as_array()
+            .is_some_and(|st| st.iter().any(|x| x.get("counter").is_some()));
+        if counted {
+            b.push_str("\t\tcounter\n");
         }
         if let Some(elem) = set["elem"].as_array() {
             let per_line = elements_per_line(&set["type"]);
@@ -96,7 +107,7 @@ fn table_text(t: &Table) -> String {
                         ", "
                     });
                 }
-                line.push_str(&expr(e, false));
+                line.push_str(&element(e, counted));
             }
             let _ = writeln!(b, "\t\telements = {{ {line} }}");
         }
@@ -137,6 +148,23 @@ fn table_text(t: &Table) -> String {
         t.name,
         blocks.join("\n")
     )
+}
+
+/// A set element (`key`, or `key : value` in a map) with its counter, as nft lists a new one.
+fn element(e: &Value, counted: bool) -> String {
+    let counter = if counted {
+        " counter packets 0 bytes 0"
+    } else {
+        ""
+    };
+    match e.as_array() {
+        Some(pair) if pair.len() == 2 => format!(
+            "{}{counter} : {}",
+            expr(&pair[0], false),
+            expr(&pair[1], false)
+        ),
+        _ => format!("{}{counter}", expr(e, false)),
+    }
 }
 
 /// nft wraps named-set elements by type: 5 per line for small integers (ports, protocols), 2 for
@@ -205,6 +233,8 @@ fn expr(v: &Value, hex: bool) -> String {
                     Some(dir) => format!("ct {dir} {}", s(&c["key"])),
                     None => format!("ct {}", s(&c["key"])),
                 }
+            } else if let Some(m) = o.get("map") {
+                format!("{} map {}", expr(&m["key"], false), expr(&m["data"], false))
             } else if let Some(r) = o.get("range") {
                 format!("{}-{}", expr(&r[0], hex), expr(&r[1], hex))
             } else if let Some(p) = o.get("prefix") {

@@ -53,11 +53,14 @@ fn add_args(port: &str, client: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Does the kernel forward `port`? miniupnpd adds a DNAT rule per mapping; ours is an element of
+/// map `upnp_addr`.
 fn rule_live(lab: &Lab, port: u16) -> bool {
     let out = lab.exec(&lab.router, &["nft", "list", "ruleset"]);
-    String::from_utf8_lossy(&out.stdout)
+    let rule = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .any(|l| l.contains(&format!("dport {port} ")) && l.contains("dnat"))
+        .any(|l| l.contains(&format!("dport {port} ")) && l.contains("dnat"));
+    rule || lab.mappings_in_force().iter().any(|(p, _)| *p == port)
 }
 
 /// RUNS Add/Delete pairs (timed), then untimed ones up to TOTAL_OPS; returns (add, delete) latencies.

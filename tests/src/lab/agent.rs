@@ -36,7 +36,12 @@ impl Lab {
 
     /// Starts the agent in mode upnp and waits for the IGD (HTTP on the LAN address, SSDP).
     pub fn start_upnp_agent(&mut self, config: &Path) {
-        self.start_agent(config, &[]);
+        self.start_upnp_agent_with(config, &[]);
+    }
+
+    /// `start_upnp_agent` with more arguments.
+    pub fn start_upnp_agent_with(&mut self, config: &Path, extra: &[&str]) {
+        self.start_agent(config, extra);
         self.wait_log(
             &format!("UPnP IGD listening on http://{LAN_IP}:{UPNP_PORT}"),
             Duration::from_secs(5),

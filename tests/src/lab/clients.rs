@@ -124,6 +124,22 @@ impl Lab {
         upnp_error(status, &body)
     }
 
+    /// DeletePortMapping (v1) of TCP `port` from `ns`: the UPnP error code, 0 for success.
+    pub fn delete_mapping(&self, ns: &str, port: u16) -> u16 {
+        let p = port.to_string();
+        let (status, body) = self.soap(
+            ns,
+            WANIP1,
+            "DeletePortMapping",
+            &[
+                ("NewRemoteHost", ""),
+                ("NewExternalPort", &p),
+                ("NewProtocol", "TCP"),
+            ],
+        );
+        upnp_error(status, &body)
+    }
+
     /// Sends an M-SEARCH from `ns` to `to` and collects the answers that arrive within `wait`.
     pub fn m_search(
         &self,

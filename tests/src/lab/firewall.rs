@@ -117,6 +117,27 @@ impl Lab {
             .collect()
     }
 
+    /// The UPnP mappings the kernel holds, as `(external port, internal host)`: the elements of map
+    /// `upnp_addr` (empty when there is no such map).
+    pub fn mappings_in_force(&self) -> Vec<(u16, String)> {
+        let out = self.nft(&["-j", "list", "map", "inet", "wilife", "upnp_addr"]);
+        if !out.status.success() {
+            return Vec::new();
+        }
+        let listing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        listing["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o["map"]["elem"].as_array())
+            .flatten()
+            .map(|pair| {
+                let port = pair[0]["elem"]["val"].as_u64().unwrap() as u16;
+                (port, pair[1].as_str().unwrap().to_string())
+            })
+            .collect()
+    }
+
     /// An nft that writes each of its command lines to a file, then runs the real nft (same pid: `exec`).
     pub fn counting_nft(&self) -> CountingNft {
         let log = self.dir.join("nft-runs");

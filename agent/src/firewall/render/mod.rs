@@ -10,8 +10,9 @@
 pub mod cameras;
 mod nft;
 pub mod outbound;
+pub mod upnp;
 
-use super::{command_center_ips, Forward, NetFacts};
+use super::{command_center_ips, Forward, NetFacts, Origin};
 use crate::config::{Config, DirectAccess};
 use crate::consts::{PRIO_DSTNAT, PRIO_FILTER, PRIO_SRCNAT, SSDP_PORT, TABLE};
 use nft::*;
@@ -81,48 +82,63 @@ impl Tables {
 pub fn render(d: &Desired) -> Tables {
     let mut b = Builder::default();
     let c = d.config;
+    // UPnP mappings are elements of sets the mode always has, so a mapping change changes no rule.
+    let upnp = upnp::active(c);
+    let statics: Vec<&Forward> = d
+        .forwards
+        .iter()
+        .filter(|f| f.origin == Origin::Static)
+        .collect();
     b.replace_table(NfFamily::INet);
-    b.counters(d.forwards);
-    b.sets(d);
+    b.counters(&statics);
+    b.sets(d, &statics);
+    if upnp {
+        b.upnp_sets(d.forwards);
+    }
     b.chains();
     b.guard_lan_services(c);
-    b.revoke_ungranted(c.connmark);
+    b.revoke_ungranted(c.connmark, upnp);
     let cams = cameras::Cameras::new(c, d.facts);
     cams.routed(&mut b);
     outbound::render(&mut b, c);
     // Without a LAN device (none resolved yet) there is no one to reflect for.
     let reflection = c.direct.reflection && !c.lan_devices.is_empty();
-    for f in d.forwards {
+    for f in &statics {
         b.direct_forward(c, f);
         if reflection {
             b.reflection(c, f);
         }
         b.forward_traffic_counter(c.connmark, f);
     }
-    if reflection && !d.forwards.is_empty() {
+    if upnp {
+        b.upnp_rules(c, reflection);
+    }
+    if reflection && (upnp || !statics.is_empty()) {
         b.reflection_masquerade(c);
     }
     let bridge_starts = b.cmds.len();
     cams.bridged(&mut b);
-    let json = |cmds: &[NfObject<'static>]| {
-        cmds.iter()
-            .map(|c| serde_json::to_value(c).expect("a rendered command serializes"))
-            .collect()
-    };
+    let bridge = b.cmds.split_off(bridge_starts);
     Tables {
-        inet: json(&b.cmds[..bridge_starts]),
-        bridge: json(&b.cmds[bridge_starts..]),
+        inet: b.cmds,
+        bridge,
     }
 }
 
 #[derive(Default)]
 pub(super) struct Builder {
-    cmds: Vec<NfObject<'static>>,
+    /// The commands, as the JSON nft reads.
+    cmds: Vec<serde_json::Value>,
 }
 
 impl Builder {
     fn add(&mut self, obj: L<'static>) {
-        self.cmds.push(NfObject::CmdObject(NfCmd::Add(obj)));
+        self.push(NfObject::CmdObject(NfCmd::Add(obj)));
+    }
+
+    fn push(&mut self, cmd: NfObject<'static>) {
+        self.cmds
+            .push(serde_json::to_value(cmd).expect("a rendered command serializes"));
     }
 
     /// A rule in `table inet wilife`.
@@ -151,8 +167,7 @@ impl Builder {
             handle: None,
         };
         self.add(L::Table(table()));
-        self.cmds
-            .push(NfObject::CmdObject(NfCmd::Delete(L::Table(table()))));
+        self.push(NfObject::CmdObject(NfCmd::Delete(L::Table(table()))));
         self.add(L::Table(table()));
     }
 
@@ -168,8 +183,8 @@ impl Builder {
         }));
     }
 
-    /// Named counters, two per forward.
-    fn counters(&mut self, forwards: &[Forward]) {
+    /// Named counters, two per static forward (a UPnP mapping's are its elements').
+    fn counters(&mut self, forwards: &[&Forward]) {
         for f in forwards {
             for name in [f.conns_counter(), f.traffic_counter()] {
                 self.counter(NfFamily::INet, name);
@@ -202,7 +217,7 @@ impl Builder {
         })));
     }
 
-    fn sets(&mut self, d: &Desired) {
+    fn sets(&mut self, d: &Desired, statics: &[&Forward]) {
         let ipv4 = || SetTypeValue::Single(SetType::Ipv4Addr);
         // set wan_ipv4 { type ipv4_addr; elements = { 203.0.113.1 } }
         let wan = d.facts.wan_ipv4.iter().map(string).collect();
@@ -216,13 +231,16 @@ impl Builder {
             .collect();
         self.set(NfFamily::INet, SET_LAN_IPV4, ipv4(), true, lan);
         // set granted { type inet_service . ipv4_addr; flags interval; elements = { 20570-20575 . 192.168.1.10 } }
-        let granted = d
-            .forwards
-            .iter()
-            .map(|f| concat(vec![ports(f), string(f.target)]))
-            .collect();
-        let ty = SetTypeValue::Concatenated(vec![SetType::InetService, SetType::Ipv4Addr].into());
-        self.set(NfFamily::INet, SET_GRANTED, ty, true, granted);
+        // (UPnP mode has its own, upnp_granted.)
+        if !upnp::active(d.config) {
+            let granted = statics
+                .iter()
+                .map(|f| concat(vec![ports(f), string(f.target)]))
+                .collect();
+            let ty =
+                SetTypeValue::Concatenated(vec![SetType::InetService, SetType::Ipv4Addr].into());
+            self.set(NfFamily::INet, SET_GRANTED, ty, true, granted);
+        }
         // set cc_ipv4 { type ipv4_addr; elements = { 192.168.1.10 } }
         let cc = command_center_ips(d.config, d.facts)
             .into_iter()
@@ -302,8 +320,10 @@ impl Builder {
     }
 
     /// A forward that is revoked must end live sessions too: conntrack keeps their NAT and fw4 accepts
-    /// established flows, so drop marked DNAT'ed flows whose `port . host` is no longer granted.
-    fn revoke_ungranted(&mut self, bit: u32) {
+    /// established flows, so drop marked DNAT'ed flows whose `port . host` is no longer granted (by the
+    /// static forwards, or in UPnP mode by the mappings).
+    fn revoke_ungranted(&mut self, bit: u32, upnp: bool) {
+        let granted = if upnp { upnp::SET_GRANTED } else { SET_GRANTED };
         // ct mark & BIT == BIT ct status dnat meta l4proto tcp ct original proto-dst . ct reply ip saddr != @granted drop
         self.rule(
             CHAIN_FORWARD,
@@ -317,7 +337,7 @@ impl Builder {
                         ct("proto-dst", Some(CTDir::Original)),
                         ct("ip saddr", Some(CTDir::Reply)),
                     ]),
-                    set_ref(SET_GRANTED),
+                    set_ref(granted),
                 ),
                 S::Drop(None),
             ],
