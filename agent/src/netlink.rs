@@ -9,6 +9,7 @@ use nix::sys::socket::{
     SockProtocol, SockType,
 };
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub const NLM_F_REQUEST: u16 = 1;
@@ -104,6 +105,48 @@ pub fn open(protocol: SockProtocol, groups: u32) -> nix::Result<OwnedFd> {
     }
     bind(fd.as_raw_fd(), &NetlinkAddr::new(0, groups))?;
     Ok(fd)
+}
+
+/// A request socket kept open between requests. Closing a NETLINK_NETFILTER socket makes the kernel
+/// finish nf_tables' pending cleanup first, and after an element delete that waits for an RCU grace
+/// period (10-15 ms in the lab, seen with strace as a slow `close`): a mapping change must not pay it.
+pub struct Kept {
+    protocol: SockProtocol,
+    /// The socket (opened at first use, in the namespace of that moment) and the next sequence number.
+    socket: Mutex<(Option<OwnedFd>, u32)>,
+}
+
+impl Kept {
+    pub fn new(protocol: SockProtocol) -> Kept {
+        Kept {
+            protocol,
+            socket: Mutex::new((None, 1)),
+        }
+    }
+
+    /// Runs `exchange` on the socket with the next free sequence number, which it advances past
+    /// the numbers it used (answers are matched by number, so a late one is passed over). When
+    /// answers were lost (ENOBUFS) the socket is closed, so the next exchange starts afresh; a
+    /// refusal (the kernel's answer) leaves it open.
+    pub fn with<T>(
+        &self,
+        exchange: impl FnOnce(&OwnedFd, &mut u32) -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        let mut guard = self.socket.lock().unwrap_or_else(|e| e.into_inner());
+        let (socket, seq) = &mut *guard;
+        if socket.is_none() {
+            *socket = Some(open(self.protocol, 0)?);
+        }
+        // Numbers never wrap inside an exchange.
+        if *seq > 1 << 31 {
+            *seq = 1;
+        }
+        let result = exchange(socket.as_ref().expect("opened above"), seq);
+        if matches!(result, Err(Errno::ENOBUFS)) {
+            *socket = None;
+        }
+        result
+    }
 }
 
 /// Sends one request and returns the payloads of every answer until DONE (a dump) or the first

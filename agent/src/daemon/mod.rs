@@ -15,6 +15,7 @@ use crate::consts::{DRIFT_DEBOUNCE_MS, PERIODIC_CHECK_SECS};
 use crate::firewall::apply::{Applied, Nft};
 use crate::firewall::{render, Forward, NetFacts};
 use crate::net::{self, dhcp, NetState};
+use crate::netlink;
 use crate::owner::{Event, Shared};
 use crate::status::Snapshot;
 use crate::upnp::description::Identity;
@@ -23,6 +24,7 @@ use crate::upnp::policy::Change;
 use crate::upnp::server::IgdRuntime;
 use inputs::Inputs;
 use nix::sys::signal::Signal;
+use nix::sys::socket::SockProtocol;
 use reconcile::{identity, Trigger};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,6 +71,8 @@ struct Owner {
     last_tables: Option<render::Tables>,
     /// When a watched host would turn absent unless seen again: read the network then.
     presence_check_at: Option<SystemTime>,
+    /// The socket of mapping changes and conntrack deletions, kept open (see `netlink::Kept`).
+    netfilter: netlink::Kept,
 }
 
 /// Reads the config and gives it the devices its logical networks have now. A WAN that is down or
@@ -178,6 +182,7 @@ impl Owner {
             ruleset_events_missing: inputs.ruleset_events_missing,
             last_tables: None,
             presence_check_at: None,
+            netfilter: netlink::Kept::new(SockProtocol::NetlinkNetFilter),
         }
     }
 

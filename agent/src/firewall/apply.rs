@@ -9,6 +9,7 @@ use super::monitor::OwnPids;
 use super::render::upnp::{self, ElementChange, ELEMENT_SETS};
 use super::render::Tables;
 use crate::consts::TABLE;
+use crate::netlink::Kept;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -238,19 +239,31 @@ impl Nft {
     }
 
     /// Commits a mapping change as element changes, in one netlink transaction and without a process.
-    /// `Ok` once the kernel has committed all of it; on an error nothing of it is in force.
-    pub fn update(&self, change: &ElementChange) -> Result<(), FirewallError> {
+    /// `Ok` once the kernel has committed all of it, with the connections each removed mapping had
+    /// counted (by external port); on an error nothing of it is in force.
+    pub fn update(
+        &self,
+        socket: &Kept,
+        change: &ElementChange,
+    ) -> Result<BTreeMap<u16, u64>, FirewallError> {
         // The generation this commits names this thread: no news for the ruleset monitor.
         let tid = nix::unistd::gettid().as_raw() as u32;
         self.own.record(tid);
-        let committed = super::elements::commit(&change.batch);
+        let committed = super::elements::commit(socket, &change.batch);
         self.own.ended(tid);
-        committed.map_err(FirewallError::ElementsRefused)?;
+        let deleted = committed.map_err(FirewallError::ElementsRefused)?;
+        let mut counted = upnp::connections_counted(&deleted);
         let mut carried = self.carried.lock().unwrap();
+        for (port, connections) in counted.iter_mut() {
+            let name = upnp::counter_name(upnp::MAP_ADDR, &json!(*port));
+            if let Some(before) = name.and_then(|n| carried.get(&n)) {
+                *connections += before.packets;
+            }
+        }
         for name in &change.forgotten {
             carried.remove(name);
         }
-        Ok(())
+        Ok(counted)
     }
 
     /// Every counter of a listing of our tables: the named ones, and the mappings' element counters

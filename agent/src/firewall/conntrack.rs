@@ -6,8 +6,7 @@
 //! Plain ctnetlink (NETLINK_NETFILTER): a dump filtered by mark, then one delete per matching tuple —
 //! what `conntrack -D` does, without needing conntrack-tools on the router.
 
-use crate::netlink::{self, attributes, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
-use nix::sys::socket::SockProtocol;
+use crate::netlink::{self, attributes, Kept, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 
 const NFNL_SUBSYS_CTNETLINK: u16 = 1;
 const IPCTNL_MSG_CT_GET: u16 = 1;
@@ -48,32 +47,41 @@ fn orig_tuple_to_port(attrs: &[u8], port: u16) -> Option<Vec<u8>> {
     (num == Some(IPPROTO_TCP) && dport == Some(port)).then(|| tuple.to_vec())
 }
 
-/// Deletes the conntrack entries of marked TCP flows to `port`; returns how many were deleted.
-pub fn end_sessions(mark_bit: u32, port: u16) -> Result<usize, String> {
-    let fd = netlink::open(SockProtocol::NetlinkNetFilter, 0)
-        .map_err(|e| format!("netlink socket: {e}"))?;
+/// Deletes the conntrack entries of marked TCP flows to `port` over `socket` (a NETLINK_NETFILTER one);
+/// returns how many were deleted.
+pub fn end_sessions(socket: &Kept, mark_bit: u32, port: u16) -> Result<usize, String> {
     let mark = mark_bit.to_be_bytes();
-    let dump = message(
-        IPCTNL_MSG_CT_GET,
-        NLM_F_REQUEST | NLM_F_DUMP,
-        1,
-        &[(CTA_MARK, &mark), (CTA_MARK_MASK, &mark)],
-    );
-    let entries = netlink::transact(&fd, &dump, 1).map_err(|e| format!("conntrack dump: {e}"))?;
+    let entries = socket
+        .with(|fd, next| {
+            let seq = *next;
+            *next += 1;
+            let dump = message(
+                IPCTNL_MSG_CT_GET,
+                NLM_F_REQUEST | NLM_F_DUMP,
+                seq,
+                &[(CTA_MARK, &mark), (CTA_MARK_MASK, &mark)],
+            );
+            netlink::transact(fd, &dump, seq)
+        })
+        .map_err(|e| format!("conntrack dump: {e}"))?;
     let tuples: Vec<Vec<u8>> = entries
         .iter()
         .filter_map(|(_, payload)| orig_tuple_to_port(payload.get(4..)?, port))
         .collect();
     let mut deleted = 0;
-    for (i, tuple) in tuples.iter().enumerate() {
-        let seq = 2 + i as u32;
-        let del = message(
-            IPCTNL_MSG_CT_DELETE,
-            NLM_F_REQUEST | NLM_F_ACK,
-            seq,
-            &[(CTA_TUPLE_ORIG | 0x8000, tuple)],
-        );
-        match netlink::transact(&fd, &del, seq) {
+    for tuple in &tuples {
+        let done = socket.with(|fd, next| {
+            let seq = *next;
+            *next += 1;
+            let del = message(
+                IPCTNL_MSG_CT_DELETE,
+                NLM_F_REQUEST | NLM_F_ACK,
+                seq,
+                &[(CTA_TUPLE_ORIG | 0x8000, tuple)],
+            );
+            netlink::transact(fd, &del, seq)
+        });
+        match done {
             Ok(_) => deleted += 1,
             // It ended by itself meanwhile.
             Err(nix::errno::Errno::ENOENT) => {}

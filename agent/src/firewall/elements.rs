@@ -7,9 +7,9 @@
 //! This is the path issue 15 needs for UPnP mapping changes (element sets in the ruleset); building the
 //! batch is pure, `commit` is the only I/O.
 
-use crate::netlink::{self, error_code, messages, NLMSG_ERROR, NLM_F_REQUEST};
+use crate::netlink::{self, attributes, error_code, messages, Kept, NLMSG_ERROR, NLM_F_REQUEST};
 use nix::errno::Errno;
-use nix::sys::socket::{recv, send, MsgFlags, SockProtocol};
+use nix::sys::socket::{recv, send, MsgFlags};
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 
@@ -21,6 +21,7 @@ const NFT_MSG_NEWSETELEM: u16 = (NFNL_SUBSYS_NFTABLES << 8) | 12;
 const NFT_MSG_DELSETELEM: u16 = (NFNL_SUBSYS_NFTABLES << 8) | 14;
 const NFPROTO_INET: u8 = 1;
 const NLM_F_CREATE: u16 = 0x400;
+const NLM_F_ECHO: u16 = 0x8;
 const NLA_F_NESTED: u16 = 0x8000;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
@@ -29,6 +30,11 @@ const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
 const NFTA_DATA_VALUE: u16 = 1;
+const NFTA_SET_ELEM_EXPR: u16 = 7;
+const NFTA_SET_ELEM_EXPRESSIONS: u16 = 11;
+const NFTA_EXPR_NAME: u16 = 1;
+const NFTA_EXPR_DATA: u16 = 2;
+const NFTA_COUNTER_PACKETS: u16 = 2;
 
 /// A key or a value as the kernel stores it: network byte order; each field of a concatenation padded
 /// to a 4-byte register, a single field not padded.
@@ -90,6 +96,11 @@ impl Batch {
         self.changes.is_empty()
     }
 
+    /// How many messages `bytes` holds (BEGIN and END included): the sequence numbers it uses.
+    pub fn len(&self) -> u32 {
+        self.changes.len() as u32 + 2
+    }
+
     fn elements(&self, set: &str, elems: Vec<Vec<u8>>) -> Vec<u8> {
         [
             nla(NFTA_SET_ELEM_LIST_TABLE, &string(&self.table)),
@@ -117,7 +128,8 @@ impl Batch {
             .push((NFT_MSG_NEWSETELEM, NLM_F_REQUEST | NLM_F_CREATE, attrs));
     }
 
-    /// Removes elements from `set` by key; a key that is not there fails the batch (ENOENT).
+    /// Removes elements from `set` by key; a key that is not there fails the batch (ENOENT). The
+    /// kernel echoes each removed element as it was at that moment, its counter included.
     pub fn delete(&mut self, set: &str, keys: &[Bytes]) {
         let list = keys
             .iter()
@@ -130,7 +142,7 @@ impl Batch {
             .collect();
         let attrs = self.elements(set, list);
         self.changes
-            .push((NFT_MSG_DELSETELEM, NLM_F_REQUEST, attrs));
+            .push((NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ECHO, attrs));
     }
 
     /// The datagram: BEGIN, the changes, END, numbered from `seq`.
@@ -163,34 +175,105 @@ impl Batch {
     }
 }
 
-/// Commits `batch` in the current network namespace: `Ok` once the kernel has committed all of it;
-/// otherwise the first refusal, and nothing of the batch is in force.
-pub fn commit(batch: &Batch) -> Result<(), Errno> {
+/// An element a committed batch removed, as the kernel echoed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deleted {
+    pub set: String,
+    pub key: Bytes,
+    /// What its counter had counted when it went (`None`: it had no counter).
+    pub packets: Option<u64>,
+}
+
+/// Commits `batch` over `socket` (a NETLINK_NETFILTER one): once the kernel has committed all of it,
+/// the elements it removed; otherwise the first refusal, and nothing of the batch is in force.
+pub fn commit(socket: &Kept, batch: &Batch) -> Result<Vec<Deleted>, Errno> {
     if batch.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    let fd = netlink::open(SockProtocol::NetlinkNetFilter, 0)?;
-    let seq = 1;
-    send(fd.as_raw_fd(), &batch.bytes(seq), MsgFlags::empty())?;
+    socket.with(|fd, next| {
+        let first = *next;
+        *next += batch.len();
+        // What an earlier exchange left unread (it stopped at a refusal) is no answer of this one.
+        while recv(fd.as_raw_fd(), &mut [0u8; 8192], MsgFlags::MSG_DONTWAIT).is_ok() {}
+        send(fd.as_raw_fd(), &batch.bytes(first), MsgFlags::empty())?;
+        answers(fd, first..*next)
+    })
+}
+
+/// Reads the answers to the messages numbered `ours`: refusals, and the echoes of removed elements
+/// (which the kernel numbers 0).
+fn answers(fd: &std::os::fd::OwnedFd, ours: std::ops::Range<u32>) -> Result<Vec<Deleted>, Errno> {
     // The kernel ran the batch inside sendmsg: every answer is queued already.
     let mut buf = vec![0u8; 16 * 1024];
+    let mut gone = Vec::new();
     loop {
         let n = match recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
             Ok(n) => n,
-            Err(Errno::EAGAIN) => return Ok(()),
+            Err(Errno::EAGAIN) => return Ok(gone),
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
         };
-        for (kind, _, payload) in messages(&buf[..n]) {
-            if kind == NLMSG_ERROR {
-                match error_code(payload) {
+        for (kind, seq, payload) in messages(&buf[..n]) {
+            match kind {
+                NLMSG_ERROR if ours.contains(&seq) => match error_code(payload) {
                     Some(0) => {}
                     Some(e) => return Err(Errno::from_raw(-e)),
                     None => return Err(Errno::EBADMSG),
-                }
+                },
+                NFT_MSG_DELSETELEM => gone.extend(deleted(payload)),
+                _ => {}
             }
         }
     }
+}
+
+/// The elements of a DELSETELEM message (nfgenmsg, then the set's name and its element list).
+fn deleted(payload: &[u8]) -> Vec<Deleted> {
+    let attrs = payload.get(4..).unwrap_or_default();
+    let (Some(set), Some(list)) = (
+        find(attrs, NFTA_SET_ELEM_LIST_SET),
+        find(attrs, NFTA_SET_ELEM_LIST_ELEMENTS),
+    ) else {
+        return Vec::new();
+    };
+    let set = String::from_utf8_lossy(set)
+        .trim_end_matches('\0')
+        .to_string();
+    attributes(list)
+        .filter(|(t, _)| *t == NFTA_LIST_ELEM)
+        .filter_map(|(_, elem)| {
+            let key = find(elem, NFTA_SET_ELEM_KEY).and_then(|k| find(k, NFTA_DATA_VALUE))?;
+            // One expression comes alone; several as a list.
+            let packets = attributes(elem).find_map(|(t, v)| match t {
+                NFTA_SET_ELEM_EXPR => counter_packets(v),
+                NFTA_SET_ELEM_EXPRESSIONS => attributes(v)
+                    .filter(|(t, _)| *t == NFTA_LIST_ELEM)
+                    .find_map(|(_, x)| counter_packets(x)),
+                _ => None,
+            });
+            Some(Deleted {
+                set: set.clone(),
+                key: key.to_vec(),
+                packets,
+            })
+        })
+        .collect()
+}
+
+/// The payload of the first attribute of type `kind`.
+fn find(b: &[u8], kind: u16) -> Option<&[u8]> {
+    attributes(b).find(|(t, _)| *t == kind).map(|(_, v)| v)
+}
+
+/// The packets of a `counter` expression (name, then its data).
+fn counter_packets(expr: &[u8]) -> Option<u64> {
+    let mut parts = attributes(expr);
+    let (NFTA_EXPR_NAME, b"counter\0") = parts.next()? else {
+        return None;
+    };
+    let (_, data) = parts.find(|(t, _)| *t == NFTA_EXPR_DATA)?;
+    let (_, packets) = attributes(data).find(|(t, _)| *t == NFTA_COUNTER_PACKETS)?;
+    Some(u64::from_be_bytes(packets.try_into().ok()?))
 }
 
 #[cfg(test)]
@@ -205,6 +288,68 @@ mod tests {
             [0x1f, 0x90, 0, 0, 192, 168, 1, 10]
         );
         assert_eq!(host(Ipv4Addr::new(10, 0, 0, 1)), [10, 0, 0, 1]);
+    }
+
+    #[test]
+    fn an_echoed_delete_tells_each_element_and_its_counter() {
+        let counter = |packets: u64| {
+            [
+                nla(NFTA_EXPR_NAME, b"counter\0"),
+                nested(
+                    NFTA_EXPR_DATA,
+                    &[
+                        nla(1, &9000u64.to_be_bytes()),
+                        nla(NFTA_COUNTER_PACKETS, &packets.to_be_bytes()),
+                    ],
+                ),
+            ]
+        };
+        let key = |p: u16| nested(NFTA_SET_ELEM_KEY, &[nla(NFTA_DATA_VALUE, &port(p))]);
+        let payload = [
+            vec![NFPROTO_INET, 0, 0, 0],
+            nla(NFTA_SET_ELEM_LIST_TABLE, b"wilife\0"),
+            nla(NFTA_SET_ELEM_LIST_SET, b"upnp_addr\0"),
+            nested(
+                NFTA_SET_ELEM_LIST_ELEMENTS,
+                &[
+                    // A lone counter, a list with one, no counter, and an element without a key.
+                    nested(
+                        NFTA_LIST_ELEM,
+                        &[key(20570), nested(NFTA_SET_ELEM_EXPR, &counter(3))],
+                    ),
+                    nested(
+                        NFTA_LIST_ELEM,
+                        &[
+                            key(20571),
+                            nested(
+                                NFTA_SET_ELEM_EXPRESSIONS,
+                                &[nested(NFTA_LIST_ELEM, &counter(0))],
+                            ),
+                        ],
+                    ),
+                    nested(NFTA_LIST_ELEM, &[key(20572)]),
+                    nested(NFTA_LIST_ELEM, &[nla(7, &[0; 4])]),
+                ],
+            ),
+        ]
+        .concat();
+        let got = deleted(&payload);
+        let seen: Vec<(&str, &[u8], Option<u64>)> = got
+            .iter()
+            .map(|d| (d.set.as_str(), d.key.as_slice(), d.packets))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("upnp_addr", &port(20570)[..], Some(3)),
+                ("upnp_addr", &port(20571)[..], Some(0)),
+                ("upnp_addr", &port(20572)[..], None),
+            ]
+        );
+        // Hostile or truncated bytes give nothing, never a panic.
+        for cut in 0..payload.len() {
+            let _ = deleted(&payload[..cut]);
+        }
     }
 
     #[test]

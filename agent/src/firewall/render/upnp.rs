@@ -13,12 +13,12 @@ use super::nft::*;
 use super::{Builder, CHAIN_DSTNAT, CHAIN_FORWARD, SET_LAN_IPV4, SET_WAN_IPV4};
 use crate::config::{Config, DirectAccess};
 use crate::consts::TABLE;
-use crate::firewall::elements::{self, Batch};
+use crate::firewall::elements::{self, Batch, Deleted};
 use crate::firewall::{Forward, Origin};
 use nftables::expr::{CTDir, Expression as E, Map, MetaKey, NamedExpression as N};
 use nftables::stmt::{self, Statement as S, NAT};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 pub const MAP_ADDR: &str = "upnp_addr";
@@ -112,6 +112,19 @@ pub fn changes(old: &[Forward], new: &[Forward]) -> ElementChange {
         })
         .collect();
     ElementChange { batch, forgotten }
+}
+
+/// The connections each removed mapping had counted, by external port: from the kernel's echo of the
+/// `upnp_addr` elements a batch deleted.
+pub fn connections_counted(deleted: &[Deleted]) -> BTreeMap<u16, u64> {
+    deleted
+        .iter()
+        .filter(|d| d.set == MAP_ADDR)
+        .filter_map(|d| {
+            let port = u16::from_be_bytes(d.key.as_slice().try_into().ok()?);
+            Some((port, d.packets?))
+        })
+        .collect()
 }
 
 /// The counter name an element of `set` with key `key` counts for, if it counts.
