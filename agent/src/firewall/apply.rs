@@ -10,6 +10,7 @@ use super::render::upnp::{self, ElementChange, ELEMENT_SETS};
 use super::render::Tables;
 use crate::consts::TABLE;
 use crate::netlink::Kept;
+use nix::sys::socket::SockProtocol;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -34,8 +35,8 @@ pub enum FirewallError {
     /// nft refused the batch; the kernel transaction was not committed, so nothing changed.
     #[error("nft refused the ruleset, nothing was changed: {0}")]
     Rejected(String),
-    /// Listing the table failed for another reason than its absence.
-    #[error("nft could not list table inet {TABLE}: {0}")]
+    /// Reading our tables back failed for another reason than their absence.
+    #[error("cannot read {0}")]
     ListFailed(String),
     /// nft printed something that is not the JSON we expect.
     #[error("nft printed unreadable JSON: {0}")]
@@ -78,6 +79,8 @@ pub struct Nft {
     own: Arc<OwnPids>,
     /// Families of our tables in force (`inet`, and `bridge` when cameras are configured).
     families: Mutex<Vec<String>>,
+    /// The socket our tables are read back over (no nft process for that).
+    reader: Kept,
     /// What the mappings' element counters had counted when a full apply made them anew (nft cannot
     /// give an element a starting value): added to what the kernel counts since.
     carried: Mutex<BTreeMap<String, Counts>>,
@@ -90,6 +93,7 @@ impl Nft {
             own: Arc::default(),
             families: Mutex::new(vec!["inet".to_string()]),
             carried: Mutex::default(),
+            reader: Kept::new(SockProtocol::NetlinkNetFilter),
         }
     }
 
@@ -141,18 +145,10 @@ impl Nft {
         }
     }
 
-    /// `nft -j list table FAMILY wilife`; `None` when the table does not exist.
+    /// `table FAMILY wilife` read back over netlink; `None` when the table does not exist.
     fn list_family(&self, family: &str) -> Result<Option<Value>, FirewallError> {
-        let (ok, out, err) = self.run(&["-j", "list", "table", family, TABLE], None)?;
-        if !ok {
-            if err.contains("No such file or directory") {
-                return Ok(None);
-            }
-            return Err(FirewallError::ListFailed(one_line(&err)));
-        }
-        serde_json::from_str(&out)
-            .map(Some)
-            .map_err(|e| FirewallError::BadOutput(e.to_string()))
+        super::readback::read(&self.reader, family)
+            .map_err(|e| FirewallError::ListFailed(format!("table {family} {TABLE} back: {e}")))
     }
 
     /// Our tables of `families` as one listing, and whether every one of them exists.
@@ -303,7 +299,10 @@ impl Nft {
             if err.contains("No such file or directory") {
                 return Ok(None);
             }
-            return Err(FirewallError::ListFailed(one_line(&err)));
+            return Err(FirewallError::ListFailed(format!(
+                "fw4's forward chain: {}",
+                one_line(&err)
+            )));
         }
         let listing: Value =
             serde_json::from_str(&out).map_err(|e| FirewallError::BadOutput(e.to_string()))?;

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod conntrack;
 pub mod elements;
 pub mod monitor;
+pub mod readback;
 pub mod render;
 pub mod text;
 
