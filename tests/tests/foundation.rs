@@ -524,6 +524,24 @@ fn print_ruleset_text_is_exactly_what_the_kernel_lists() {
         "camera rules for the bridge:\n{text}"
     );
     assert!(text.contains("vmap"), "per-camera counting:\n{text}");
+    // UPnP mode: the mappings' maps and sets, their DNAT and the granted flows' chain.
+    for family in ["inet", "bridge"] {
+        lab.nft(&["delete", "table", family, "wilife"]);
+    }
+    let cfg = lab.write_config(
+        "wilife-upnp",
+        &lab.config(
+            "upnp",
+            &format!("config camera\n\toption mac '{CAMERA_MAC}'\n\toption ip '{CAMERA_IP}'\n"),
+        ),
+    );
+    let json = lab.run_agent(&["print-ruleset", "--config", cfg.to_str().unwrap(), "--json"]);
+    let text = lab.run_agent(&["print-ruleset", "--config", cfg.to_str().unwrap(), "--text"]);
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    let applied = lab.exec_with_stdin(&lab.router, &["nft", "-j", "-f", "-"], &json.stdout);
+    assert!(applied.status.success());
+    assert_eq!(lab.table_text(), text);
+    assert!(text.contains("map upnp_addr"), "{text}");
 }
 
 /// Issue 15: an idle agent runs no nft at all (drift is seen through nftables events, and the events

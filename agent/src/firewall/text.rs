@@ -219,6 +219,12 @@ fn expr(v: &Value, hex: bool) -> String {
         Value::Number(n) if hex => format!("0x{:08x}", n.as_u64().unwrap_or(0)),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
+        // Flags: `established,related`.
+        Value::Array(items) => items
+            .iter()
+            .map(|e| expr(e, hex))
+            .collect::<Vec<_>>()
+            .join(","),
         Value::Object(o) => {
             if let Some(m) = o.get("meta") {
                 let key = s(&m["key"]);

@@ -12,7 +12,7 @@
 //! On both, the router's own services are guarded in the inet input chain: DHCP always, DNS if allowed.
 
 use super::nft::*;
-use super::{Builder, CHAIN_FORWARD, CHAIN_INPUT};
+use super::{Builder, CHAIN_FORWARD, CHAIN_GRANTED, CHAIN_INPUT};
 use crate::config::{Config, Mac};
 use crate::consts::{
     CAMERA_CONTROL_PORTS, PRIO_BRIDGE_FILTER, SSDP_GROUP, SSDP_PORT, UPNP_CONTROL_PORTS,
@@ -193,11 +193,22 @@ impl<'a> Cameras<'a> {
     }
 
     /// The inet part: sets, per-camera counters, and rules on the routed path and the router's input.
+    /// The sets of the routed rules (before any rule refers to them).
+    pub(super) fn routed_sets(&self, b: &mut Builder) {
+        if !self.cams.is_empty() {
+            self.sets(b, NfFamily::INet);
+        }
+    }
+
+    /// Does the forward chain isolate cameras (so every packet from or to one is looked at)?
+    pub(super) fn routed_isolation_active(&self) -> bool {
+        !self.cams.is_empty() && self.isolation()
+    }
+
     pub(super) fn routed(&self, b: &mut Builder) {
         if self.cams.is_empty() {
             return;
         }
-        self.sets(b, NfFamily::INet);
         self.count_chains(b, NfFamily::INet);
         self.routed_grants(b);
         if self.isolation() {
@@ -283,22 +294,20 @@ impl<'a> Cameras<'a> {
 
     /// Granted traffic is counted per camera, each way.
     fn routed_counting(&self, b: &mut Builder) {
-        let bit = self.config.connmark;
-        // ct mark & BIT == BIT ip daddr @cc_ipv4 ether saddr vmap { MAC : jump cam_ID_tx }
+        // (granted_flows) ip daddr @cc_ipv4 ether saddr vmap { MAC : jump cam_ID_tx }
         let tx = self
             .cams
             .iter()
             .map(|c| (mac(&c.mac), format!("cam_{}_tx", c.id)));
         b.rule(
-            CHAIN_FORWARD,
+            CHAIN_GRANTED,
             "wilife: camera traffic to command centers (routed)".into(),
             vec![
-                mark_has(bit),
                 is(payload("ip", "daddr"), set_ref(SET_CC_IPV4)),
                 vmap_jump(payload("ether", "saddr"), tx.collect()),
             ],
         );
-        // ct mark & BIT == BIT ip saddr @cc_ipv4 ip daddr vmap { IP : jump cam_ID_rx }
+        // (granted_flows) ip saddr @cc_ipv4 ip daddr vmap { IP : jump cam_ID_rx }
         let mut rx: Vec<(Ipv4Addr, String)> = Vec::new();
         for c in &self.cams {
             for ip in &c.ips {
@@ -309,10 +318,9 @@ impl<'a> Cameras<'a> {
         }
         if !rx.is_empty() {
             b.rule(
-                CHAIN_FORWARD,
+                CHAIN_GRANTED,
                 "wilife: command center traffic to cameras (routed)".into(),
                 vec![
-                    mark_has(bit),
                     is(payload("ip", "saddr"), set_ref(SET_CC_IPV4)),
                     vmap_jump(
                         payload("ip", "daddr"),

@@ -21,12 +21,15 @@ use nftables::schema::{
     Chain, Counter, NfCmd, NfListObject as L, NfObject, Rule, Set, SetFlag, SetType, SetTypeValue,
     Table,
 };
-use nftables::stmt::{self, Counter as CounterRef, Statement as S, NAT};
+use nftables::stmt::{self, Counter as CounterRef, Match, Operator, Statement as S, NAT};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use std::collections::HashSet;
 
 pub const CHAIN_DSTNAT: &str = "dstnat";
 pub const CHAIN_FORWARD: &str = "forward";
+/// The forward rules of flows we granted (connmark bit set): the forward chain's second rule sends
+/// them here, so they skip every rule about new and foreign flows.
+pub const CHAIN_GRANTED: &str = "granted_flows";
 pub const CHAIN_SRCNAT: &str = "srcnat";
 pub const CHAIN_INPUT: &str = "input";
 
@@ -95,10 +98,12 @@ pub fn render(d: &Desired) -> Tables {
     if upnp {
         b.upnp_sets(d.forwards);
     }
+    let cams = cameras::Cameras::new(c, d.facts);
+    cams.routed_sets(&mut b);
     b.chains();
     b.guard_lan_services(c);
-    b.revoke_ungranted(c.connmark, upnp);
-    let cams = cameras::Cameras::new(c, d.facts);
+    b.dispatch(c.connmark, cams.routed_isolation_active());
+    b.revoke_ungranted(upnp);
     cams.routed(&mut b);
     outbound::render(&mut b, c);
     // Without a LAN device (none resolved yet) there is no one to reflect for.
@@ -108,7 +113,7 @@ pub fn render(d: &Desired) -> Tables {
         if reflection {
             b.reflection(c, f);
         }
-        b.forward_traffic_counter(c.connmark, f);
+        b.forward_traffic_counter(f);
     }
     if upnp {
         b.upnp_rules(c, reflection);
@@ -116,6 +121,7 @@ pub fn render(d: &Desired) -> Tables {
     if reflection && (upnp || !statics.is_empty()) {
         b.reflection_masquerade(c);
     }
+    b.granted_now(c.connmark);
     let bridge_starts = b.cmds.len();
     cams.bridged(&mut b);
     let bridge = b.cmds.split_off(bridge_starts);
@@ -273,6 +279,7 @@ impl Builder {
         // chain forward { type filter hook forward priority filter - 10; policy accept; }
         let forward = (NfChainType::Filter, NfHook::Forward, PRIO_FILTER);
         self.chain(inet, CHAIN_FORWARD, Some(forward));
+        self.chain(inet, CHAIN_GRANTED, None);
         // chain srcnat { type nat hook postrouting priority srcnat - 10; policy accept; }
         let srcnat = (NfChainType::NAT, NfHook::Postrouting, PRIO_SRCNAT);
         self.chain(inet, CHAIN_SRCNAT, Some(srcnat));
@@ -319,17 +326,64 @@ impl Builder {
         );
     }
 
+    /// The top of the forward chain. Most forwarded packets belong to established flows we have
+    /// nothing to say about: not granted by us (every rule about granted flows wants the mark) and,
+    /// with isolation, not a camera's; they leave after one rule. Granted flows go to their own chain.
+    fn dispatch(&mut self, bit: u32, isolation: bool) {
+        // ct state established,related ct mark & BIT != BIT ether saddr != @cameras ip daddr != @camera_ipv4 return
+        let mut expr = vec![
+            S::Match(Match {
+                left: ct("state", None),
+                right: E::List(vec![string("established"), string("related")]),
+                op: Operator::IN,
+            }),
+            mark_lacks(bit),
+        ];
+        if isolation {
+            expr.push(not(
+                payload("ether", "saddr"),
+                set_ref(cameras::SET_CAMERAS),
+            ));
+            expr.push(not(
+                payload("ip", "daddr"),
+                set_ref(cameras::SET_CAMERA_IPV4),
+            ));
+        }
+        expr.push(S::Return(None));
+        self.rule(
+            CHAIN_FORWARD,
+            "wilife: established flows of no concern".into(),
+            expr,
+        );
+        // ct mark & BIT == BIT goto granted_flows
+        self.rule(
+            CHAIN_FORWARD,
+            "wilife: flows we granted".into(),
+            vec![mark_has(bit), goto(CHAIN_GRANTED.into())],
+        );
+    }
+
+    /// The end of the forward chain: a flow granted by one of its rules just now is counted with the
+    /// rest.
+    fn granted_now(&mut self, bit: u32) {
+        // ct mark & BIT == BIT goto granted_flows
+        self.rule(
+            CHAIN_FORWARD,
+            "wilife: flows granted just now".into(),
+            vec![mark_has(bit), goto(CHAIN_GRANTED.into())],
+        );
+    }
+
     /// A forward that is revoked must end live sessions too: conntrack keeps their NAT and fw4 accepts
     /// established flows, so drop marked DNAT'ed flows whose `port . host` is no longer granted (by the
     /// static forwards, or in UPnP mode by the mappings).
-    fn revoke_ungranted(&mut self, bit: u32, upnp: bool) {
+    fn revoke_ungranted(&mut self, upnp: bool) {
         let granted = if upnp { upnp::SET_GRANTED } else { SET_GRANTED };
-        // ct mark & BIT == BIT ct status dnat meta l4proto tcp ct original proto-dst . ct reply ip saddr != @granted drop
+        // (granted_flows) ct status dnat meta l4proto tcp ct original proto-dst . ct reply ip saddr != @granted drop
         self.rule(
-            CHAIN_FORWARD,
+            CHAIN_GRANTED,
             "wilife: end flows whose forward was revoked".into(),
             vec![
-                mark_has(bit),
                 ct_status_dnat(),
                 is(meta(MetaKey::L4proto), E::String("tcp".into())),
                 not(
@@ -401,14 +455,13 @@ impl Builder {
     }
 
     /// Bytes and packets of a forward, both directions (the NAT chain sees first packets only).
-    fn forward_traffic_counter(&mut self, bit: u32, f: &Forward) {
-        // ct mark & BIT == BIT ct status dnat meta l4proto tcp ct original proto-dst 20570-20575
+    fn forward_traffic_counter(&mut self, f: &Forward) {
+        // (granted_flows) ct status dnat meta l4proto tcp ct original proto-dst 20570-20575
         //   ct reply ip saddr 192.168.1.10 counter name "fwd_tcp_20570_20575"
         self.rule(
-            CHAIN_FORWARD,
+            CHAIN_GRANTED,
             format!("wilife: traffic tcp/{} -> {}", f.external, f.target),
             vec![
-                mark_has(bit),
                 ct_status_dnat(),
                 is(meta(MetaKey::L4proto), E::String("tcp".into())),
                 is(ct("proto-dst", Some(CTDir::Original)), ports(f)),

@@ -10,7 +10,7 @@
 //! The per-element counters take the place of a static forward's named counters.
 
 use super::nft::*;
-use super::{Builder, CHAIN_DSTNAT, CHAIN_FORWARD, SET_LAN_IPV4, SET_WAN_IPV4};
+use super::{Builder, CHAIN_DSTNAT, CHAIN_FORWARD, CHAIN_GRANTED, SET_LAN_IPV4, SET_WAN_IPV4};
 use crate::config::{Config, DirectAccess};
 use crate::consts::TABLE;
 use crate::firewall::elements::{self, Batch, Deleted};
@@ -236,9 +236,7 @@ impl Builder {
         }
         // ct status dnat meta l4proto tcp ct original proto-dst . ct reply ip saddr @upnp_granted
         //   ct mark set ct mark | BIT
-        self.rule(
-            CHAIN_FORWARD,
-            "wilife: grant and count upnp mappings".into(),
+        let mapped = || {
             vec![
                 ct_status_dnat(),
                 is(meta(MetaKey::L4proto), E::String("tcp".into())),
@@ -249,9 +247,18 @@ impl Builder {
                     ]),
                     set_ref(SET_GRANTED),
                 ),
-                mark_set(c.connmark),
-            ],
+            ]
+        };
+        let grant = [mapped(), vec![mark_set(c.connmark)]].concat();
+        self.rule(
+            CHAIN_FORWARD,
+            "wilife: grant and count upnp mappings".into(),
+            grant,
         );
+        // (granted_flows) ct state != new, then the same lookup: the flow's later packets are counted
+        // there (its first one, above).
+        let count = [vec![not(ct("state", None), string("new"))], mapped()].concat();
+        self.rule(CHAIN_GRANTED, "wilife: count upnp mappings".into(), count);
     }
 }
 
