@@ -839,4 +839,22 @@ fn mapping_changes_are_element_changes_without_a_process() {
     // (The API keeps the counters it read for 1 s.)
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(counts(&lab), (0, 0, 0));
+    // Someone else's element in the way (asked before the agent looks at that change, 150 ms after
+    // it): the kernel refuses the element change, and the whole table is applied instead.
+    assert_eq!(lab.delete_mapping(&lab.cc, 20571), 0);
+    std::thread::sleep(Duration::from_millis(300));
+    let stranger = "{ 20571 : 192.168.50.99 }";
+    lab.nft(&["add", "element", "inet", "wilife", "upnp_addr", stranger]);
+    assert_eq!(lab.add_mapping(&lab.cc, 20571, "TCP", CC_IP, 0), 0);
+    lab.wait_log(
+        "the kernel refused the mapping change, nothing was changed: EEXIST",
+        Duration::from_secs(1),
+    );
+    assert!(lab
+        .mappings_in_force()
+        .contains(&(20571, CC_IP.to_string())));
+    assert_eq!(
+        lab.tcp_exchange(&lab.remote, wan(20570), "three").unwrap(),
+        "cc:three"
+    );
 }

@@ -59,8 +59,8 @@ pub struct Counts {
 /// What the kernel holds after a successful apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
-    /// Canonical form of the table, without handles or counter values.
-    pub fingerprint: String,
+    /// A hash of the table's canonical form (without handles or counter values).
+    pub fingerprint: u64,
     /// Why the kernel refused the bridge table, when only the routed one is in force.
     pub bridge_refused: Option<String>,
 }
@@ -454,10 +454,12 @@ fn with_counter_values(batch: &mut Value, values: &BTreeMap<String, Counts>) {
     }
 }
 
-/// The table without what changes on its own (handles, counter values, the mappings' elements, which
-/// `element_lines` compares) and nft's metainfo.
-pub fn fingerprint(listing: &Value) -> String {
-    let mut out = Vec::new();
+/// A hash of the table without what changes on its own (handles, counter values, the mappings'
+/// elements, which `element_lines` compares) and nft's metainfo. Only compared for equality; a hash
+/// keeps no copy of the table in memory.
+pub fn fingerprint(listing: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
     for (kind, body) in objects(listing) {
         if kind == "metainfo" {
             continue;
@@ -474,9 +476,9 @@ pub fn fingerprint(listing: &Value) -> String {
                 o.remove("elem");
             }
         }
-        out.push(json!({ kind: body }));
+        (kind, body.to_string()).hash(&mut hasher);
     }
-    Value::Array(out).to_string()
+    hasher.finish()
 }
 
 /// What we check after an apply: the chains with their hooks, each chain's rules in order (by the comment

@@ -15,7 +15,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use wilife_lab::lab::*;
 
-const ROUNDS: usize = 3;
+/// Rounds of each stream; `DATAPATH_ROUNDS` overrides (veth TCP varies by several per cent between runs).
+fn rounds() -> usize {
+    std::env::var("DATAPATH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5)
+}
 const SECONDS: u32 = 4;
 
 /// An iperf3 server in `ns` on `port`, killed when dropped.
@@ -137,7 +143,7 @@ fn main() {
     ];
     let mut ours: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     let mut alone: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds() {
         // fw4 alone (plus the one-rule DNAT for the inbound case).
         let out = lab.nft_stdin(BASELINE_DNAT);
         assert!(
@@ -157,7 +163,8 @@ fn main() {
         lab.stop_agent();
     }
     println!(
-        "data path through the lab router, {ROUNDS} alternating rounds of {SECONDS} s (medians)"
+        "data path through the lab router, {} alternating rounds of {SECONDS} s (medians)",
+        rounds()
     );
     println!("| stream | fw4 alone | fw4 + wilife | ratio |");
     println!("|---|---|---|---|");
