@@ -18,6 +18,7 @@ pub const NLM_F_DUMP: u16 = 0x300;
 pub const NLMSG_ERROR: u16 = 2;
 pub const NLMSG_DONE: u16 = 3;
 const NLA_TYPE_MASK: u16 = 0x3fff;
+const NLA_F_NESTED: u16 = 0x8000;
 const HEADER: usize = 16;
 
 pub fn align4(n: usize) -> usize {
@@ -41,6 +42,25 @@ pub fn message(kind: u16, flags: u16, seq: u32, fixed: &[u8], attrs: &[(u16, &[u
     m[6..8].copy_from_slice(&flags.to_ne_bytes());
     m[8..12].copy_from_slice(&seq.to_ne_bytes());
     m
+}
+
+/// One attribute: length, type, payload, padded to 4 bytes.
+pub fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
+    let mut a = ((4 + payload.len()) as u16).to_ne_bytes().to_vec();
+    a.extend_from_slice(&kind.to_ne_bytes());
+    a.extend_from_slice(payload);
+    a.resize(align4(a.len()), 0);
+    a
+}
+
+/// An attribute holding attributes.
+pub fn nested(kind: u16, parts: &[Vec<u8>]) -> Vec<u8> {
+    attr(kind | NLA_F_NESTED, &parts.concat())
+}
+
+/// The payload of the first attribute of type `kind`.
+pub fn find(b: &[u8], kind: u16) -> Option<&[u8]> {
+    attributes(b).find(|(t, _)| *t == kind).map(|(_, v)| v)
 }
 
 /// Attributes of a netlink payload: (type without flags, payload). Stops at the first malformed one.

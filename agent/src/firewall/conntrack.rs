@@ -94,15 +94,7 @@ pub fn end_sessions(socket: &Kept, mark_bit: u32, port: u16) -> Result<usize, St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::netlink::align4;
-
-    fn attr(t: u16, payload: &[u8]) -> Vec<u8> {
-        let mut v = ((4 + payload.len()) as u16).to_ne_bytes().to_vec();
-        v.extend_from_slice(&t.to_ne_bytes());
-        v.extend_from_slice(payload);
-        v.resize(align4(v.len()), 0);
-        v
-    }
+    use crate::netlink::attr;
 
     fn entry(proto: u8, dport: u16) -> Vec<u8> {
         let p = [

@@ -7,7 +7,10 @@
 //! This is the path issue 15 needs for UPnP mapping changes (element sets in the ruleset); building the
 //! batch is pure, `commit` is the only I/O.
 
-use crate::netlink::{self, attributes, error_code, messages, Kept, NLMSG_ERROR, NLM_F_REQUEST};
+use super::readback::element_counter;
+use crate::netlink::{
+    self, attr, attributes, error_code, find, messages, nested, Kept, NLMSG_ERROR, NLM_F_REQUEST,
+};
 use nix::errno::Errno;
 use nix::sys::socket::{recv, send, MsgFlags};
 use std::net::Ipv4Addr;
@@ -22,7 +25,6 @@ const NFT_MSG_DELSETELEM: u16 = (NFNL_SUBSYS_NFTABLES << 8) | 14;
 const NFPROTO_INET: u8 = 1;
 const NLM_F_CREATE: u16 = 0x400;
 const NLM_F_ECHO: u16 = 0x8;
-const NLA_F_NESTED: u16 = 0x8000;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
@@ -30,11 +32,6 @@ const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
 const NFTA_DATA_VALUE: u16 = 1;
-const NFTA_SET_ELEM_EXPR: u16 = 7;
-const NFTA_SET_ELEM_EXPRESSIONS: u16 = 11;
-const NFTA_EXPR_NAME: u16 = 1;
-const NFTA_EXPR_DATA: u16 = 2;
-const NFTA_COUNTER_PACKETS: u16 = 2;
 
 /// A key or a value as the kernel stores it: network byte order; each field of a concatenation padded
 /// to a 4-byte register, a single field not padded.
@@ -56,19 +53,6 @@ pub fn port_host(p: u16, ip: Ipv4Addr) -> Bytes {
     b.extend_from_slice(&[0, 0]);
     b.extend_from_slice(&ip.octets());
     b
-}
-
-/// One attribute: length, type, payload, padded to 4 bytes.
-fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
-    let mut a = ((4 + payload.len()) as u16).to_ne_bytes().to_vec();
-    a.extend_from_slice(&kind.to_ne_bytes());
-    a.extend_from_slice(payload);
-    a.resize(netlink::align4(a.len()), 0);
-    a
-}
-
-fn nested(kind: u16, parts: &[Vec<u8>]) -> Vec<u8> {
-    nla(kind | NLA_F_NESTED, &parts.concat())
 }
 
 fn string(s: &str) -> Vec<u8> {
@@ -103,8 +87,8 @@ impl Batch {
 
     fn elements(&self, set: &str, elems: Vec<Vec<u8>>) -> Vec<u8> {
         [
-            nla(NFTA_SET_ELEM_LIST_TABLE, &string(&self.table)),
-            nla(NFTA_SET_ELEM_LIST_SET, &string(set)),
+            attr(NFTA_SET_ELEM_LIST_TABLE, &string(&self.table)),
+            attr(NFTA_SET_ELEM_LIST_SET, &string(set)),
             nested(NFTA_SET_ELEM_LIST_ELEMENTS, &elems),
         ]
         .concat()
@@ -116,9 +100,9 @@ impl Batch {
         let list = elems
             .iter()
             .map(|(key, data)| {
-                let mut parts = vec![nested(NFTA_SET_ELEM_KEY, &[nla(NFTA_DATA_VALUE, key)])];
+                let mut parts = vec![nested(NFTA_SET_ELEM_KEY, &[attr(NFTA_DATA_VALUE, key)])];
                 if let Some(d) = data {
-                    parts.push(nested(NFTA_SET_ELEM_DATA, &[nla(NFTA_DATA_VALUE, d)]));
+                    parts.push(nested(NFTA_SET_ELEM_DATA, &[attr(NFTA_DATA_VALUE, d)]));
                 }
                 nested(NFTA_LIST_ELEM, &parts)
             })
@@ -136,7 +120,7 @@ impl Batch {
             .map(|key| {
                 nested(
                     NFTA_LIST_ELEM,
-                    &[nested(NFTA_SET_ELEM_KEY, &[nla(NFTA_DATA_VALUE, key)])],
+                    &[nested(NFTA_SET_ELEM_KEY, &[attr(NFTA_DATA_VALUE, key)])],
                 )
             })
             .collect();
@@ -243,14 +227,7 @@ fn deleted(payload: &[u8]) -> Vec<Deleted> {
         .filter(|(t, _)| *t == NFTA_LIST_ELEM)
         .filter_map(|(_, elem)| {
             let key = find(elem, NFTA_SET_ELEM_KEY).and_then(|k| find(k, NFTA_DATA_VALUE))?;
-            // One expression comes alone; several as a list.
-            let packets = attributes(elem).find_map(|(t, v)| match t {
-                NFTA_SET_ELEM_EXPR => counter_packets(v),
-                NFTA_SET_ELEM_EXPRESSIONS => attributes(v)
-                    .filter(|(t, _)| *t == NFTA_LIST_ELEM)
-                    .find_map(|(_, x)| counter_packets(x)),
-                _ => None,
-            });
+            let packets = element_counter(elem).map(|(packets, _)| packets);
             Some(Deleted {
                 set: set.clone(),
                 key: key.to_vec(),
@@ -260,25 +237,16 @@ fn deleted(payload: &[u8]) -> Vec<Deleted> {
         .collect()
 }
 
-/// The payload of the first attribute of type `kind`.
-fn find(b: &[u8], kind: u16) -> Option<&[u8]> {
-    attributes(b).find(|(t, _)| *t == kind).map(|(_, v)| v)
-}
-
-/// The packets of a `counter` expression (name, then its data).
-fn counter_packets(expr: &[u8]) -> Option<u64> {
-    let mut parts = attributes(expr);
-    let (NFTA_EXPR_NAME, b"counter\0") = parts.next()? else {
-        return None;
-    };
-    let (_, data) = parts.find(|(t, _)| *t == NFTA_EXPR_DATA)?;
-    let (_, packets) = attributes(data).find(|(t, _)| *t == NFTA_COUNTER_PACKETS)?;
-    Some(u64::from_be_bytes(packets.try_into().ok()?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // An echoed element's counter, as the kernel writes it.
+    const NFTA_SET_ELEM_EXPR: u16 = 7;
+    const NFTA_SET_ELEM_EXPRESSIONS: u16 = 11;
+    const NFTA_EXPR_NAME: u16 = 1;
+    const NFTA_EXPR_DATA: u16 = 2;
+    const NFTA_COUNTER_PACKETS: u16 = 2;
 
     #[test]
     fn keys_are_padded_per_field_in_network_order() {
@@ -294,21 +262,21 @@ mod tests {
     fn an_echoed_delete_tells_each_element_and_its_counter() {
         let counter = |packets: u64| {
             [
-                nla(NFTA_EXPR_NAME, b"counter\0"),
+                attr(NFTA_EXPR_NAME, b"counter\0"),
                 nested(
                     NFTA_EXPR_DATA,
                     &[
-                        nla(1, &9000u64.to_be_bytes()),
-                        nla(NFTA_COUNTER_PACKETS, &packets.to_be_bytes()),
+                        attr(1, &9000u64.to_be_bytes()),
+                        attr(NFTA_COUNTER_PACKETS, &packets.to_be_bytes()),
                     ],
                 ),
             ]
         };
-        let key = |p: u16| nested(NFTA_SET_ELEM_KEY, &[nla(NFTA_DATA_VALUE, &port(p))]);
+        let key = |p: u16| nested(NFTA_SET_ELEM_KEY, &[attr(NFTA_DATA_VALUE, &port(p))]);
         let payload = [
             vec![NFPROTO_INET, 0, 0, 0],
-            nla(NFTA_SET_ELEM_LIST_TABLE, b"wilife\0"),
-            nla(NFTA_SET_ELEM_LIST_SET, b"upnp_addr\0"),
+            attr(NFTA_SET_ELEM_LIST_TABLE, b"wilife\0"),
+            attr(NFTA_SET_ELEM_LIST_SET, b"upnp_addr\0"),
             nested(
                 NFTA_SET_ELEM_LIST_ELEMENTS,
                 &[
@@ -328,7 +296,7 @@ mod tests {
                         ],
                     ),
                     nested(NFTA_LIST_ELEM, &[key(20572)]),
-                    nested(NFTA_LIST_ELEM, &[nla(7, &[0; 4])]),
+                    nested(NFTA_LIST_ELEM, &[attr(7, &[0; 4])]),
                 ],
             ),
         ]

@@ -11,7 +11,7 @@
 //! `read` is the only I/O; turning the kernel's messages into JSON is pure and tested on bytes.
 
 use crate::consts::TABLE;
-use crate::netlink::{self, attributes, Kept, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::netlink::{self, attributes, find, Kept, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use nix::errno::Errno;
 use serde_json::{json, Map, Value};
 use std::net::Ipv4Addr;
@@ -38,6 +38,7 @@ const NFTA_RULE_EXPRESSIONS: u16 = 4;
 const NFTA_RULE_USERDATA: u16 = 7;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_EXPR_NAME: u16 = 1;
+const NFTA_EXPR_DATA: u16 = 2;
 const NFTA_SET_TABLE: u16 = 1;
 const NFTA_SET_NAME: u16 = 2;
 const NFTA_SET_FLAGS: u16 = 3;
@@ -152,10 +153,6 @@ fn nul(s: &str) -> Vec<u8> {
 /// The attributes after a message's nfgenmsg.
 fn attrs(payload: &[u8]) -> &[u8] {
     payload.get(4..).unwrap_or_default()
-}
-
-fn find(b: &[u8], kind: u16) -> Option<&[u8]> {
-    attributes(b).find(|(t, _)| *t == kind).map(|(_, v)| v)
 }
 
 fn text(b: &[u8]) -> String {
@@ -364,14 +361,7 @@ impl SetInfo {
         if let Some(end) = value(NFTA_SET_ELEM_KEY_END) {
             key = json!({ "range": [key, decode(self.key_type, end)] });
         }
-        let counter = attributes(e).find_map(|(t, v)| match t {
-            NFTA_SET_ELEM_EXPR => element_counter(v),
-            NFTA_SET_ELEM_EXPRESSIONS => attributes(v)
-                .filter(|(t, _)| *t == NFTA_LIST_ELEM)
-                .find_map(|(_, x)| element_counter(x)),
-            _ => None,
-        });
-        if let Some((packets, bytes)) = counter {
+        if let Some((packets, bytes)) = element_counter(e) {
             key = json!({ "elem": { "val": key, "counter": { "packets": packets, "bytes": bytes } } });
         }
         match (self.data_type, find(e, NFTA_SET_ELEM_DATA)) {
@@ -385,27 +375,25 @@ impl SetInfo {
     }
 }
 
-/// A `counter` expression's values.
-fn element_counter(expr: &[u8]) -> Option<(u64, u64)> {
-    (find(expr, NFTA_EXPR_NAME).map(text)? == "counter")
-        .then(|| counts(find(expr, 2).unwrap_or_default()))
+/// The packets and bytes of a set element's counter (one expression comes alone, several as a list).
+pub fn element_counter(elem: &[u8]) -> Option<(u64, u64)> {
+    let counter = |expr: &[u8]| {
+        (find(expr, NFTA_EXPR_NAME).map(text)? == "counter")
+            .then(|| counts(find(expr, NFTA_EXPR_DATA).unwrap_or_default()))
+    };
+    attributes(elem).find_map(|(t, v)| match t {
+        NFTA_SET_ELEM_EXPR => counter(v),
+        NFTA_SET_ELEM_EXPRESSIONS => attributes(v)
+            .filter(|(t, _)| *t == NFTA_LIST_ELEM)
+            .find_map(|(_, x)| counter(x)),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
-        let mut a = ((4 + payload.len()) as u16).to_ne_bytes().to_vec();
-        a.extend_from_slice(&kind.to_ne_bytes());
-        a.extend_from_slice(payload);
-        a.resize(netlink::align4(a.len()), 0);
-        a
-    }
-
-    fn nested(kind: u16, parts: &[Vec<u8>]) -> Vec<u8> {
-        attr(kind | 0x8000, &parts.concat())
-    }
+    use crate::netlink::{attr, nested};
 
     fn message(parts: &[Vec<u8>]) -> Vec<u8> {
         [vec![1, 0, 0, 0], parts.concat()].concat()
@@ -415,7 +403,7 @@ mod tests {
         vec![
             attr(NFTA_EXPR_NAME, b"counter\0"),
             nested(
-                2,
+                NFTA_EXPR_DATA,
                 &[
                     attr(NFTA_COUNTER_BYTES, &bytes.to_be_bytes()),
                     attr(NFTA_COUNTER_PACKETS, &packets.to_be_bytes()),

@@ -386,13 +386,7 @@ impl Builder {
             vec![
                 ct_status_dnat(),
                 is(meta(MetaKey::L4proto), E::String("tcp".into())),
-                not(
-                    concat(vec![
-                        ct("proto-dst", Some(CTDir::Original)),
-                        ct("ip saddr", Some(CTDir::Reply)),
-                    ]),
-                    set_ref(granted),
-                ),
+                not(forwarded_to(), set_ref(granted)),
                 S::Drop(None),
             ],
         );

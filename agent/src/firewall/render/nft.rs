@@ -73,6 +73,15 @@ pub fn concat(parts: Vec<E<'static>>) -> E<'static> {
     E::Named(N::Concat(parts))
 }
 
+/// `ct original proto-dst . ct reply ip saddr`: the external port and the internal host of a DNAT'ed
+/// flow, the key of the granted sets.
+pub fn forwarded_to() -> E<'static> {
+    concat(vec![
+        ct("proto-dst", Some(CTDir::Original)),
+        ct("ip saddr", Some(CTDir::Reply)),
+    ])
+}
+
 /// `meta l4proto . th dport` (or `th sport`): the key of the protocol-and-port sets.
 pub fn l4_port(field: &'static str) -> E<'static> {
     concat(vec![meta(MetaKey::L4proto), payload("th", field)])

@@ -15,7 +15,7 @@ use crate::config::{Config, DirectAccess};
 use crate::consts::TABLE;
 use crate::firewall::elements::{self, Batch, Deleted};
 use crate::firewall::{Forward, Origin};
-use nftables::expr::{CTDir, Expression as E, Map, MetaKey, NamedExpression as N};
+use nftables::expr::{Expression as E, Map, MetaKey, NamedExpression as N};
 use nftables::stmt::{self, Statement as S, NAT};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -240,13 +240,7 @@ impl Builder {
             vec![
                 ct_status_dnat(),
                 is(meta(MetaKey::L4proto), E::String("tcp".into())),
-                is(
-                    concat(vec![
-                        ct("proto-dst", Some(CTDir::Original)),
-                        ct("ip saddr", Some(CTDir::Reply)),
-                    ]),
-                    set_ref(SET_GRANTED),
-                ),
+                is(forwarded_to(), set_ref(SET_GRANTED)),
             ]
         };
         let grant = [mapped(), vec![mark_set(c.connmark)]].concat();
