@@ -1,6 +1,7 @@
 //! Benchmark (not a test): what our tables cost the data path. iperf3 streams through the lab router
-//! with fw4 alone and with fw4 plus the agent's tables (static mode, a camera, isolation on), in
-//! alternating rounds of one run:
+//! with fw4 alone and with fw4 plus the agent's tables (static mode, a camera, isolation on, as
+//! `print-ruleset` renders them for the lab router), each stream alternating between the two, in
+//! rounds:
 //!
 //! - LAN -> WAN, TCP (Mbit/s) and small UDP datagrams (packets/s): the Command Center to the internet,
 //!   through fw4's forward chain and masquerade, and through every hook of ours;
@@ -98,7 +99,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 const BASELINE_DNAT: &str = "table inet baseline {\n chain dstnat {\n  type nat hook prerouting priority dstnat - 10; policy accept;\n  iifname \"wan0\" tcp dport 20570 ct mark set ct mark | 0x10000000 dnat ip to 192.168.50.10\n }\n}\n";
 
 fn main() {
-    let mut lab = Lab::new();
+    let lab = Lab::new();
     let text = lab.config(
         "static",
         &format!("config camera\n\toption name 'porch'\n\toption mac '{CAMERA_MAC}'\n"),
@@ -141,26 +142,37 @@ fn main() {
             Kind::Tcp,
         ),
     ];
+    // Our tables as the agent renders them in this router (print-ruleset reads its network, the
+    // camera included), put in and taken out by nft: each comparison runs back to back, so the
+    // machine's drift over the minutes of a run falls on both sides alike.
+    let printed = lab.run_agent(&["print-ruleset", "--config", cfg.to_str().unwrap(), "--json"]);
+    assert!(printed.status.success(), "print-ruleset failed");
+    let ours_json = printed.stdout;
     let mut ours: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     let mut alone: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for _ in 0..rounds() {
-        // fw4 alone (plus the one-rule DNAT for the inbound case).
-        let out = lab.nft_stdin(BASELINE_DNAT);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         for (i, (_, from, to, port, kind)) in cases.iter().enumerate() {
+            // fw4 alone (plus the one-rule DNAT for the inbound case).
+            let out = lab.nft_stdin(BASELINE_DNAT);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             alone[i].push(measure(&lab, from, to, *port, *kind));
-        }
-        lab.nft(&["delete", "table", "inet", "baseline"]);
-        // fw4 and ours.
-        lab.start_agent(&cfg, &[]);
-        for (i, (_, from, to, port, kind)) in cases.iter().enumerate() {
+            lab.nft(&["delete", "table", "inet", "baseline"]);
+            // fw4 and ours.
+            let out = lab.exec_with_stdin(&lab.router, &["nft", "-j", "-f", "-"], &ours_json);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             ours[i].push(measure(&lab, from, to, *port, *kind));
+            for family in ["inet", "bridge"] {
+                lab.nft(&["delete", "table", family, "wilife"]);
+            }
         }
-        lab.stop_agent();
     }
     println!(
         "data path through the lab router, {} alternating rounds of {SECONDS} s (medians)",
