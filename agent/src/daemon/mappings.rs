@@ -11,11 +11,10 @@ use crate::status::{Decision, Reconcile};
 use crate::upnp::error::{Refusal, UpnpError};
 use crate::upnp::leases::{self, Mapping};
 use crate::upnp::policy::{self, Change, Effect, Scope};
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// The connections each removed mapping had counted, by external port.
-pub(super) type Counted = BTreeMap<u16, u64>;
+pub(super) type Counted = Vec<(u16, u64)>;
 
 impl Owner {
     /// Runs one mapping change through the policy, and commits it to the firewall before answering.
@@ -46,7 +45,7 @@ impl Owner {
         for m in &decided.affected {
             // A mapping that counted no connection has no session to end: the conntrack walk (the
             // whole table, ~10 ms in the lab) is spared. Unknown (a full apply ran) means walk.
-            let used = counted.get(&m.external_port) != Some(&0);
+            let used = !counted.contains(&(m.external_port, 0));
             if decided.effect != Effect::Granted && used {
                 sessions_ended += self.end_sessions(m.external_port);
             }

@@ -241,7 +241,7 @@ impl Nft {
         &self,
         socket: &Kept,
         change: &ElementChange,
-    ) -> Result<BTreeMap<u16, u64>, FirewallError> {
+    ) -> Result<Vec<(u16, u64)>, FirewallError> {
         // The generation this commits names this thread: no news for the ruleset monitor.
         let tid = nix::unistd::gettid().as_raw() as u32;
         self.own.record(tid);

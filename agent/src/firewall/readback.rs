@@ -84,20 +84,7 @@ fn family_number(family: &str) -> Option<u8> {
 pub fn read(socket: &Kept, family: &str) -> Result<Option<Value>, Errno> {
     let nfproto = family_number(family).ok_or(Errno::EAFNOSUPPORT)?;
     let table = [nul(TABLE)];
-    let ask = |kind: u16, flags: u16, attrs: &[(u16, &[u8])]| {
-        socket.with(|fd, next| {
-            let seq = *next;
-            *next += 1;
-            let msg = netlink::message(
-                (NFNL_SUBSYS_NFTABLES << 8) | kind,
-                NLM_F_REQUEST | flags,
-                seq,
-                &[nfproto, 0, 0, 0],
-                attrs,
-            );
-            netlink::transact(fd, &msg, seq)
-        })
-    };
+    let ask = |kind, flags, attrs: &[(u16, &[u8])]| request(socket, nfproto, kind, flags, attrs);
     match ask(NFT_MSG_GETTABLE, NLM_F_ACK, &[(NFTA_TABLE_NAME, &table[0])]) {
         Err(Errno::ENOENT) => return Ok(None),
         other => other?,
@@ -142,6 +129,28 @@ pub fn read(socket: &Kept, family: &str) -> Result<Option<Value>, Errno> {
         listing.extend(rule_object(family, m));
     }
     Ok(Some(json!({ "nftables": listing })))
+}
+
+/// One nf_tables request (a dump with NLM_F_DUMP) and its answers.
+fn request(
+    socket: &Kept,
+    nfproto: u8,
+    kind: u16,
+    flags: u16,
+    attrs: &[(u16, &[u8])],
+) -> Result<Vec<(u16, Vec<u8>)>, Errno> {
+    socket.with(|fd, next| {
+        let seq = *next;
+        *next += 1;
+        let msg = netlink::message(
+            (NFNL_SUBSYS_NFTABLES << 8) | kind,
+            NLM_F_REQUEST | flags,
+            seq,
+            &[nfproto, 0, 0, 0],
+            attrs,
+        );
+        netlink::transact(fd, &msg, seq)
+    })
 }
 
 fn nul(s: &str) -> Vec<u8> {

@@ -18,7 +18,6 @@ use crate::firewall::{Forward, Origin};
 use nftables::expr::{Expression as E, Map, MetaKey, NamedExpression as N};
 use nftables::stmt::{self, Statement as S, NAT};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 pub const MAP_ADDR: &str = "upnp_addr";
@@ -33,16 +32,16 @@ pub fn active(c: &Config) -> bool {
 }
 
 /// One mapping as its elements see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Element {
     port: u16,
     host: Ipv4Addr,
     to_port: u16,
 }
 
-/// The UPnP forwards of `forwards`, as elements, in port order. A mapping is one port (IGD
-/// mappings have no ranges).
-fn elements_of(forwards: &[Forward]) -> BTreeSet<Element> {
+/// The UPnP forwards of `forwards`, as elements, in their order (the owner keeps mappings in port
+/// order). A mapping is one port (IGD mappings have no ranges).
+fn elements_of(forwards: &[Forward]) -> Vec<Element> {
     forwards
         .iter()
         .filter(|f| f.origin == Origin::Upnp)
@@ -77,8 +76,9 @@ pub struct ElementChange {
 
 pub fn changes(old: &[Forward], new: &[Forward]) -> ElementChange {
     let (old, new) = (elements_of(old), elements_of(new));
-    let gone: Vec<&Element> = old.difference(&new).collect();
-    let came: Vec<&Element> = new.difference(&old).collect();
+    // A few dozen mappings at most: a linear search each is cheaper than sorting (and smaller code).
+    let gone: Vec<&Element> = old.iter().filter(|e| !new.contains(e)).collect();
+    let came: Vec<&Element> = new.iter().filter(|e| !old.contains(e)).collect();
     let mut batch = Batch::new(TABLE);
     if !gone.is_empty() {
         let ports: Vec<_> = gone.iter().map(|e| elements::port(e.port)).collect();
@@ -116,7 +116,7 @@ pub fn changes(old: &[Forward], new: &[Forward]) -> ElementChange {
 
 /// The connections each removed mapping had counted, by external port: from the kernel's echo of the
 /// `upnp_addr` elements a batch deleted.
-pub fn connections_counted(deleted: &[Deleted]) -> BTreeMap<u16, u64> {
+pub fn connections_counted(deleted: &[Deleted]) -> Vec<(u16, u64)> {
     deleted
         .iter()
         .filter(|d| d.set == MAP_ADDR)
