@@ -1,5 +1,7 @@
-//! The only code that talks to nft: apply a rendered batch in one transaction, read the table back,
-//! verify it, and fingerprint it so later changes by anyone else are noticed.
+//! Our tables in the kernel: apply a rendered batch in one nft transaction (the only nft caller), read
+//! the tables back (over netlink, `readback.rs`), verify them and fingerprint them so later changes by
+//! anyone else are noticed; commit a mapping change as element changes (`elements.rs`); carry the
+//! counters over full applies.
 //!
 //! We run the `nft` binary (OpenWrt's `nftables-json`) ourselves rather than through the nftables
 //! crate's helper: the helper does not capture nft's stderr, and that text is what tells the user why the

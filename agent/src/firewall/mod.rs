@@ -1,5 +1,6 @@
-//! The firewall engine: a pure renderer (desired state -> one nftables batch for `table inet wilife`),
-//! a readable-text printer of that batch, and the one place that talks to `nft` (apply, read back, verify).
+//! The firewall engine: a pure renderer (desired state -> one nftables batch for our tables; UPnP
+//! mappings as set elements), a readable-text printer of that batch, the applier (`nft` for full
+//! applies, netlink for read-backs and mapping changes), and the kernel's change events.
 
 pub mod apply;
 pub mod conntrack;
