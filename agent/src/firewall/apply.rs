@@ -83,6 +83,10 @@ pub struct Nft {
     families: Mutex<Vec<String>>,
     /// The socket our tables are read back over (no nft process for that).
     reader: Kept,
+    /// Ports whose elements an element change of this process made: their counters have seen every
+    /// connection of the mapping. (After a full apply or a restart, conntrack may hold sessions an
+    /// element's counter never saw.)
+    fresh: Mutex<Vec<u16>>,
     /// What the mappings' element counters had counted when a full apply made them anew (nft cannot
     /// give an element a starting value): added to what the kernel counts since.
     carried: Mutex<BTreeMap<String, Counts>>,
@@ -96,6 +100,7 @@ impl Nft {
             families: Mutex::new(vec!["inet".to_string()]),
             carried: Mutex::default(),
             reader: Kept::new(SockProtocol::NetlinkNetFilter),
+            fresh: Mutex::default(),
         }
     }
 
@@ -219,17 +224,24 @@ impl Nft {
         }
         self.apply(&batch)?;
         *self.families.lock().unwrap() = new.to_vec();
+        // The mappings' elements start from zero again: what each had counted is carried when the
+        // same element (port and host) is made again. None of them is fresh any more.
+        let before_lines = element_entries(&before);
+        let made_again: Vec<String> = element_entries(&batch)
+            .into_iter()
+            .filter(|(line, _)| before_lines.iter().any(|(l, _)| l == line))
+            .filter_map(|(_, name)| name)
+            .collect();
+        *self.carried.lock().unwrap() = counted
+            .into_iter()
+            .filter(|(name, _)| made_again.contains(name))
+            .collect();
+        self.fresh.lock().unwrap().clear();
         let (after, complete) = self.list_families(new)?;
         if !complete {
             return Err(FirewallError::VerifyFailed("a table is missing".into()));
         }
         verify(&batch, &after).map_err(FirewallError::VerifyFailed)?;
-        // The mappings' elements start from zero again: what they had counted is carried.
-        let fresh = element_counters(&after);
-        *self.carried.lock().unwrap() = counted
-            .into_iter()
-            .filter(|(name, _)| fresh.contains_key(name))
-            .collect();
         Ok(Applied {
             fingerprint: fingerprint(&after),
             bridge_refused: None,
@@ -238,7 +250,8 @@ impl Nft {
 
     /// Commits a mapping change as element changes, in one netlink transaction and without a process.
     /// `Ok` once the kernel has committed all of it, with the connections each removed mapping had
-    /// counted (by external port); on an error nothing of it is in force.
+    /// counted (by external port) where the count is complete (its element was made by an element
+    /// change of this process); on an error nothing of it is in force.
     pub fn update(
         &self,
         socket: &Kept,
@@ -250,14 +263,14 @@ impl Nft {
         let committed = super::elements::commit(socket, &change.batch);
         self.own.ended(tid);
         let deleted = committed.map_err(FirewallError::ElementsRefused)?;
-        let mut counted = upnp::connections_counted(&deleted);
+        let mut fresh = self.fresh.lock().unwrap();
+        let counted: Vec<(u16, u64)> = upnp::connections_counted(&deleted)
+            .into_iter()
+            .filter(|(port, _)| fresh.contains(port))
+            .collect();
+        fresh.retain(|p| !deleted_ports(&deleted).contains(p));
+        fresh.extend(&change.added);
         let mut carried = self.carried.lock().unwrap();
-        for (port, connections) in counted.iter_mut() {
-            let name = upnp::counter_name(upnp::MAP_ADDR, &json!(*port));
-            if let Some(before) = name.and_then(|n| carried.get(&n)) {
-                *connections += before.packets;
-            }
-        }
         for name in &change.forgotten {
             carried.remove(name);
         }
@@ -388,21 +401,39 @@ fn element_key(e: &Value) -> &Value {
     e.pointer("/elem/val").unwrap_or(e)
 }
 
-/// The mappings' elements of a batch or a listing, one line each (`upnp_addr 20570 : "192.168.1.10"`),
-/// sorted: equal exactly when the kernel holds the mappings the batch holds.
-pub fn element_lines(doc: &Value) -> Vec<String> {
-    let mut lines: Vec<String> = element_sets(doc)
+/// The mappings' elements of a batch or a listing: each one's line (`upnp_addr 20570 :
+/// "192.168.1.10"`) and the counter name it counts under, if it counts.
+fn element_entries(doc: &Value) -> Vec<(String, Option<String>)> {
+    element_sets(doc)
         .flat_map(|(name, elems)| {
-            elems.iter().map(move |e| match e.as_array() {
-                Some(pair) if pair.len() == 2 => {
-                    format!("{name} {} : {}", element_key(&pair[0]), pair[1])
-                }
-                _ => format!("{name} {}", element_key(e)),
+            elems.iter().map(move |e| {
+                let (line, key) = match e.as_array() {
+                    Some(pair) if pair.len() == 2 => {
+                        let key = element_key(&pair[0]);
+                        (format!("{name} {key} : {}", pair[1]), key)
+                    }
+                    _ => (format!("{name} {}", element_key(e)), element_key(e)),
+                };
+                (line, upnp::counter_name(name, key))
             })
         })
-        .collect();
+        .collect()
+}
+
+/// The mappings' elements of a batch or a listing, one line each, sorted: equal exactly when the
+/// kernel holds the mappings the batch holds.
+pub fn element_lines(doc: &Value) -> Vec<String> {
+    let mut lines: Vec<String> = element_entries(doc).into_iter().map(|(l, _)| l).collect();
     lines.sort();
     lines
+}
+
+/// The external ports of the mappings an element batch removed.
+fn deleted_ports(deleted: &[super::elements::Deleted]) -> Vec<u16> {
+    upnp::connections_counted(deleted)
+        .into_iter()
+        .map(|(port, _)| port)
+        .collect()
 }
 
 /// The mappings' element counters of a listing, under the names a forward's counters have.

@@ -33,6 +33,10 @@ const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
 const NFTA_DATA_VALUE: u16 = 1;
 
+/// Elements in one message: each is under 64 bytes, so a message stays far below the 64 KiB an
+/// attribute's 16-bit length can say.
+const ELEMENTS_PER_MESSAGE: usize = 256;
+
 /// A key or a value as the kernel stores it: network byte order; each field of a concatenation padded
 /// to a 4-byte register, a single field not padded.
 pub type Bytes = Vec<u8>;
@@ -94,6 +98,14 @@ impl Batch {
         .concat()
     }
 
+    /// One message per `ELEMENTS_PER_MESSAGE` elements: an attribute's length is 16 bits.
+    fn push(&mut self, kind: u16, flags: u16, set: &str, list: Vec<Vec<u8>>) {
+        for part in list.chunks(ELEMENTS_PER_MESSAGE) {
+            let attrs = self.elements(set, part.to_vec());
+            self.changes.push((kind, flags, attrs));
+        }
+    }
+
     /// Adds elements to `set`: keys, with their values when `set` is a map. An element that is there
     /// already with the same value is no error; with another value it is (EEXIST).
     pub fn add(&mut self, set: &str, elems: &[(Bytes, Option<Bytes>)]) {
@@ -107,9 +119,7 @@ impl Batch {
                 nested(NFTA_LIST_ELEM, &parts)
             })
             .collect();
-        let attrs = self.elements(set, list);
-        self.changes
-            .push((NFT_MSG_NEWSETELEM, NLM_F_REQUEST | NLM_F_CREATE, attrs));
+        self.push(NFT_MSG_NEWSETELEM, NLM_F_REQUEST | NLM_F_CREATE, set, list);
     }
 
     /// Removes elements from `set` by key; a key that is not there fails the batch (ENOENT). The
@@ -124,9 +134,7 @@ impl Batch {
                 )
             })
             .collect();
-        let attrs = self.elements(set, list);
-        self.changes
-            .push((NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ECHO, attrs));
+        self.push(NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ECHO, set, list);
     }
 
     /// The datagram: BEGIN, the changes, END, numbered from `seq`.
@@ -191,7 +199,14 @@ fn answers(fd: &std::os::fd::OwnedFd, ours: std::ops::Range<u32>) -> Result<Vec<
     let mut buf = vec![0u8; 16 * 1024];
     let mut gone = Vec::new();
     loop {
-        let n = match recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+        // MSG_TRUNC: the datagram's whole length, so an answer cut short by the buffer (a refusal
+        // quotes the refused message) is an error, never a silent end.
+        let n = match recv(
+            fd.as_raw_fd(),
+            &mut buf,
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
+        ) {
+            Ok(n) if n > buf.len() => return Err(Errno::EMSGSIZE),
             Ok(n) => n,
             Err(Errno::EAGAIN) => return Ok(gone),
             Err(Errno::EINTR) => continue,
@@ -318,6 +333,18 @@ mod tests {
         for cut in 0..payload.len() {
             let _ = deleted(&payload[..cut]);
         }
+    }
+
+    #[test]
+    fn many_elements_are_split_over_messages() {
+        let mut b = Batch::new("wilife");
+        let keys: Vec<Bytes> = (0..600).map(port).collect();
+        b.delete("upnp_port", &keys);
+        // BEGIN, three messages (256 + 256 + 88 elements), END.
+        assert_eq!(b.len(), 5);
+        let bytes = b.bytes(1);
+        let sizes: Vec<usize> = messages(&bytes).map(|(_, _, p)| p.len()).collect();
+        assert!(sizes.iter().all(|s| *s < 16 * 1024), "{sizes:?}");
     }
 
     #[test]

@@ -104,6 +104,9 @@ pub fn render(d: &Desired) -> Tables {
     b.guard_lan_services(c);
     b.dispatch(c.connmark, cams.routed_isolation_active());
     b.revoke_ungranted(upnp);
+    if upnp {
+        b.upnp_grant(c);
+    }
     cams.routed(&mut b);
     outbound::render(&mut b, c);
     // Without a LAN device (none resolved yet) there is no one to reflect for.

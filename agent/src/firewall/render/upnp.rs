@@ -72,6 +72,8 @@ pub struct ElementChange {
     pub batch: Batch,
     /// Counter names of the elements deleted: a mapping made again later counts from zero.
     pub forgotten: Vec<String>,
+    /// The ports whose elements the batch makes.
+    pub added: Vec<u16>,
 }
 
 pub fn changes(old: &[Forward], new: &[Forward]) -> ElementChange {
@@ -111,7 +113,12 @@ pub fn changes(old: &[Forward], new: &[Forward]) -> ElementChange {
             [f.conns_counter(), f.traffic_counter()]
         })
         .collect();
-    ElementChange { batch, forgotten }
+    let added = came.iter().map(|e| e.port).collect();
+    ElementChange {
+        batch,
+        forgotten,
+        added,
+    }
 }
 
 /// The connections each removed mapping had counted, by external port: from the kernel's echo of the
@@ -208,8 +215,7 @@ impl Builder {
         self.element_set(SET_GRANTED, key, None, true, granted);
     }
 
-    /// The rules of UPnP mode: DNAT by the maps (from the WAN, and reflected from the LAN), and the
-    /// grant of the mapped flows in the forward chain, which also counts their traffic.
+    /// The DNAT of UPnP mode: by the maps, from the WAN and reflected from the LAN.
     pub(super) fn upnp_rules(&mut self, c: &Config, reflection: bool) {
         // iifname "wan0" meta nfproto ipv4 dnat ip to tcp dport map @upnp_addr : tcp dport map @upnp_port
         if let Some(wan) = &c.wan_device {
@@ -234,6 +240,11 @@ impl Builder {
                 expr,
             );
         }
+    }
+
+    /// The grant of the mapped flows in the forward chain (before the camera isolation rules: a
+    /// mapping may lead to any LAN host the policy allows), which also counts their traffic.
+    pub(super) fn upnp_grant(&mut self, c: &Config) {
         // ct status dnat meta l4proto tcp ct original proto-dst . ct reply ip saddr @upnp_granted
         //   ct mark set ct mark | BIT
         let mapped = || {
