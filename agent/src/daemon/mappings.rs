@@ -44,7 +44,8 @@ impl Owner {
         let mut sessions_ended = 0;
         for m in &decided.affected {
             // A mapping that counted no connection has no session to end: the conntrack walk (the
-            // whole table, ~10 ms in the lab) is spared. Unknown (a full apply ran) means walk.
+            // whole table, ~10 ms in the lab) is spared. Unknown (a full apply ran, or the element was
+            // not made by this process) means walk.
             let used = !counted.contains(&(m.external_port, 0));
             if decided.effect != Effect::Granted && used {
                 sessions_ended += self.end_sessions(m.external_port);

@@ -263,12 +263,14 @@ impl Nft {
         let committed = super::elements::commit(socket, &change.batch);
         self.own.ended(tid);
         let deleted = committed.map_err(FirewallError::ElementsRefused)?;
+        let removed = upnp::connections_counted(&deleted);
         let mut fresh = self.fresh.lock().unwrap();
-        let counted: Vec<(u16, u64)> = upnp::connections_counted(&deleted)
-            .into_iter()
+        let counted: Vec<(u16, u64)> = removed
+            .iter()
             .filter(|(port, _)| fresh.contains(port))
+            .copied()
             .collect();
-        fresh.retain(|p| !deleted_ports(&deleted).contains(p));
+        fresh.retain(|p| !removed.iter().any(|(gone, _)| gone == p));
         fresh.extend(&change.added);
         let mut carried = self.carried.lock().unwrap();
         for name in &change.forgotten {
@@ -282,8 +284,9 @@ impl Nft {
     /// apply.
     pub fn counters(&self, listing: &Value) -> BTreeMap<String, Counts> {
         let mut all = counters(listing);
+        let carried = self.carried.lock().unwrap();
         for (name, mut counts) in element_counters(listing) {
-            if let Some(before) = self.carried.lock().unwrap().get(&name) {
+            if let Some(before) = carried.get(&name) {
                 counts.packets += before.packets;
                 counts.bytes += before.bytes;
             }
@@ -426,14 +429,6 @@ pub fn element_lines(doc: &Value) -> Vec<String> {
     let mut lines: Vec<String> = element_entries(doc).into_iter().map(|(l, _)| l).collect();
     lines.sort();
     lines
-}
-
-/// The external ports of the mappings an element batch removed.
-fn deleted_ports(deleted: &[super::elements::Deleted]) -> Vec<u16> {
-    upnp::connections_counted(deleted)
-        .into_iter()
-        .map(|(port, _)| port)
-        .collect()
 }
 
 /// The mappings' element counters of a listing, under the names a forward's counters have.
