@@ -4,6 +4,7 @@
 use super::reconcile::Trigger;
 use super::Owner;
 use crate::clock::unix_now;
+use crate::firewall::apply::Rendered;
 use crate::firewall::conntrack;
 use crate::firewall::render::upnp;
 use crate::owner::Outcome;
@@ -118,7 +119,10 @@ impl Owner {
                 return Counted::new();
             }
         };
-        self.last_tables = Some(self.render(&forwards));
+        let rendered = Rendered::of(&self.render(&forwards));
+        if let Some(applied) = &mut self.applied {
+            applied.rendered = rendered;
+        }
         self.forwards = forwards;
         let mut snap = self.shared.snapshot.lock().unwrap();
         snap.forwards = self.forwards.clone();

@@ -13,7 +13,7 @@ use crate::clock::unix_now;
 use crate::config::{self, Config, Overrides};
 use crate::consts::{DRIFT_DEBOUNCE_MS, PERIODIC_CHECK_SECS};
 use crate::firewall::apply::{Applied, Nft};
-use crate::firewall::{render, Forward, NetFacts};
+use crate::firewall::{Forward, NetFacts};
 use crate::net::{self, dhcp, NetState};
 use crate::netlink;
 use crate::owner::{Event, Shared};
@@ -47,7 +47,8 @@ struct Owner {
     opts: Options,
     config: Config,
     shared: Arc<Shared>,
-    /// What the kernel holds since the last successful apply (`None`: it failed, a retry is due).
+    /// What the kernel holds since the last successful apply (`None`: it failed, a retry is due); an
+    /// unchanged render is not applied again.
     applied: Option<Applied>,
     facts: NetFacts,
     forwards: Vec<Forward>,
@@ -67,8 +68,6 @@ struct Owner {
     net_events_missing: bool,
     /// No nftables events: the periodic check reads our tables back (with them, idle means no nft).
     ruleset_events_missing: Arc<AtomicBool>,
-    /// The batch in force: an unchanged render is not applied again.
-    last_tables: Option<render::Tables>,
     /// When a watched host would turn absent unless seen again: read the network then.
     presence_check_at: Option<SystemTime>,
     /// The socket of mapping changes and conntrack deletions, kept open (see `netlink::Kept`).
@@ -180,7 +179,6 @@ impl Owner {
             net_event_pending: inputs.net_pending,
             net_events_missing: inputs.net_events_missing,
             ruleset_events_missing: inputs.ruleset_events_missing,
-            last_tables: None,
             presence_check_at: None,
             netfilter: netlink::Kept::new(SockProtocol::NetlinkNetFilter),
         }

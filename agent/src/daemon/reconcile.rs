@@ -5,7 +5,7 @@ use super::{devices_line, load_config, Owner};
 use crate::clock::unix_now;
 use crate::config::{self, Config};
 use crate::consts::MAX_RETRY_SECS;
-use crate::firewall::apply::{Applied, Drift, FirewallError};
+use crate::firewall::apply::{Applied, Drift, FirewallError, Rendered};
 use crate::firewall::render::{self, upnp, Tables};
 use crate::firewall::{static_forwards, Forward};
 use crate::net::{self, dhcp, rtnl, NetState};
@@ -53,8 +53,10 @@ impl Owner {
         self.forwards = self.desired_forwards();
         let tables = self.render(&self.forwards);
         if trigger == Trigger::Network
-            && self.applied.is_some()
-            && self.last_tables.as_ref() == Some(&tables)
+            && self
+                .applied
+                .as_ref()
+                .is_some_and(|a| a.rendered == Rendered::of(&tables))
         {
             // New facts, same rules (a neighbour that is no camera, an address nothing uses).
             self.shared.snapshot.lock().unwrap().facts = self.facts.clone();
@@ -65,7 +67,6 @@ impl Owner {
         if let Some(e) = &bridge_error {
             error!("camera rules between bridge ports refused ({e}); everything else is in force. Cameras on the same bridge as the PC need the kernel's nftables bridge family (kmod-nft-bridge)");
         }
-        self.last_tables = result.is_ok().then_some(tables);
         let duration_ms = started.elapsed().as_millis() as u64;
         let error = self.settle(trigger, result, duration_ms);
         self.publish_reconcile(trigger, error, bridge_error, duration_ms);
@@ -162,11 +163,11 @@ impl Owner {
         if self.net_events_missing {
             self.network_changed();
         }
-        let (Some(applied), Some(tables)) = (&self.applied, &self.last_tables) else {
+        let Some(applied) = &self.applied else {
             // The last apply failed: the retry timer takes care of it.
             return;
         };
-        match self.shared.nft.drift(applied, tables) {
+        match self.shared.nft.drift(applied) {
             Ok(Drift::InForce) => {
                 let in_fw4 = self
                     .shared

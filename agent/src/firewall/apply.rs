@@ -65,6 +65,46 @@ pub struct Applied {
     pub fingerprint: u64,
     /// Why the kernel refused the bridge table, when only the routed one is in force.
     pub bridge_refused: Option<String>,
+    /// What was rendered (with the mappings that element changes have made since).
+    pub rendered: Rendered,
+}
+
+/// What the owner keeps of the tables it put in force, instead of the render itself (whose JSON values
+/// take some 180 kB of heap for the smallest config): a digest of the render, which tells an unchanged
+/// render, and the mappings' elements, which the drift check compares with the kernel's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    digest: u64,
+    elements: Vec<String>,
+}
+
+impl Rendered {
+    pub fn of(tables: &Tables) -> Self {
+        use std::hash::Hasher;
+        let mut hasher = std::hash::DefaultHasher::new();
+        for cmd in tables.inet.iter().chain(&tables.bridge) {
+            // Serialised into the hasher: no copy of the render, no string of it.
+            serde_json::to_writer(HashWriter(&mut hasher), cmd).expect("a hasher takes any bytes");
+            hasher.write_u8(b'\n');
+        }
+        Rendered {
+            digest: hasher.finish(),
+            elements: element_lines(&tables.inet),
+        }
+    }
+}
+
+/// Feeds what is written to a hasher.
+struct HashWriter<'a>(&'a mut std::hash::DefaultHasher);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::hash::Hasher::write(self.0, buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The state of our table compared with the last applied one.
@@ -190,34 +230,38 @@ impl Nft {
     /// kmod-nft-bridge) must not cost the forwards and the routed rules. `Applied::bridge_refused` says
     /// so.
     pub fn replace(&self, tables: &Tables) -> Result<Applied, FirewallError> {
-        let whole = self.replace_batch(&tables.batch(), &tables.families());
-        match whole {
+        let rendered = Rendered::of(tables);
+        let applied = |fingerprint, bridge_refused| Applied {
+            fingerprint,
+            bridge_refused,
+            rendered: rendered.clone(),
+        };
+        match self.replace_batch(tables.batch(), &tables.families()) {
+            Ok(fingerprint) => Ok(applied(fingerprint, None)),
             Err(e) if !tables.bridge.is_empty() => {
                 let routed = tables.without_bridge();
-                match self.replace_batch(&routed.batch(), &routed.families()) {
-                    Ok(applied) => Ok(Applied {
-                        bridge_refused: Some(e.to_string()),
-                        ..applied
-                    }),
+                match self.replace_batch(routed.batch(), &routed.families()) {
+                    Ok(fingerprint) => Ok(applied(fingerprint, Some(e.to_string()))),
                     Err(_) => Err(e),
                 }
             }
-            other => other,
+            Err(e) => Err(e),
         }
     }
 
     /// Replaces our tables with `batch` (which builds those of `new`), carrying named counter values
     /// over, then reads them back and verifies them. The counters in force are read first so a re-apply
     /// keeps them; a table the batch no longer builds (no cameras any more: no bridge table) is deleted
-    /// in the same transaction.
-    fn replace_batch(&self, batch: &Value, new: &[String]) -> Result<Applied, FirewallError> {
+    /// in the same transaction. The fingerprint of what is in force.
+    fn replace_batch(&self, mut batch: Value, new: &[String]) -> Result<u64, FirewallError> {
         let old = self.families.lock().unwrap().clone();
         let mut both = old.clone();
         both.extend(new.iter().filter(|f| !old.contains(f)).cloned());
         let (before, _) = self.list_families(&both)?;
-        let mut batch = batch.clone();
         let counted = self.counters(&before);
         with_counter_values(&mut batch, &counted);
+        let before_lines = element_entries(commands(&before));
+        drop(before);
         let gone: Vec<String> = old.into_iter().filter(|f| !new.contains(f)).collect();
         if let Some(cmds) = batch["nftables"].as_array_mut() {
             cmds.extend(delete_commands(&gone));
@@ -226,8 +270,7 @@ impl Nft {
         *self.families.lock().unwrap() = new.to_vec();
         // The mappings' elements start from zero again: what each had counted is carried when the
         // same element (port and host) is made again. None of them is fresh any more.
-        let before_lines = element_entries(&before);
-        let made_again: Vec<String> = element_entries(&batch)
+        let made_again: Vec<String> = element_entries(commands(&batch))
             .into_iter()
             .filter(|(line, _)| before_lines.iter().any(|(l, _)| l == line))
             .filter_map(|(_, name)| name)
@@ -242,10 +285,7 @@ impl Nft {
             return Err(FirewallError::VerifyFailed("a table is missing".into()));
         }
         verify(&batch, &after).map_err(FirewallError::VerifyFailed)?;
-        Ok(Applied {
-            fingerprint: fingerprint(&after),
-            bridge_refused: None,
-        })
+        Ok(fingerprint(&after))
     }
 
     /// Commits a mapping change as element changes, in one netlink transaction and without a process.
@@ -295,14 +335,14 @@ impl Nft {
         all
     }
 
-    /// Compares the tables in the kernel with the last applied fingerprint and `tables`' mappings
+    /// Compares the tables in the kernel with the last applied fingerprint and the mappings rendered
     /// (which element changes keep up to date between full applies).
-    pub fn drift(&self, applied: &Applied, tables: &Tables) -> Result<Drift, FirewallError> {
+    pub fn drift(&self, applied: &Applied) -> Result<Drift, FirewallError> {
         Ok(match self.list_table()? {
             None => Drift::Missing,
             Some(t)
                 if fingerprint(&t) != applied.fingerprint
-                    || element_lines(&t) != element_lines(&tables.batch()) =>
+                    || element_lines(commands(&t)) != applied.rendered.elements =>
             {
                 Drift::Changed
             }
@@ -369,17 +409,27 @@ fn one_line(s: &str) -> String {
 }
 
 fn objects(listing: &Value) -> impl Iterator<Item = (&String, &Value)> {
-    listing["nftables"]
+    objects_in(commands(listing))
+}
+
+/// The commands of a batch, or the objects of a listing.
+fn commands(doc: &Value) -> &[Value] {
+    doc["nftables"]
         .as_array()
-        .into_iter()
-        .flatten()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+fn objects_in(commands: &[Value]) -> impl Iterator<Item = (&String, &Value)> {
+    commands
+        .iter()
         .filter_map(|o| o.as_object())
         .filter_map(|o| o.iter().next())
 }
 
 /// The objects of a listing, or those a batch adds.
-fn objects_or_added(doc: &Value) -> impl Iterator<Item = (&String, &Value)> {
-    objects(doc).map(|(k, v)| match k.as_str() {
+fn objects_or_added(commands: &[Value]) -> impl Iterator<Item = (&String, &Value)> {
+    objects_in(commands).map(|(k, v)| match k.as_str() {
         "add" => v
             .as_object()
             .and_then(|o| o.iter().next())
@@ -389,8 +439,8 @@ fn objects_or_added(doc: &Value) -> impl Iterator<Item = (&String, &Value)> {
 }
 
 /// The sets and maps of `table inet wilife` that hold the mappings, with their elements.
-fn element_sets(doc: &Value) -> impl Iterator<Item = (&str, &Vec<Value>)> {
-    objects_or_added(doc)
+fn element_sets(commands: &[Value]) -> impl Iterator<Item = (&str, &Vec<Value>)> {
+    objects_or_added(commands)
         .filter(|(k, v)| {
             matches!(k.as_str(), "set" | "map")
                 && v["family"] == "inet"
@@ -406,8 +456,8 @@ fn element_key(e: &Value) -> &Value {
 
 /// The mappings' elements of a batch or a listing: each one's line (`upnp_addr 20570 :
 /// "192.168.1.10"`) and the counter name it counts under, if it counts.
-fn element_entries(doc: &Value) -> Vec<(String, Option<String>)> {
-    element_sets(doc)
+fn element_entries(commands: &[Value]) -> Vec<(String, Option<String>)> {
+    element_sets(commands)
         .flat_map(|(name, elems)| {
             elems.iter().map(move |e| {
                 let (line, key) = match e.as_array() {
@@ -425,8 +475,11 @@ fn element_entries(doc: &Value) -> Vec<(String, Option<String>)> {
 
 /// The mappings' elements of a batch or a listing, one line each, sorted: equal exactly when the
 /// kernel holds the mappings the batch holds.
-pub fn element_lines(doc: &Value) -> Vec<String> {
-    let mut lines: Vec<String> = element_entries(doc).into_iter().map(|(l, _)| l).collect();
+fn element_lines(commands: &[Value]) -> Vec<String> {
+    let mut lines: Vec<String> = element_entries(commands)
+        .into_iter()
+        .map(|(l, _)| l)
+        .collect();
     lines.sort();
     lines
 }
@@ -434,7 +487,7 @@ pub fn element_lines(doc: &Value) -> Vec<String> {
 /// The mappings' element counters of a listing, under the names a forward's counters have.
 fn element_counters(listing: &Value) -> BTreeMap<String, Counts> {
     let mut out = BTreeMap::new();
-    for (name, elems) in element_sets(listing) {
+    for (name, elems) in element_sets(commands(listing)) {
         for e in elems {
             let wrapped = e.as_array().and_then(|p| p.first()).unwrap_or(e);
             let (Some(counter), Some(counts)) = (
@@ -622,6 +675,27 @@ mod tests {
     }
 
     #[test]
+    fn what_is_kept_of_a_render_tells_any_change_of_rule_or_mapping() {
+        let tables = |rule: &str, mapped: &str| Tables {
+            inet: vec![
+                json!({"add": {"map": {"family": "inet", "name": "upnp_addr", "elem": [[20570, mapped]]}}}),
+                json!({"add": {"rule": {"family": "inet", "chain": "forward", "comment": rule}}}),
+            ],
+            bridge: Vec::new(),
+        };
+        let kept = Rendered::of(&tables("a", "192.168.1.10"));
+        assert_eq!(kept, Rendered::of(&tables("a", "192.168.1.10")));
+        assert_eq!(kept.elements, ["upnp_addr 20570 : \"192.168.1.10\""]);
+        assert_ne!(kept, Rendered::of(&tables("b", "192.168.1.10")));
+        let moved = Rendered::of(&tables("a", "192.168.1.11"));
+        assert_ne!(kept.digest, moved.digest);
+        assert_ne!(kept.elements, moved.elements);
+        let mut bridged = tables("a", "192.168.1.10");
+        bridged.bridge = vec![json!({"add": {"table": {"family": "bridge"}}})];
+        assert_ne!(kept, Rendered::of(&bridged));
+    }
+
+    #[test]
     fn counter_values_are_carried_as_u64() {
         let mut batch = json!({"nftables": [{"add": {"counter": {"name": "c"}}}, {"add": {"counter": {"name": "new"}}}]});
         let values = BTreeMap::from([(
@@ -655,8 +729,15 @@ mod tests {
             ]}},
             {"set": {"family": "inet", "name": "cc_ipv4", "elem": ["192.168.1.10"]}}
         ]});
-        assert_eq!(element_lines(&batch), element_lines(&listing));
-        assert_eq!(element_lines(&listing).len(), 2, "only the mappings' sets");
+        assert_eq!(
+            element_lines(commands(&batch)),
+            element_lines(commands(&listing))
+        );
+        assert_eq!(
+            element_lines(commands(&listing)).len(),
+            2,
+            "only the mappings' sets"
+        );
         let counted = element_counters(&listing);
         assert_eq!(
             counted["fwd_tcp_20570_conns"],
@@ -670,7 +751,10 @@ mod tests {
         let mut fewer = listing.clone();
         fewer["nftables"][0]["map"]["elem"] = json!([]);
         assert_eq!(fingerprint(&listing), fingerprint(&fewer));
-        assert_ne!(element_lines(&listing), element_lines(&fewer));
+        assert_ne!(
+            element_lines(commands(&listing)),
+            element_lines(commands(&fewer))
+        );
         fewer["nftables"][2]["set"]["elem"] = json!([]);
         assert_ne!(fingerprint(&listing), fingerprint(&fewer));
     }
