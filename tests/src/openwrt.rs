@@ -31,17 +31,29 @@ pub fn applets() -> &'static Path {
             .lines()
             .map(str::to_string)
             .collect();
-        let dir = std::env::temp_dir().join(format!("wilife-applets-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
         let wanted = fs::read_to_string(stubs().join("busybox-applets")).unwrap();
-        for applet in wanted
+        let links: Vec<&str> = wanted
             .lines()
             .filter(|l| !l.starts_with('#'))
             .flat_map(str::split_whitespace)
-        {
-            if has.iter().any(|h| h == applet) {
-                symlink(busybox, dir.join(applet)).unwrap();
+            .filter(|applet| has.iter().any(|h| h == applet))
+            .collect();
+        // Named by what it holds, and made whole under another name first: every run (and every
+        // test binary at once) shares one directory, and none is left behind per run.
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&links, &mut hasher);
+        let name = format!("wilife-applets-{:016x}", std::hash::Hasher::finish(&hasher));
+        let dir = std::env::temp_dir().join(&name);
+        if !dir.exists() {
+            let making = std::env::temp_dir().join(format!("{name}.{}", std::process::id()));
+            let _ = fs::remove_dir_all(&making);
+            fs::create_dir_all(&making).unwrap();
+            for applet in &links {
+                symlink(busybox, making.join(applet)).unwrap();
+            }
+            if fs::rename(&making, &dir).is_err() {
+                // Another test binary made it first.
+                fs::remove_dir_all(&making).unwrap();
             }
         }
         dir

@@ -53,12 +53,12 @@ mod tests {
     fn access(text: &str) -> Result<ApiAccess, ConfigError> {
         static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("wilife-access-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("wilife-access-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(format!("c{n}"));
+        let p = dir.join("wilife");
         std::fs::write(&p, text).unwrap();
         let r = api_access(&p);
-        let _ = std::fs::remove_file(&p);
+        let _ = std::fs::remove_dir_all(&dir);
         r
     }
 
