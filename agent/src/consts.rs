@@ -85,6 +85,8 @@ pub const HTTP_ACCEPT_BACKOFF_MS: u64 = 200;
 pub const DEFAULT_UPNP_PORT: u16 = 5431;
 /// Mappings one client may hold: a Command Center needs one; two lets it move port without a gap.
 pub const DEFAULT_UPNP_MAX_PER_CLIENT: usize = 2;
+/// Seconds asked for an upstream mapping: an hour, renewed at half of what was granted.
+pub const DEFAULT_UPSTREAM_LEASE_SECS: u32 = 3600;
 /// SSDP ssdp:alive period (the advertisement's max-age is three times this).
 pub const DEFAULT_SSDP_NOTIFY_SECS: u32 = 300;
 /// IGD v2's longest lease; v2 "lease 0" means this.

@@ -27,3 +27,4 @@ pub mod status;
 #[cfg(test)]
 mod testing;
 pub mod upnp;
+pub mod upstream;

@@ -136,6 +136,39 @@ pub struct Upnp {
     pub uuid: Option<String>,
 }
 
+/// Whether the mappings are asked for at the gateway upstream too (`config upstream`, issue 16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamMode {
+    /// While the WAN address is private or shared (CGNAT): another NAT sits upstream.
+    Auto,
+    /// Whatever the WAN address (a gateway that NATs to public addresses it hands out).
+    Enabled,
+    /// Never: not one packet is sent upstream.
+    Off,
+}
+
+/// A protocol the gateway upstream is asked with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    /// PCP, RFC 6887 (UDP 5351 on the gateway).
+    Pcp,
+    /// NAT-PMP, RFC 6886 (the same port; what a server that knows no PCP answers).
+    Natpmp,
+    /// A UPnP IGD found by SSDP on the WAN side.
+    Upnp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Upstream {
+    pub mode: UpstreamMode,
+    /// Tried in this order; the first that maps wins.
+    pub protocols: Vec<UpstreamProtocol>,
+    /// Seconds asked for each upstream mapping (renewed before it runs out).
+    pub lease: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Config {
     #[serde(skip)]
@@ -166,6 +199,7 @@ pub struct Config {
     pub camera_rules: CameraRules,
     pub outbound: Outbound,
     pub upnp: Upnp,
+    pub upstream: Upstream,
 }
 
 /// OpenWrt's logical networks (`wan`, `lan`): their devices change at run time (wan moves from eth1 to

@@ -64,11 +64,40 @@ fn good_config_parses_with_defaults() {
     assert_eq!(c.upnp.max_per_client, 2);
     assert!(c.upnp.same_port && !c.upnp.any_lan_host);
     assert_eq!((c.upnp.max_lease, c.upnp.uuid.clone()), (0, None));
+    assert_eq!(c.upstream.mode, UpstreamMode::Auto);
+    assert_eq!(
+        c.upstream.protocols,
+        [
+            UpstreamProtocol::Pcp,
+            UpstreamProtocol::Natpmp,
+            UpstreamProtocol::Upnp
+        ]
+    );
+    assert_eq!(c.upstream.lease, consts::DEFAULT_UPSTREAM_LEASE_SECS);
     let (cc, ip) = c.static_target().unwrap();
     assert_eq!(
         (cc.name.as_str(), ip),
         ("office-pc", "192.168.1.10".parse().unwrap())
     );
+}
+
+#[test]
+fn the_upstream_section_sets_mode_protocol_order_and_lease() {
+    let c = parse_str(&format!(
+        "{GOOD}config upstream 'upstream'\n\toption mode 'off'\n\tlist protocol 'upnp'\n\tlist protocol 'pcp'\n\toption lease '7200'\n"
+    ))
+    .unwrap();
+    assert_eq!(c.upstream.mode, UpstreamMode::Off);
+    assert_eq!(
+        c.upstream.protocols,
+        [UpstreamProtocol::Upnp, UpstreamProtocol::Pcp]
+    );
+    assert_eq!(c.upstream.lease, 7200);
+    let enabled = parse_str(&format!(
+        "{GOOD}config upstream 'upstream'\n\toption mode 'enabled'\n"
+    ))
+    .unwrap();
+    assert_eq!(enabled.upstream.mode, UpstreamMode::Enabled);
 }
 
 #[test]
@@ -461,6 +490,46 @@ fn bad_configs_get_precise_errors() {
             Some("upnp 'upnp'"),
             Some("uuid"),
             "is not a UUID",
+        ),
+        (
+            "upstream mode",
+            format!("{GOOD}config upstream 'upstream'\n\toption mode 'on'\n"),
+            Some(19),
+            Some("upstream 'upstream'"),
+            Some("mode"),
+            "'on' is not a mode: use auto, enabled or off",
+        ),
+        (
+            "upstream protocol unknown",
+            format!("{GOOD}config upstream 'upstream'\n\tlist protocol 'pcp'\n\tlist protocol 'igd'\n"),
+            Some(20),
+            Some("upstream 'upstream'"),
+            Some("protocol"),
+            "'igd' is not a protocol: use pcp, natpmp or upnp",
+        ),
+        (
+            "upstream protocol twice",
+            format!("{GOOD}config upstream 'upstream'\n\tlist protocol 'upnp'\n\tlist protocol 'upnp'\n"),
+            Some(20),
+            Some("upstream 'upstream'"),
+            Some("protocol"),
+            "'upnp' is named twice",
+        ),
+        (
+            "upstream lease too short",
+            format!("{GOOD}config upstream 'upstream'\n\toption lease '60'\n"),
+            Some(19),
+            Some("upstream 'upstream'"),
+            Some("lease"),
+            "is not a lease in seconds: use a number from 120 to 86400",
+        ),
+        (
+            "upstream twice",
+            format!("{GOOD}config upstream\nconfig upstream\n"),
+            Some(19),
+            Some("upstream #1"),
+            None,
+            "only one `config upstream` is allowed",
         ),
         (
             "upnp notify too often",

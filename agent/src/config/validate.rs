@@ -38,6 +38,13 @@ const OUTBOUND_OPTIONS: &[&str] = &[
     "smtp_port",
     "remote_client",
 ];
+const UPSTREAM_OPTIONS: &[&str] = &["mode", "protocol", "lease"];
+/// PCP first: one datagram to the gateway, and a NAT-PMP server answers it in a way that says so.
+const DEFAULT_UPSTREAM_PROTOCOLS: [UpstreamProtocol; 3] = [
+    UpstreamProtocol::Pcp,
+    UpstreamProtocol::Natpmp,
+    UpstreamProtocol::Upnp,
+];
 const UPNP_OPTIONS: &[&str] = &[
     "port",
     "any_lan_host",
@@ -56,11 +63,19 @@ const SECTION_TYPES: &[(&str, &[&str])] = &[
     ("camera_rules", CAMERA_RULES_OPTIONS),
     ("outbound", OUTBOUND_OPTIONS),
     ("upnp", UPNP_OPTIONS),
+    ("upstream", UPSTREAM_OPTIONS),
 ];
 /// Options that may be given as `list` (several values).
-const LIST_OPTIONS: &[&str] = &["lan_device", "api_listen", "lan_network"];
+const LIST_OPTIONS: &[&str] = &["lan_device", "api_listen", "lan_network", "protocol"];
 /// Types of which at most one section may exist.
-const SINGLETONS: &[&str] = &["agent", "direct", "camera_rules", "outbound", "upnp"];
+const SINGLETONS: &[&str] = &[
+    "agent",
+    "direct",
+    "camera_rules",
+    "outbound",
+    "upnp",
+    "upstream",
+];
 
 /// The model of `sections`, or every error found in them, in file order.
 pub(super) fn validate(
@@ -132,6 +147,7 @@ impl Validator<'_> {
         let camera_rules = self.camera_rules(&one("camera_rules", "cameras"));
         let outbound = self.outbound(&one("outbound", "outbound"));
         let upnp = self.upnp(&one("upnp", "upnp"), agent.api_port);
+        let upstream = self.upstream(&one("upstream", "upstream"));
         let config = Config {
             path: path.to_path_buf(),
             enabled: agent.enabled,
@@ -152,6 +168,7 @@ impl Validator<'_> {
             camera_rules,
             outbound,
             upnp,
+            upstream,
         };
         self.static_target(&config, &a, &d);
         config
@@ -433,6 +450,45 @@ impl Validator<'_> {
             );
         }
         upnp
+    }
+
+    /// `config upstream 'upstream'`: whether and how the gateway upstream is asked for the mappings.
+    fn upstream(&self, u: &Opts) -> Upstream {
+        let mode = self
+            .parsed(u, "mode", |v| match v {
+                "auto" => Ok(UpstreamMode::Auto),
+                "enabled" => Ok(UpstreamMode::Enabled),
+                "off" => Ok(UpstreamMode::Off),
+                _ => Err("is not a mode: use auto, enabled or off".into()),
+            })
+            .unwrap_or(UpstreamMode::Auto);
+        let protocol = |v: &str| match v {
+            "pcp" => Ok(UpstreamProtocol::Pcp),
+            "natpmp" => Ok(UpstreamProtocol::Natpmp),
+            "upnp" => Ok(UpstreamProtocol::Upnp),
+            _ => Err("is not a protocol: use pcp, natpmp or upnp".to_string()),
+        };
+        let mut protocols = Vec::new();
+        let entries = u.values.get("protocol").into_iter().flatten();
+        for e in entries.filter(|e| !e.value.is_empty()) {
+            match protocol(&e.value) {
+                Err(m) => self.invalid(u, "protocol", e, m),
+                Ok(p) if protocols.contains(&p) => {
+                    self.invalid(u, "protocol", e, "is named twice".into())
+                }
+                Ok(p) => protocols.push(p),
+            }
+        }
+        if protocols.is_empty() {
+            protocols = DEFAULT_UPSTREAM_PROTOCOLS.to_vec();
+        }
+        Upstream {
+            mode,
+            protocols,
+            lease: self
+                .parsed(u, "lease", number_in(120, 86_400, "a lease in seconds"))
+                .map_or(consts::DEFAULT_UPSTREAM_LEASE_SECS, |n| n as u32),
+        }
     }
 
     /// Across sections: the Command Center that static forwards go to exists and has an address.
