@@ -6,6 +6,7 @@ use crate::firewall::apply::Counts;
 use crate::firewall::{Forward, NetFacts};
 use crate::upnp::error::Refusal;
 use crate::upnp::leases::Mapping;
+use crate::upstream::worker::UpstreamStatus;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -93,6 +94,7 @@ pub struct Status {
     pub firewall: FirewallHealth,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upnp: Option<UpnpStatus>,
+    pub upstream: UpstreamStatus,
     pub config: ConfigStatus,
 }
 
@@ -230,11 +232,14 @@ pub struct Snapshot {
     /// The mappings could not be written to the state directory (full, read-only): new grants are
     /// refused until it works again.
     pub state_error: Option<String>,
+    /// What the gateway upstream forwards for us (double NAT).
+    pub upstream: UpstreamStatus,
 }
 
 impl Snapshot {
     /// What is known before the first reading of the network and the first apply.
     pub fn new(config: Config, fw4_include: Fw4Include) -> Snapshot {
+        let mode = config.upstream.mode;
         Snapshot {
             started: std::time::Instant::now(),
             config,
@@ -251,6 +256,7 @@ impl Snapshot {
             dhcp_leases: Vec::new(),
             bridge_error: None,
             state_error: None,
+            upstream: UpstreamStatus::initial(mode),
         }
     }
 
@@ -296,6 +302,7 @@ impl Snapshot {
                 })
                 .collect(),
             upnp: self.upnp.clone(),
+            upstream: self.upstream.clone(),
             firewall: FirewallHealth {
                 table: "inet wilife",
                 tables: if self.config.enabled && !self.config.cameras.is_empty() {

@@ -22,6 +22,8 @@ use crate::upnp::description::Identity;
 use crate::upnp::leases::{self, Mapping};
 use crate::upnp::policy::Change;
 use crate::upnp::server::IgdRuntime;
+use crate::upstream::cascade;
+use crate::upstream::worker::{Want, Worker};
 use inputs::Inputs;
 use nix::sys::signal::Signal;
 use nix::sys::socket::SockProtocol;
@@ -139,17 +141,26 @@ pub fn run(opts: Options) -> Result<(), RunError> {
     let fw4_include = include_status(&opts.fw4_include, config.connmark, None);
     let snapshot = Snapshot::new(config.clone(), fw4_include);
     let shared = Arc::new(Shared::new(snapshot, nft, tx));
+    let upstream = {
+        let shared = shared.clone();
+        Worker::start(move |status| shared.snapshot.lock().unwrap().upstream = status)
+    };
     let mut owner = Owner::new(opts, config, shared, inputs);
-    let mut services = Services::default();
+    let mut services = Services {
+        api: api::Servers::default(),
+        igd: IgdRuntime::default(),
+        upstream,
+    };
     owner.start(&mut services);
     owner.serve(&rx, &mut services)
 }
 
-/// The request-serving parts the owner starts, stops and points at the addresses in force.
-#[derive(Default)]
+/// The request-serving parts the owner starts, stops and points at the addresses in force, and the
+/// client of the gateway upstream.
 struct Services {
     api: api::Servers,
     igd: IgdRuntime,
+    upstream: Worker,
 }
 
 /// When the owner must act without an event.
@@ -199,6 +210,7 @@ impl Owner {
         self.reconcile(Trigger::Startup);
         self.sync_services(services);
         self.publish_upnp(&services.igd);
+        self.want_upstream(services);
     }
 
     /// Takes events until a stop signal; the timers run after every event too, so a stream of requests
@@ -223,6 +235,7 @@ impl Owner {
             }
             self.run_due(&mut timers, services);
             self.publish_upnp(&services.igd);
+            self.want_upstream(services);
         }
     }
 
@@ -311,9 +324,21 @@ impl Owner {
         info!("{sig} received: removing table inet wilife and stopping");
         services.igd.stop();
         services.api.stop();
+        services.upstream.stop();
         if let Err(e) = self.shared.nft.delete_table() {
             error!("could not remove table inet wilife: {e}");
         }
+    }
+
+    /// Tells the upstream client what the gateway should forward now (it acts on changes only).
+    fn want_upstream(&self, services: &mut Services) {
+        let wan = self.config.wan_device.as_deref();
+        services.upstream.want(Want {
+            config: self.config.upstream.clone(),
+            wan_ipv4: self.facts.wan_ipv4.clone(),
+            gateway: wan.and_then(|d| self.net.gateway_via(d)),
+            ports: cascade::ports(&self.forwards),
+        });
     }
 
     /// Brings the API and the IGD (listeners, SSDP) in line with the config and the addresses.

@@ -42,6 +42,14 @@ pub struct Sighting {
     pub age: Duration,
 }
 
+/// An IPv4 default route through a gateway (main table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultRoute {
+    pub index: u32,
+    pub gateway: Ipv4Addr,
+    pub metric: u32,
+}
+
 /// One rtnetlink dump of the router's network.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetState {
@@ -49,6 +57,8 @@ pub struct NetState {
     pub addrs: Vec<Addr>,
     pub neighbours: Vec<Sighting>,
     pub bridge_fdb: Vec<Sighting>,
+    /// Lowest metric first.
+    pub default_routes: Vec<DefaultRoute>,
     /// When the dump was taken (ages count back from it).
     pub taken_at: Option<SystemTime>,
 }
@@ -61,6 +71,13 @@ impl NetState {
     /// The kernel's index of `device`.
     pub fn index_of(&self, device: &str) -> Option<u32> {
         self.link(device).map(|l| l.index)
+    }
+
+    /// The gateway of the best default route through `device`.
+    pub fn gateway_via(&self, device: &str) -> Option<Ipv4Addr> {
+        let index = self.index_of(device)?;
+        let route = self.default_routes.iter().find(|r| r.index == index)?;
+        Some(route.gateway)
     }
 
     /// Is `device` there and up? `None`: no such device.

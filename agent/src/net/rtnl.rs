@@ -1,11 +1,11 @@
-//! rtnetlink I/O: one dump of links, addresses, IPv4 neighbours and bridge FDB entries, and a
-//! subscription that wakes the daemon on any change of them (`RTMGRP_LINK | RTMGRP_NEIGH |
-//! RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR`). Blocking sockets: an async runtime would cost more flash than it saves.
+//! rtnetlink I/O: one dump of links, addresses, IPv4 neighbours, bridge FDB entries and IPv4 default
+//! routes, and a subscription that wakes the daemon on any change of them (`RTMGRP_LINK |
+//! RTMGRP_NEIGH | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE`). Blocking sockets: an async runtime would cost more flash than it saves.
 //!
 //! Events only say *that* something changed; the daemon then dumps again. A dump of a home router's
 //! tables is small, and it cannot drift the way an incrementally patched copy can after a lost event.
 
-use super::{Addr, Link, NetState, Sighting};
+use super::{Addr, DefaultRoute, Link, NetState, Sighting};
 use crate::config::Mac;
 use crate::netlink::{self, attributes, u32_at, NLM_F_DUMP, NLM_F_REQUEST};
 use nix::sys::socket::SockProtocol;
@@ -21,9 +21,12 @@ const RTM_NEWADDR: u16 = 20;
 const RTM_GETADDR: u16 = 22;
 const RTM_NEWNEIGH: u16 = 28;
 const RTM_GETNEIGH: u16 = 30;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_GETROUTE: u16 = 26;
 const RTMGRP_LINK: u32 = 0x1;
 const RTMGRP_NEIGH: u32 = 0x4;
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+const RTMGRP_IPV4_ROUTE: u32 = 0x40;
 const RTMGRP_IPV6_IFADDR: u32 = 0x100;
 const AF_UNSPEC: u8 = 0;
 const AF_INET: u8 = 2;
@@ -41,12 +44,19 @@ const IFA_LOCAL: u16 = 2;
 const NDA_DST: u16 = 1;
 const NDA_LLADDR: u16 = 2;
 const NDA_CACHEINFO: u16 = 3;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
+const RTA_TABLE: u16 = 15;
+const RT_TABLE_MAIN: u32 = 254;
+const RTN_UNICAST: u8 = 1;
 /// NUD states that prove the host answered recently enough to be in the table.
 const NUD_SEEN: u16 = 0x02 | 0x04 | 0x08 | 0x10; // reachable, stale, delay, probe
-/// Header sizes: ifinfomsg, ifaddrmsg, ndmsg.
+/// Header sizes: ifinfomsg, ifaddrmsg, ndmsg, rtmsg.
 const IFINFOMSG: usize = 16;
 const IFADDRMSG: usize = 8;
 const NDMSG: usize = 12;
+const RTMSG: usize = 12;
 /// Clock ticks per second of `nda_cacheinfo` ages (USER_HZ, 100 on every Linux ABI).
 const USER_HZ: u64 = 100;
 
@@ -81,7 +91,41 @@ pub fn dump() -> io::Result<NetState> {
         addrs: addrs.iter().filter_map(|p| addr(p)).collect(),
         neighbours: sightings(&fd, 3, AF_INET)?,
         bridge_fdb: sightings(&fd, 4, AF_BRIDGE)?,
+        default_routes: default_routes(&fd, 5)?,
         taken_at: Some(taken_at),
+    })
+}
+
+/// The IPv4 default routes of the main table that go through a gateway.
+fn default_routes(fd: &OwnedFd, seq: u32) -> io::Result<Vec<DefaultRoute>> {
+    let mut rtmsg = [0u8; RTMSG];
+    rtmsg[0] = AF_INET;
+    let answers = dump_of(fd, RTM_GETROUTE, RTM_NEWROUTE, seq, &rtmsg)?;
+    let mut routes: Vec<DefaultRoute> = answers.iter().filter_map(|p| default_route(p)).collect();
+    routes.sort_by_key(|r| r.metric);
+    Ok(routes)
+}
+
+/// rtmsg { family, dst_len, src_len, tos, table, protocol, scope, type u8; flags u32 } + attributes.
+fn default_route(p: &[u8]) -> Option<DefaultRoute> {
+    let (family, dst_len, table, kind) = (*p.first()?, *p.get(1)?, *p.get(4)?, *p.get(7)?);
+    if family != AF_INET || dst_len != 0 || kind != RTN_UNICAST {
+        return None;
+    }
+    let (mut table, mut index, mut gateway, mut metric) = (u32::from(table), None, None, 0);
+    for (t, v) in attributes(p.get(RTMSG..)?) {
+        match t {
+            RTA_TABLE => table = u32_at(v, 0)?,
+            RTA_OIF => index = u32_at(v, 0),
+            RTA_GATEWAY => gateway = <[u8; 4]>::try_from(v).ok().map(Ipv4Addr::from),
+            RTA_PRIORITY => metric = u32_at(v, 0)?,
+            _ => {}
+        }
+    }
+    (table == RT_TABLE_MAIN).then_some(DefaultRoute {
+        index: index?,
+        gateway: gateway?,
+        metric,
     })
 }
 
@@ -202,7 +246,11 @@ impl NetEvents {
     pub fn subscribe() -> io::Result<Self> {
         let fd = netlink::open(
             SockProtocol::NetlinkRoute,
-            RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR,
+            RTMGRP_LINK
+                | RTMGRP_NEIGH
+                | RTMGRP_IPV4_IFADDR
+                | RTMGRP_IPV6_IFADDR
+                | RTMGRP_IPV4_ROUTE,
         )?;
         Ok(NetEvents { fd })
     }
@@ -244,6 +292,48 @@ mod tests {
                 state.addrs
             );
         }
+    }
+
+    #[test]
+    fn default_routes_of_the_main_table_parse() {
+        let attr = |t: u16, v: &[u8]| {
+            let mut a = ((4 + v.len()) as u16).to_ne_bytes().to_vec();
+            a.extend_from_slice(&t.to_ne_bytes());
+            a.extend_from_slice(v);
+            a
+        };
+        let route = |dst_len: u8, table: u32| {
+            let mut p = vec![AF_INET, dst_len, 0, 0, 254, 4, 0, RTN_UNICAST, 0, 0, 0, 0];
+            p.extend(attr(RTA_TABLE, &table.to_ne_bytes()));
+            p.extend(attr(RTA_PRIORITY, &10u32.to_ne_bytes()));
+            p.extend(attr(RTA_GATEWAY, &[192, 168, 0, 1]));
+            p.extend(attr(RTA_OIF, &7u32.to_ne_bytes()));
+            p
+        };
+        assert_eq!(
+            default_route(&route(0, RT_TABLE_MAIN)),
+            Some(DefaultRoute {
+                index: 7,
+                gateway: Ipv4Addr::new(192, 168, 0, 1),
+                metric: 10
+            })
+        );
+        assert_eq!(
+            default_route(&route(24, RT_TABLE_MAIN)),
+            None,
+            "not a default route"
+        );
+        assert_eq!(
+            default_route(&route(0, 100)),
+            None,
+            "another table (pbr, mwan3)"
+        );
+        assert_eq!(
+            default_route(&route(0, RT_TABLE_MAIN)[..RTMSG]),
+            None,
+            "no gateway"
+        );
+        assert_eq!(default_route(&[AF_INET, 0]), None, "cut short");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// The PCP (and NAT-PMP) server port on the gateway.
 pub const SERVER_PORT: u16 = 5351;
 const VERSION: u8 = 2;
+const OPCODE_ANNOUNCE: u8 = 0;
 const OPCODE_MAP: u8 = 1;
 /// The R bit: this is a response.
 const RESPONSE: u8 = 0x80;
@@ -88,6 +89,11 @@ impl MapRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     Map(MapResponse),
+    /// The answer to an ANNOUNCE: the result and the server's epoch.
+    Announce {
+        result: u8,
+        epoch: u32,
+    },
     /// A NAT-PMP server that knows no PCP (it answered in NAT-PMP's version 0, RFC 6887 §9).
     NatPmpOnly,
 }
@@ -105,24 +111,40 @@ pub struct MapResponse {
     pub external_address: Ipv4Addr,
 }
 
+/// An ANNOUNCE request (§14.1): the server answers with its epoch, which tells whether it restarted
+/// (and lost our mappings) since its last answer.
+pub fn announce_request(client: Ipv4Addr) -> Vec<u8> {
+    let mut m = vec![VERSION, OPCODE_ANNOUNCE, 0, 0, 0, 0, 0, 0];
+    m.extend(client.to_ipv6_mapped().octets());
+    m
+}
+
 /// Decodes what came back from the server's port; anything else than a PCP MAP response for TCP over
 /// IPv4 (or NAT-PMP's version answer) is an error naming what is wrong.
 pub fn decode(datagram: &[u8]) -> Result<Answer, String> {
     if datagram.len() >= 2 && datagram[0] == 0 && datagram[1] & RESPONSE != 0 {
         return Ok(Answer::NatPmpOnly);
     }
-    if datagram.len() < HEADER_LEN + MAP_LEN || datagram.len() > MAX_LEN || datagram.len() % 4 != 0
-    {
+    if datagram.len() < HEADER_LEN || datagram.len() > MAX_LEN || datagram.len() % 4 != 0 {
         return Err(format!("a PCP answer of {} bytes", datagram.len()));
     }
     let (version, op) = (datagram[0], datagram[1]);
     if version != VERSION {
         return Err(format!("PCP version {version}"));
     }
+    let u32_at = |i: usize| u32::from_be_bytes(datagram[i..i + 4].try_into().unwrap());
+    if op == RESPONSE | OPCODE_ANNOUNCE {
+        return Ok(Answer::Announce {
+            result: datagram[3],
+            epoch: u32_at(8),
+        });
+    }
     if op != RESPONSE | OPCODE_MAP {
         return Err(format!("not a MAP response (opcode byte {op:#04x})"));
     }
-    let u32_at = |i: usize| u32::from_be_bytes(datagram[i..i + 4].try_into().unwrap());
+    if datagram.len() < HEADER_LEN + MAP_LEN {
+        return Err(format!("a MAP answer of {} bytes", datagram.len()));
+    }
     let u16_at = |i: usize| u16::from_be_bytes([datagram[i], datagram[i + 1]]);
     let body = HEADER_LEN;
     if datagram[body + 12] != PROTOCOL_TCP {
@@ -210,6 +232,24 @@ mod tests {
         assert!(matches!(refused, Answer::Map(a) if a.result == 11));
         assert_eq!(result_name(11), "CANNOT_PROVIDE_EXTERNAL");
         assert_eq!(result_name(200), "unknown");
+    }
+
+    #[test]
+    fn an_announce_asks_for_the_epoch() {
+        let m = announce_request(Ipv4Addr::new(192, 168, 0, 2));
+        assert_eq!(m.len(), 24);
+        assert_eq!(&m[..8], &[2, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&m[20..], &[192, 168, 0, 2]);
+        let mut answer = vec![2, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x2c];
+        answer.extend([0; 12]);
+        assert_eq!(
+            decode(&answer),
+            Ok(Answer::Announce {
+                result: 0,
+                epoch: 300
+            })
+        );
+        assert!(decode(&answer[..20]).is_err(), "cut short");
     }
 
     #[test]

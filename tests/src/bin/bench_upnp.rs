@@ -127,18 +127,6 @@ fn ssdp_times(lab: &Lab) -> Vec<Duration> {
     })
 }
 
-/// The chains miniupnpd 2.3 (nftables backend) fills, with its default names; what its nft_init.sh
-/// sets up on a Debian system.
-const MINIUPNPD_CHAINS: &str = "table inet filter {
-    chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }
-    chain miniupnpd { }
-    chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }
-    chain postrouting { type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; }
-    chain prerouting_miniupnpd { }
-    chain postrouting_miniupnpd { }
-}
-";
-
 fn start_miniupnpd(lab: &Lab) -> Child {
     let chains = lab.write_config("miniupnpd.nft", MINIUPNPD_CHAINS);
     let out = lab.nft(&["-f", chains.to_str().unwrap()]);

@@ -7,6 +7,13 @@
 //!                                        └──br-cam (192.168.60.1/24)── camnet (192.168.60.20)
 //! ```
 //! (`br-cam` and `camnet` only after `add_camera_network`: a separate camera network, routed.)
+//!
+//! `behind_isp` turns `remote` into an ISP's router (double NAT, see `isp.rs`):
+//!
+//! ```text
+//!  internet (203.0.113.100) ──isp-wan── remote/ISP ──(192.168.0.0/24)── wan0 router …
+//!                          203.0.113.1             192.168.0.1         192.168.0.2
+//! ```
 //! Every LAN host has a fixed MAC (`0a:00:00:00:00:` + the last byte of its address, in decimal digits).
 //!
 //! Every namespace name carries a per-lab sequence number and the test process id, so tests run in
@@ -20,11 +27,13 @@
 mod agent;
 mod clients;
 mod firewall;
+mod isp;
 mod probes;
 mod topology;
 
 pub use clients::{header_value, split_response, upnp_error};
 pub use firewall::CountingNft;
+pub use isp::{Isp, MINIUPNPD_CHAINS};
 pub use probes::{exchange, exchange_within, EchoServer};
 
 use std::fs;
@@ -38,6 +47,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub const WAN_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+/// Behind the ISP router (`behind_isp`): the router's WAN address and the ISP router's LAN address.
+pub const PRIVATE_WAN_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 2);
+pub const ISP_LAN_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 1);
+/// What the ISP's miniupnpd reports as its external address (see `isp.rs`).
+pub const ISP_REPORTED_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 3, 1);
 
 pub const REMOTE_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 100);
 
@@ -173,6 +187,8 @@ pub struct Lab {
     pub other: String,
     /// The host on the separate camera network (exists after `add_camera_network`).
     pub camnet: String,
+    /// The internet host beyond the ISP router (exists after `behind_isp`).
+    pub internet: String,
     pub dir: PathBuf,
     agent: Option<Child>,
     agent_log: PathBuf,
@@ -203,6 +219,7 @@ impl Drop for Lab {
             &self.remote,
             &self.other,
             &self.camnet,
+            &self.internet,
         ] {
             if Path::new("/run/netns").join(ns).exists() {
                 let _ = cmd("ip", &["netns", "del", ns]);

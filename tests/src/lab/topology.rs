@@ -18,6 +18,7 @@ impl Lab {
             remote: format!("{id}-remote"),
             other: format!("{id}-other"),
             camnet: format!("{id}-camnet"),
+            internet: format!("{id}-internet"),
             agent_log: dir.join("agent.log"),
             dir,
             agent: None,

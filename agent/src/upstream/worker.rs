@@ -1,0 +1,256 @@
+//! The upstream thread: the I/O shell of the cascade. The state owner tells it what is wanted (the
+//! config, the WAN address and gateway, the ports in force) whenever that changes; the thread asks the
+//! gateway (`client`), keeps what it holds (`cascade`) and publishes where that stands. Its requests
+//! can wait seconds for a silent gateway, so they never hold up the owner or the IGD's answers.
+
+use super::cascade::{self, Cascade, Held, Idle, Outcome, Place, Standing, Step};
+use super::client;
+use crate::config::{Upstream, UpstreamMode, UpstreamProtocol};
+use std::net::Ipv4Addr;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+/// How long a clean stop waits for the deletions upstream.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+/// Rounds of planning per wake-up: each round moves on (a mapping made, another protocol, a quiet
+/// time), so this only bounds a gateway that keeps answering in circles.
+const MAX_ROUNDS: usize = 8;
+
+/// What the owner wants carried upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Want {
+    pub config: Upstream,
+    pub wan_ipv4: Vec<Ipv4Addr>,
+    pub gateway: Option<Ipv4Addr>,
+    pub ports: Vec<u16>,
+}
+
+/// One mapping the gateway holds for us, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UpstreamMapping {
+    pub port: u16,
+    /// The port the internet uses at the gateway's external address.
+    pub external_port: u16,
+    pub protocol: UpstreamProtocol,
+    pub lifetime_s: u32,
+    pub expires_in_s: u64,
+}
+
+/// Where the cascade stands (the API's `upstream`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UpstreamStatus {
+    pub mode: UpstreamMode,
+    /// Why nothing is asked upstream; absent while the gateway is asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle: Option<Idle>,
+    pub gateway: Option<Ipv4Addr>,
+    /// This router's WAN address, where the upstream mappings point.
+    pub wan_address: Option<Ipv4Addr>,
+    pub standing: Standing,
+    pub mappings: Vec<UpstreamMapping>,
+    /// Ports in force here that the gateway does not forward (yet).
+    pub missing: Vec<u16>,
+}
+
+impl UpstreamStatus {
+    /// Before the first word from the worker.
+    pub fn initial(mode: UpstreamMode) -> Self {
+        let idle = if mode == UpstreamMode::Off {
+            Idle::Off
+        } else {
+            Idle::NothingToCarry
+        };
+        UpstreamStatus {
+            mode,
+            idle: Some(idle),
+            gateway: None,
+            wan_address: None,
+            standing: Standing::Unknown,
+            mappings: Vec::new(),
+            missing: Vec::new(),
+        }
+    }
+
+    /// Every port in force here is forwarded by the gateway.
+    pub fn carries_all(&self) -> bool {
+        self.idle.is_none() && !self.mappings.is_empty() && self.missing.is_empty()
+    }
+}
+
+enum Message {
+    Want(Want),
+    Stop(Sender<()>),
+}
+
+/// The handle the owner keeps.
+pub struct Worker {
+    tx: Sender<Message>,
+    last: Option<Want>,
+}
+
+impl Worker {
+    /// Starts the thread; `publish` receives every new status.
+    pub fn start(publish: impl Fn(UpstreamStatus) + Send + 'static) -> Worker {
+        let (tx, rx) = channel();
+        std::thread::spawn(move || serve(&rx, &publish));
+        Worker { tx, last: None }
+    }
+
+    /// Tells the thread what is wanted now (nothing is sent when it is unchanged).
+    pub fn want(&mut self, want: Want) {
+        if self.last.as_ref() != Some(&want) {
+            self.last = Some(want.clone());
+            let _ = self.tx.send(Message::Want(want));
+        }
+    }
+
+    /// A clean stop: the mappings held upstream are removed (waits at most `STOP_WAIT`).
+    pub fn stop(&self) {
+        let (done, wait) = channel();
+        if self.tx.send(Message::Stop(done)).is_ok() {
+            let _ = wait.recv_timeout(STOP_WAIT);
+        }
+    }
+}
+
+fn serve(rx: &Receiver<Message>, publish: &dyn Fn(UpstreamStatus)) {
+    let mut cascade = Cascade::default();
+    let mut want: Option<Want> = None;
+    loop {
+        let wait = (cascade.next_due()).map_or(Duration::from_secs(3600), |t| {
+            t.saturating_duration_since(Instant::now())
+        });
+        let first = match rx.recv_timeout(wait) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        // A burst of changes: only the last one counts.
+        let mut stop = None;
+        for m in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+        {
+            match m {
+                Message::Want(w) => want = Some(w),
+                Message::Stop(done) => stop = Some(done),
+            }
+        }
+        if let Some(done) = stop {
+            carry(&mut cascade, None, want.as_ref());
+            let _ = done.send(());
+            return;
+        }
+        let place = want
+            .as_ref()
+            .map(|w| cascade::place(&w.config, &w.wan_ipv4, w.gateway));
+        carry(
+            &mut cascade,
+            place.as_ref().and_then(|p| p.ok()),
+            want.as_ref(),
+        );
+        if let Some(w) = &want {
+            publish(status(&cascade, w, place.and_then(Result::err)));
+        }
+    }
+}
+
+/// Asks the gateway until nothing more is due now.
+fn carry(cascade: &mut Cascade, place: Option<Place>, want: Option<&Want>) {
+    let Some(want) = want else {
+        return;
+    };
+    // The UPnP IGD client is a later step of issue 16: PCP and NAT-PMP only for now.
+    let protocols: Vec<UpstreamProtocol> = (want.config.protocols.iter())
+        .copied()
+        .filter(|p| *p != UpstreamProtocol::Upnp)
+        .collect();
+    for _ in 0..MAX_ROUNDS {
+        let steps = cascade.plan(place, &want.ports, &protocols, Instant::now());
+        let Some(at) = cascade.at() else {
+            return;
+        };
+        if steps.is_empty() {
+            return;
+        }
+        for step in &steps {
+            let outcome = client::send(at, step, want.config.lease);
+            log_outcome(at, step, &outcome);
+            let moved_on = !matches!(outcome, Outcome::Mapped { .. } | Outcome::Deleted);
+            let held = cascade.held.len();
+            cascade.record(step, outcome, &protocols, Instant::now());
+            if matches!(step, Step::Probe(_)) && cascade.held.len() < held {
+                info!(
+                    "the gateway {} restarted and lost its forwards: asking for them again",
+                    at.1
+                );
+            }
+            if moved_on {
+                // Another protocol, or a quiet time: plan again.
+                break;
+            }
+        }
+    }
+}
+
+fn log_outcome((wan, gateway): Place, step: &Step, outcome: &Outcome) {
+    let protocol = |p: &UpstreamProtocol| match p {
+        UpstreamProtocol::Pcp => "PCP",
+        UpstreamProtocol::Natpmp => "NAT-PMP",
+        UpstreamProtocol::Upnp => "UPnP",
+    };
+    match (step, outcome) {
+        (Step::Map { port, protocol: p, nonce }, Outcome::Mapped {
+            external_port,
+            external_address,
+            lifetime,
+            ..
+        }) if nonce.is_none() => info!(
+            "the gateway {gateway} forwards TCP {external_address}:{external_port} to {wan}:{port} ({}, {lifetime} s)",
+            protocol(p)
+        ),
+        (Step::Map { port, protocol: p, .. }, Outcome::Refused { code, name }) => warning!(
+            "the gateway {gateway} refused to forward TCP {port} to {wan} ({} result {code}, {name})",
+            protocol(p)
+        ),
+        (Step::Map { protocol: p, .. }, Outcome::Silent) => info!(
+            "no {} answer from the gateway {gateway}",
+            protocol(p)
+        ),
+        (Step::Delete(Held { port, .. }), _) => {
+            info!("removed the forward of TCP {port} at the gateway {gateway}")
+        }
+        _ => {}
+    }
+}
+
+fn status(cascade: &Cascade, want: &Want, idle: Option<Idle>) -> UpstreamStatus {
+    let now = Instant::now();
+    let idle = idle.or(want.ports.is_empty().then_some(Idle::NothingToCarry));
+    let mappings: Vec<UpstreamMapping> = (cascade.held.iter())
+        .map(|h| UpstreamMapping {
+            port: h.port,
+            external_port: h.external_port,
+            protocol: h.protocol,
+            lifetime_s: h.lifetime,
+            expires_in_s: h.expires_at.saturating_duration_since(now).as_secs(),
+        })
+        .collect();
+    let missing = if idle.is_some() {
+        Vec::new()
+    } else {
+        (want.ports.iter())
+            .filter(|p| !mappings.iter().any(|m| m.port == **p))
+            .copied()
+            .collect()
+    };
+    UpstreamStatus {
+        mode: want.config.mode,
+        idle,
+        gateway: want.gateway,
+        wan_address: cascade.at().filter(|_| idle.is_none()).map(|(w, _)| w),
+        standing: cascade.standing.clone(),
+        mappings,
+        missing,
+    }
+}

@@ -1,0 +1,217 @@
+//! Double NAT (issue 16): our router behind an ISP router that runs Debian's miniupnpd. The Command
+//! Center maps a port over UPnP on our router; the agent carries it to the ISP router over PCP or
+//! NAT-PMP, and a host on the internet reaches the Command Center through both NATs.
+
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use wilife_lab::lab::*;
+
+const PORT: u16 = 20570;
+
+fn public(port: u16) -> SocketAddr {
+    SocketAddr::from((WAN_IP, port))
+}
+
+fn upstream(lab: &Lab) -> Value {
+    lab.api_status()["upstream"].clone()
+}
+
+/// Waits until the API's upstream status satisfies `ok`; the last status seen.
+fn wait_upstream(lab: &Lab, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let u = upstream(lab);
+        if ok(&u) {
+            return u;
+        }
+        assert!(Instant::now() < deadline, "{what}: {u:#}\n{}", lab.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start(lab: &mut Lab, upstream_section: &str) {
+    let text = lab.config("upnp", upstream_section);
+    let cfg = lab.write_config("wilife", &text);
+    lab.start_upnp_agent(&cfg);
+}
+
+/// Maps PORT for the Command Center on our router and returns how long until the internet host's
+/// connection to the ISP's public address reached it.
+fn map_and_reach(lab: &Lab) -> Duration {
+    let started = Instant::now();
+    assert_eq!(lab.add_mapping(&lab.cc, PORT, "TCP", CC_IP, 0), 0);
+    let internet = lab.internet.clone();
+    lab.time_until(Duration::from_secs(15), || {
+        lab.reaches(&internet, public(PORT))
+    })
+    .unwrap_or_else(|| panic!("never reached through both NATs\n{}", lab.log()));
+    started.elapsed()
+}
+
+#[test]
+fn pcp_carries_a_mapping_through_both_nats_and_removes_it_with_ours() {
+    let mut lab = Lab::new();
+    let _isp = lab.behind_isp(&["natpmp", "upnp"]);
+    let _cc = lab.echo_server(&lab.cc, PORT, "cc");
+    start(&mut lab, "");
+    let idle = upstream(&lab);
+    assert_eq!(idle["idle"], "nothing_to_carry", "{idle:#}");
+    assert!(
+        !lab.reaches(&lab.internet, public(PORT)),
+        "nothing forwarded yet"
+    );
+
+    let took = map_and_reach(&lab);
+    eprintln!("AddPortMapping -> reachable through both NATs: {took:?}");
+    assert_eq!(
+        lab.tcp_exchange(&lab.internet, public(PORT), "hello")
+            .unwrap(),
+        "cc:hello"
+    );
+    let u = wait_upstream(&lab, "the PCP mapping in the status", |u| {
+        u["mappings"].as_array().is_some_and(|m| m.len() == 1)
+    });
+    assert_eq!(u["mappings"][0]["port"], PORT);
+    assert_eq!(u["mappings"][0]["external_port"], PORT);
+    assert_eq!(u["mappings"][0]["protocol"], "pcp");
+    assert_eq!(u["standing"]["state"], "mapping");
+    assert_eq!(u["standing"]["protocol"], "pcp");
+    // The external address is what the gateway says (miniupnpd's configured one), not a guess.
+    assert_eq!(
+        u["standing"]["external_address"],
+        ISP_REPORTED_IP.to_string()
+    );
+    assert_eq!(u["gateway"], ISP_LAN_IP.to_string());
+    assert_eq!(u["wan_address"], PRIVATE_WAN_IP.to_string());
+    assert_eq!(u["missing"], serde_json::json!([]));
+    assert_eq!(lab.isp_forwards(), [PORT]);
+    lab.wait_log(
+        "the gateway 192.168.0.1 forwards TCP",
+        Duration::from_secs(1),
+    );
+
+    // Deleted here: gone there too.
+    assert_eq!(lab.delete_mapping(&lab.cc, PORT), 0);
+    let internet = lab.internet.clone();
+    lab.time_until(Duration::from_secs(10), || lab.isp_forwards().is_empty())
+        .unwrap_or_else(|| {
+            panic!(
+                "the ISP still forwards {:?}\n{}",
+                lab.isp_forwards(),
+                lab.log()
+            )
+        });
+    assert!(!lab.reaches(&internet, public(PORT)));
+    let u = wait_upstream(&lab, "nothing held after the delete", |u| {
+        u["mappings"].as_array().is_some_and(|m| m.is_empty())
+    });
+    assert_eq!(u["idle"], "nothing_to_carry");
+
+    // A clean stop removes what is held upstream.
+    map_and_reach(&lab);
+    assert_eq!(lab.isp_forwards(), [PORT]);
+    assert!(lab.stop_agent().success());
+    assert!(
+        lab.isp_forwards().is_empty(),
+        "left at the ISP: {:?}",
+        lab.isp_forwards()
+    );
+}
+
+#[test]
+fn nat_pmp_alone_is_used_when_it_is_the_only_protocol_listed() {
+    let mut lab = Lab::new();
+    let _isp = lab.behind_isp(&["natpmp"]);
+    let _cc = lab.echo_server(&lab.cc, PORT, "cc");
+    start(
+        &mut lab,
+        "config upstream 'upstream'\n\tlist protocol 'natpmp'\n",
+    );
+    map_and_reach(&lab);
+    let u = wait_upstream(&lab, "the NAT-PMP mapping", |u| {
+        u["mappings"].as_array().is_some_and(|m| m.len() == 1)
+    });
+    assert_eq!(u["mappings"][0]["protocol"], "natpmp");
+    assert_eq!(u["standing"]["protocol"], "natpmp");
+    assert_eq!(
+        u["standing"]["external_address"],
+        ISP_REPORTED_IP.to_string()
+    );
+    assert_eq!(lab.delete_mapping(&lab.cc, PORT), 0);
+    lab.time_until(Duration::from_secs(10), || lab.isp_forwards().is_empty())
+        .expect("the NAT-PMP mapping removed upstream");
+}
+
+#[test]
+fn without_a_service_upstream_the_status_says_so_and_off_sends_nothing() {
+    let mut lab = Lab::new();
+    // No miniupnpd: nothing answers on the ISP router (ICMP port unreachable).
+    let _isp = lab.behind_isp(&[]);
+    // Count every datagram and connection our router sends to the ISP router's services.
+    let count = "table inet probe {\n counter asked { }\n chain input {\n  type filter hook input priority -300;\n  \
+                 ip saddr 192.168.0.2 udp dport { 1900, 5351 } counter name asked\n  \
+                 ip saddr 192.168.0.2 tcp dport 5000 counter name asked\n }\n}\n";
+    let out = lab.exec_with_stdin(&lab.remote, &["nft", "-f", "-"], count.as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let asked = |lab: &Lab| -> u64 {
+        let out = lab.exec(
+            &lab.remote,
+            &["nft", "-j", "list", "counter", "inet", "probe", "asked"],
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["nftables"][1]["counter"]["packets"].as_u64().unwrap()
+    };
+    start(
+        &mut lab,
+        "config upstream 'upstream'\n\tlist protocol 'pcp'\n\tlist protocol 'natpmp'\n",
+    );
+    assert_eq!(lab.add_mapping(&lab.cc, PORT, "TCP", CC_IP, 0), 0);
+    let u = wait_upstream(&lab, "no service upstream", |u| {
+        u["standing"]["state"] == "no_service"
+    });
+    assert_eq!(u["missing"], serde_json::json!([PORT]), "{u:#}");
+    assert!(asked(&lab) >= 2, "PCP and NAT-PMP were tried");
+    lab.stop_agent();
+
+    // Mode off: the same mapping, and not one packet to the ISP router.
+    let before = asked(&lab);
+    start(
+        &mut lab,
+        "config upstream 'upstream'\n\toption mode 'off'\n",
+    );
+    assert_eq!(lab.add_mapping(&lab.cc, PORT, "TCP", CC_IP, 0), 0);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(upstream(&lab)["idle"], "off");
+    assert_eq!(asked(&lab), before, "mode off sent something upstream");
+}
+
+#[test]
+fn a_gateway_restart_is_noticed_and_the_mapping_made_again() {
+    let mut lab = Lab::new();
+    let mut isp = lab.behind_isp(&["natpmp"]);
+    let _cc = lab.echo_server(&lab.cc, PORT, "cc");
+    // The default lease (an hour): the gateway's epoch, asked for every minute, tells it restarted.
+    start(&mut lab, "");
+    map_and_reach(&lab);
+    // A reboot: down for 10 s, back without the mapping.
+    isp.crash();
+    assert!(
+        !lab.reaches(&lab.internet, public(PORT)),
+        "the ISP router forgot the mapping"
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    isp.start();
+    let internet = lab.internet.clone();
+    let back = lab
+        .time_until(Duration::from_secs(65), || {
+            lab.reaches(&internet, public(PORT))
+        })
+        .unwrap_or_else(|| panic!("not made again\n{}", lab.log()));
+    eprintln!("gateway restart -> reachable again after {back:?}");
+    lab.wait_log("restarted and lost its forwards", Duration::from_secs(1));
+}
