@@ -4,6 +4,7 @@
 use crate::config::{CommandCenter, DirectAccess};
 use crate::net::{self, wan_address_kind, WanAddressKind};
 use crate::status::Snapshot;
+use crate::upstream::cascade::{Idle, Standing};
 use serde::Serialize;
 use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime};
@@ -61,6 +62,16 @@ pub struct External {
     pub address: Ipv4Addr,
     pub ports: Vec<String>,
     pub command_center: Ipv4Addr,
+    /// Through the gateway upstream (double NAT), when it forwards for us.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
+}
+
+/// The gateway that forwards the internet's connections to this router.
+#[derive(Debug, Clone, Serialize)]
+pub struct Via {
+    pub gateway: Ipv4Addr,
+    pub protocol: crate::config::UpstreamProtocol,
 }
 
 /// The verdict for the state in `snap` at `now`: every reason found, blocking ones first.
@@ -167,20 +178,14 @@ fn wan_reasons(snap: &Snapshot, wan: &WanView) -> Vec<Reason> {
         .join(" and ");
     let reason = match (wan.address_kind, wan.ipv4.first()) {
         (None, _) | (_, None) => (wan.up != Some(false)).then(|| {
-            blocking("wan_no_address", format!("The WAN device {dev_name} has no IPv4 address."))
+            blocking(
+                "wan_no_address",
+                format!("The WAN device {dev_name} has no IPv4 address."),
+            )
         }),
-        (Some(WanAddressKind::Private), Some(a)) => Some(blocking(
-            "wan_private",
-            format!(
-                "The WAN address {a} is private (RFC 1918): another router sits between this one and the internet (double NAT). Direct mode works only if that router forwards TCP {ports} to {a} too; otherwise use relay mode."
-            ),
-        )),
-        (Some(WanAddressKind::Cgnat), Some(a)) => Some(blocking(
-            "wan_cgnat",
-            format!(
-                "The WAN address {a} is in 100.64.0.0/10: the internet provider uses carrier-grade NAT, so nothing from the internet can reach this router. Only relay mode can work."
-            ),
-        )),
+        (Some(kind @ (WanAddressKind::Private | WanAddressKind::Cgnat)), Some(a)) => {
+            behind_nat(snap, kind, *a, &ports)
+        }
         (Some(WanAddressKind::Unusable), Some(a)) => Some(blocking(
             "wan_unusable",
             format!("The WAN address {a} cannot be reached from the internet."),
@@ -189,6 +194,56 @@ fn wan_reasons(snap: &Snapshot, wan: &WanView) -> Vec<Reason> {
     };
     reasons.extend(reason);
     reasons
+}
+
+/// A WAN address behind another NAT: direct through the gateway's forwards (issue 16), or why not.
+fn behind_nat(snap: &Snapshot, kind: WanAddressKind, a: Ipv4Addr, ports: &str) -> Option<Reason> {
+    let up = &snap.upstream;
+    let private = kind == WanAddressKind::Private;
+    let (code, nat) = if private {
+        ("wan_private", format!("The WAN address {a} is private (RFC 1918): another router sits between this one and the internet (double NAT)."))
+    } else {
+        ("wan_cgnat", format!("The WAN address {a} is in 100.64.0.0/10: the internet provider uses carrier-grade NAT."))
+    };
+    let gw = up
+        .gateway
+        .map_or("the gateway".to_string(), |g| format!("the gateway {g}"));
+    if up.carries_all() {
+        return match &up.standing {
+            Standing::Mapping { external_address, .. }
+                if wan_address_kind(*external_address) != WanAddressKind::Public =>
+            {
+                Some(blocking("upstream_behind_nat", format!("{nat} {gw} forwards TCP {ports} to it, but its own external address {external_address} is not public either (triple NAT): only relay mode can work.")))
+            }
+            _ => None,
+        };
+    }
+    let missing = (up.missing.iter())
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let by_hand = if private {
+        format!("forward TCP {ports} to {a} on it by hand, or use relay mode")
+    } else {
+        "only relay mode can work".to_string()
+    };
+    let (code, message) = match (up.idle, &up.standing) {
+        (Some(Idle::Off), _) => (code, format!("{nat} The agent does not ask {gw} to forward the ports (config upstream mode is off): {by_hand}.")),
+        (Some(Idle::NoGateway), _) => (code, format!("{nat} There is no default route through the WAN, so no gateway to ask for forwards: {by_hand}.")),
+        (Some(_), _) => (code, format!("{nat} Once a port is in force here, the agent asks {gw} to forward it too (PCP, NAT-PMP); otherwise {by_hand}.")),
+        (None, Standing::NoService) => ("upstream_no_service", format!("{nat} {gw} answers neither PCP nor NAT-PMP (switch on its UPnP/NAT-PMP/PCP), so it does not forward TCP {missing}: {by_hand}.")),
+        (None, Standing::Refused { protocol, code, name }) => ("upstream_refused", format!("{nat} {gw} refused to forward TCP {missing} ({} result {code}, {name}): {by_hand}.", protocol_name(*protocol))),
+        (None, _) => ("upstream_pending", format!("{nat} Asking {gw} to forward TCP {missing} to {a}.")),
+    };
+    Some(blocking(code, message))
+}
+
+fn protocol_name(p: crate::config::UpstreamProtocol) -> &'static str {
+    match p {
+        crate::config::UpstreamProtocol::Pcp => "PCP",
+        crate::config::UpstreamProtocol::Natpmp => "NAT-PMP",
+        crate::config::UpstreamProtocol::Upnp => "UPnP",
+    }
 }
 
 /// No Command Center configured, or none seen lately.
@@ -230,21 +285,50 @@ fn firewall_reasons(snap: &Snapshot) -> Vec<Reason> {
     reasons
 }
 
-/// Where the internet reaches the Command Center: a public WAN address and the forwards in force.
+/// Where the internet reaches the Command Center: a public WAN address and the forwards in force, or
+/// the gateway's external address and ports while it forwards every one of them to us.
 fn external(snap: &Snapshot) -> Option<External> {
-    let address = (snap.facts.wan_ipv4.iter())
-        .find(|a| wan_address_kind(**a) == WanAddressKind::Public)
-        .copied()?;
     let first = snap.forwards.first()?;
-    Some(External {
-        address,
-        ports: snap
-            .forwards
-            .iter()
-            .map(|f| f.external.to_string())
-            .collect(),
-        command_center: first.target,
-    })
+    let public = (snap.facts.wan_ipv4.iter())
+        .find(|a| wan_address_kind(**a) == WanAddressKind::Public)
+        .copied();
+    if let Some(address) = public {
+        return Some(External {
+            address,
+            ports: snap
+                .forwards
+                .iter()
+                .map(|f| f.external.to_string())
+                .collect(),
+            command_center: first.target,
+            via: None,
+        });
+    }
+    let up = &snap.upstream;
+    match (&up.standing, up.gateway) {
+        (
+            Standing::Mapping {
+                protocol,
+                external_address,
+            },
+            Some(gateway),
+        ) if up.carries_all() && wan_address_kind(*external_address) == WanAddressKind::Public => {
+            Some(External {
+                address: *external_address,
+                ports: up
+                    .mappings
+                    .iter()
+                    .map(|m| m.external_port.to_string())
+                    .collect(),
+                command_center: first.target,
+                via: Some(Via {
+                    gateway,
+                    protocol: *protocol,
+                }),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// One sentence: the first blocking reason, or where the internet gets in.
@@ -252,9 +336,14 @@ fn summary(external: Option<&External>, reasons: &[Reason]) -> String {
     match (external, reasons.iter().find(|r| r.severity == Severity::Blocking)) {
         (_, Some(r)) => format!("Only relay mode can work: {}", r.message),
         (Some(e), None) => format!(
-            "Direct remote viewing can work: the internet reaches {} on TCP {}, forwarded to the Command Center at {}.",
+            "Direct remote viewing can work: the internet reaches {} on TCP {}, forwarded{} to the Command Center at {}.",
             e.address,
             e.ports.join(", "),
+            e.via.as_ref().map_or(String::new(), |v| format!(
+                " by the gateway {} ({}) and this router",
+                v.gateway,
+                protocol_name(v.protocol)
+            )),
             e.command_center
         ),
         (None, None) => "Direct remote viewing can work once the Command Center maps its port.".into(),

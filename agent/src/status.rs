@@ -6,6 +6,7 @@ use crate::firewall::apply::Counts;
 use crate::firewall::{Forward, NetFacts};
 use crate::upnp::error::Refusal;
 use crate::upnp::leases::Mapping;
+use crate::upstream::cascade::Standing;
 use crate::upstream::worker::UpstreamStatus;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -237,6 +238,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The address the internet sees (what GetExternalIPAddress says): the gateway's external
+    /// address while it forwards ports for us (double NAT), else the WAN's own.
+    pub fn external_ipv4(&self) -> Option<Ipv4Addr> {
+        let up = &self.upstream;
+        match &up.standing {
+            Standing::Mapping {
+                external_address, ..
+            } if up.idle.is_none() && !up.mappings.is_empty() => Some(*external_address),
+            _ => self.facts.wan_ipv4.first().copied(),
+        }
+    }
+
     /// What is known before the first reading of the network and the first apply.
     pub fn new(config: Config, fw4_include: Fw4Include) -> Snapshot {
         let mode = config.upstream.mode;

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Validates real API answers against the OpenAPI document (openapi-core from PyPI).
 
-usage: openapi_check.py SPEC ANSWERS.json
+usage: openapi_check.py SPEC ANSWERS.json [--partial]
 ANSWERS.json: [{"method": "GET", "path": "/api/v1/status", "status": 200, "body": "..."}, ...]
 Fails (exit 1) when the spec is invalid, an answer does not validate (undocumented status, field or
-type), or an operation of the spec was never exercised.
+type), or (without --partial) an operation of the spec was never exercised.
 """
 import json
 import re
@@ -20,6 +20,7 @@ SERVER = "http://192.168.1.1:8780"
 
 def main():
     spec_path, answers_path = sys.argv[1], sys.argv[2]
+    partial = "--partial" in sys.argv[3:]
     openapi = OpenAPI.from_file_path(spec_path)  # also validates the document itself
     answers = json.load(open(answers_path))
     failures = []
@@ -44,7 +45,7 @@ def main():
             failures.append(f"{a['method']} {a['path']} -> {a['status']}: {e!r}: {detail}")
         exercised.add((a["method"].lower(), template_of(openapi, a["path"])))
     spec = openapi.spec.contents()
-    for path, item in spec["paths"].items():
+    for path, item in ({} if partial else spec["paths"]).items():
         for method in item:
             if method in ("get", "delete", "post", "put", "patch") and (method, path) not in exercised:
                 failures.append(f"{method.upper()} {path} is documented but was never exercised")

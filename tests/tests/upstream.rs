@@ -61,6 +61,14 @@ fn pcp_carries_a_mapping_through_both_nats_and_removes_it_with_ours() {
         !lab.reaches(&lab.internet, public(PORT)),
         "nothing forwarded yet"
     );
+    let before = lab.api_get("/api/v1/diagnosis");
+    assert_eq!(before["mode"], "relay_only", "{before:#}");
+    assert_eq!(before["reasons"][0]["code"], "wan_private");
+    // Every state the API shows in this test, checked against the OpenAPI document at the end.
+    let mut answers = vec![
+        lab.api_answer("/api/v1/status"),
+        lab.api_answer("/api/v1/diagnosis"),
+    ];
 
     let took = map_and_reach(&lab);
     eprintln!("AddPortMapping -> reachable through both NATs: {took:?}");
@@ -90,6 +98,20 @@ fn pcp_carries_a_mapping_through_both_nats_and_removes_it_with_ours() {
         "the gateway 192.168.0.1 forwards TCP",
         Duration::from_secs(1),
     );
+    // The Command Center is told the address the internet sees.
+    let (status, body) = lab.soap(&lab.cc, WANIP1, "GetExternalIPAddress", &[]);
+    assert_eq!(status, 200, "{body}");
+    let told = format!("<NewExternalIPAddress>{ISP_REPORTED_IP}</NewExternalIPAddress>");
+    assert!(body.contains(&told), "{body}");
+    // The verdict: direct, through the gateway.
+    let d = lab.api_get("/api/v1/diagnosis");
+    assert_eq!(d["mode"], "direct", "{d:#}");
+    assert_eq!(d["external"]["via"]["gateway"], ISP_LAN_IP.to_string());
+    assert_eq!(d["external"]["via"]["protocol"], "pcp");
+    answers.extend([
+        lab.api_answer("/api/v1/status"),
+        lab.api_answer("/api/v1/diagnosis"),
+    ]);
 
     // Deleted here: gone there too.
     assert_eq!(lab.delete_mapping(&lab.cc, PORT), 0);
@@ -107,6 +129,8 @@ fn pcp_carries_a_mapping_through_both_nats_and_removes_it_with_ours() {
         u["mappings"].as_array().is_some_and(|m| m.is_empty())
     });
     assert_eq!(u["idle"], "nothing_to_carry");
+    let (_, body) = lab.soap(&lab.cc, WANIP1, "GetExternalIPAddress", &[]);
+    assert!(body.contains(&PRIVATE_WAN_IP.to_string()), "{body}");
 
     // A clean stop removes what is held upstream.
     map_and_reach(&lab);
@@ -117,6 +141,7 @@ fn pcp_carries_a_mapping_through_both_nats_and_removes_it_with_ours() {
         "left at the ISP: {:?}",
         lab.isp_forwards()
     );
+    lab.check_openapi(&answers, true);
 }
 
 #[test]
@@ -176,6 +201,13 @@ fn without_a_service_upstream_the_status_says_so_and_off_sends_nothing() {
     });
     assert_eq!(u["missing"], serde_json::json!([PORT]), "{u:#}");
     assert!(asked(&lab) >= 2, "PCP and NAT-PMP were tried");
+    let d = lab.api_get("/api/v1/diagnosis");
+    assert_eq!(d["mode"], "relay_only");
+    assert_eq!(d["reasons"][0]["code"], "upstream_no_service", "{d:#}");
+    let mut answers = vec![
+        lab.api_answer("/api/v1/status"),
+        lab.api_answer("/api/v1/diagnosis"),
+    ];
     lab.stop_agent();
 
     // Mode off: the same mapping, and not one packet to the ISP router.
@@ -188,6 +220,13 @@ fn without_a_service_upstream_the_status_says_so_and_off_sends_nothing() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(upstream(&lab)["idle"], "off");
     assert_eq!(asked(&lab), before, "mode off sent something upstream");
+    let d = lab.api_get("/api/v1/diagnosis");
+    assert_eq!(d["reasons"][0]["code"], "wan_private", "{d:#}");
+    answers.extend([
+        lab.api_answer("/api/v1/status"),
+        lab.api_answer("/api/v1/diagnosis"),
+    ]);
+    lab.check_openapi(&answers, true);
 }
 
 #[test]

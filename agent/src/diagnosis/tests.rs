@@ -49,6 +49,100 @@ fn double_nat_and_cgnat_leave_only_relay_and_say_why() {
     assert_eq!(cgnat.wan.address_kind, Some(WanAddressKind::Cgnat));
 }
 
+/// Double NAT with the gateway upstream in `standing`, forwarding `mapped` of the ports in force.
+fn behind_gateway(standing: Standing, mapped: &[u16], missing: &[u16]) -> Snapshot {
+    use crate::config::UpstreamProtocol;
+    use crate::upstream::worker::UpstreamMapping;
+    let mut snap = healthy("192.168.0.2");
+    let up = &mut snap.upstream;
+    up.idle = None;
+    up.gateway = Some("192.168.0.1".parse().unwrap());
+    up.wan_address = Some("192.168.0.2".parse().unwrap());
+    up.standing = standing;
+    up.mappings = (mapped.iter())
+        .map(|&port| UpstreamMapping {
+            port,
+            external_port: port,
+            protocol: UpstreamProtocol::Pcp,
+            lifetime_s: 3600,
+            expires_in_s: 3500,
+        })
+        .collect();
+    up.missing = missing.to_vec();
+    snap
+}
+
+#[test]
+fn double_nat_is_direct_while_the_gateway_forwards_every_port() {
+    use crate::config::UpstreamProtocol::Pcp;
+    let all: Vec<u16> = (20570..=20575).collect();
+    let public = Standing::Mapping {
+        protocol: Pcp,
+        external_address: "198.51.100.7".parse().unwrap(),
+    };
+    let d = diagnose(&behind_gateway(public.clone(), &all, &[]), now());
+    assert!(d.direct_possible, "{:?}", d.reasons);
+    let e = d.external.expect("external");
+    assert_eq!(e.address.to_string(), "198.51.100.7", "the gateway's word");
+    assert_eq!(e.ports.len(), 6);
+    assert_eq!(e.via.unwrap().gateway.to_string(), "192.168.0.1");
+    assert!(
+        d.summary.contains("by the gateway 192.168.0.1 (PCP)"),
+        "{}",
+        d.summary
+    );
+    // One port short: not yet.
+    let d = diagnose(&behind_gateway(public, &all[1..], &[20570]), now());
+    assert_eq!(codes(&d), ["upstream_pending"]);
+    assert!(
+        d.reasons[0].message.contains("TCP 20570 "),
+        "{}",
+        d.reasons[0].message
+    );
+    // The gateway's own address is private too: triple NAT.
+    let inner = Standing::Mapping {
+        protocol: Pcp,
+        external_address: "10.0.0.2".parse().unwrap(),
+    };
+    let d = diagnose(&behind_gateway(inner, &all, &[]), now());
+    assert_eq!(codes(&d), ["upstream_behind_nat"]);
+    assert!(d.reasons[0].message.contains("triple NAT"));
+}
+
+#[test]
+fn double_nat_without_the_gateways_help_says_precisely_why() {
+    use crate::config::UpstreamProtocol::Natpmp;
+    let none = diagnose(&behind_gateway(Standing::NoService, &[], &[20570]), now());
+    assert_eq!(codes(&none), ["upstream_no_service"]);
+    assert!(none.reasons[0]
+        .message
+        .contains("answers neither PCP nor NAT-PMP"));
+    let refused = Standing::Refused {
+        protocol: Natpmp,
+        code: 2,
+        name: "Not Authorized/Refused",
+    };
+    let no = diagnose(&behind_gateway(refused, &[], &[20570]), now());
+    assert_eq!(codes(&no), ["upstream_refused"]);
+    assert!(
+        no.reasons[0]
+            .message
+            .contains("(NAT-PMP result 2, Not Authorized/Refused)"),
+        "{}",
+        no.reasons[0].message
+    );
+    let mut off = healthy("192.168.0.2");
+    off.upstream.idle = Some(Idle::Off);
+    let d = diagnose(&off, now());
+    assert_eq!(codes(&d), ["wan_private"]);
+    assert!(d.reasons[0].message.contains("config upstream mode is off"));
+    let mut cgnat = healthy("100.64.1.2");
+    cgnat.upstream.idle = Some(Idle::Off);
+    assert!(diagnose(&cgnat, now()).reasons[0]
+        .message
+        .contains("only relay mode can work"));
+}
+
 #[test]
 fn a_missing_or_down_wan_is_named_once() {
     let mut gone = healthy("203.0.113.2");

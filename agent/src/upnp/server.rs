@@ -83,8 +83,7 @@ impl Igd for LiveIgd<'_> {
         unix_now()
     }
     fn external_ip(&self) -> Option<Ipv4Addr> {
-        let snap = self.server.shared.snapshot.lock().unwrap();
-        snap.facts.wan_ipv4.first().copied()
+        self.server.shared.snapshot.lock().unwrap().external_ipv4()
     }
     fn link(&self) -> Link {
         let device = self

@@ -207,3 +207,39 @@ pub fn header_value(message: &str, name: &str) -> Option<String> {
             .then(|| v.trim().to_string())
     })
 }
+
+impl Lab {
+    /// Validates real API answers (`{"method", "path", "status", "body"}`) against agent/openapi.yaml
+    /// with openapi-core (PyPI); `partial`: not every documented operation need be among them.
+    pub fn check_openapi(&self, answers: &[serde_json::Value], partial: bool) {
+        let file = self.dir.join("answers.json");
+        fs::write(&file, serde_json::to_string_pretty(answers).unwrap()).unwrap();
+        let root = repo_root();
+        let mut cmd = Command::new("python3");
+        cmd.arg(root.join("tests/clients/openapi_check.py"))
+            .arg(root.join("agent/openapi.yaml"))
+            .arg(&file);
+        if partial {
+            cmd.arg("--partial");
+        }
+        let out = cmd
+            .output()
+            .expect("python3 runs (tests/run.sh and .ci/run install openapi-core)");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "OpenAPI validation failed:\n{text}");
+        assert!(
+            text.contains(&format!("{} answers checked, 0 failures", answers.len())),
+            "{text}"
+        );
+    }
+
+    /// `GET path` on the API, kept as an answer for `check_openapi`.
+    pub fn api_answer(&self, path: &str) -> serde_json::Value {
+        let body = self.api_get(path);
+        serde_json::json!({"method": "GET", "path": path, "status": 200, "body": body.to_string()})
+    }
+}
