@@ -136,6 +136,12 @@ def main():
                 check("10.0.0.2 is private" in verdict and "double NAT" in verdict, f"{case}: says why")
                 code = page.get_attribute("#wilife-verdict", "data-reason")
                 check(code == "wan_private", f"{case}: reason code {code!r}")
+                # Double NAT: the gateway upstream's section says where it stands.
+                state = page.get_attribute("#wilife-upstream", "data-state")
+                want = answers["luci.wilife.status"]["upstream"].get("idle")
+                check(state == want, f"{case}: upstream section state {state!r} == {want!r}")
+            if case == "direct":
+                check(page.locator("#wilife-upstream").count() == 0, f"{case}: no upstream section")
             cams = page.locator("#wilife-status table").nth(1).inner_text()
             check("porch" in cams and "0a:00:00:00:00:20" in cams and "present" in cams,
                   f"{case}: camera row {cams!r}")
@@ -158,6 +164,11 @@ def main():
         h["luci.wilife.status"]["firewall"]["last_reconcile"] = {
             "at": 0, "reason": hostile, "result": "error", "error": hostile, "duration_ms": 1}
         h["luci.wilife.delete_mapping"] = {"error": hostile, "status": 404}
+        h["luci.wilife.status"]["upstream"] = {
+            "mode": "auto", "gateway": hostile, "wan_address": hostile, "missing": [20571],
+            "standing": {"state": "refused", "protocol": hostile, "code": 2, "name": hostile},
+            "mappings": [{"port": 20570, "external_port": 20570, "protocol": hostile,
+                          "lifetime_s": 3600, "expires_in_s": 3000}]}
         show(status_src, h, uci)
         page.click("button[data-port='20570']")
         page.wait_for_function("window.RPC_CALLS.some(c => c.method === 'delete_mapping')")
@@ -171,6 +182,7 @@ def main():
             "reload error": shown("#wilife-reload-error"),
             "firewall error": shown("#wilife-status table", 2),
             "delete notification": shown("#notifications"),
+            "gateway upstream": shown("#wilife-upstream"),
         }
         for what, said in texts.items():
             check(hostile in said, f"hostile: the {what} shows the markup as text: {said!r}")

@@ -143,6 +143,44 @@ return view.extend({
 		]);
 	},
 
+	/** Double NAT: what the gateway upstream forwards to this router (hidden while the WAN is public). */
+	renderUpstream: function(s) {
+		// A failed status call is said once, in the firewall section.
+		var u = s.error ? null : s.upstream;
+		if (!u || u.idle == 'wan_public')
+			return '';
+		var protocols = { pcp: 'PCP', natpmp: 'NAT-PMP', upnp: 'UPnP' };
+		var st = u.standing || {}, state;
+		if (u.idle == 'off')
+			state = _('not asked (mode off)');
+		else if (u.idle == 'no_gateway')
+			state = _('no default route through the WAN');
+		else if (u.idle)
+			state = _('nothing to forward yet');
+		else if (st.state == 'mapping')
+			state = _('forwards for this router (%s)').format(protocols[st.protocol] || st.protocol);
+		else if (st.state == 'refused')
+			state = _('refused (%s result %s, %s)').format(protocols[st.protocol] || st.protocol, st.code, st.name);
+		else if (st.state == 'no_service')
+			state = _('answers neither PCP nor NAT-PMP');
+		else
+			state = _('asking');
+		var rows = (u.mappings || []).map(function(m) {
+			return [ 'TCP ' + m.external_port + ' → ' + (u.wan_address || '?') + ':' + m.port,
+				protocols[m.protocol] || m.protocol, duration(m.expires_in_s) ];
+		});
+		return E('div', { 'class': 'cbi-section', 'id': 'wilife-upstream', 'data-state': u.idle || st.state }, [
+			E('h3', {}, text(_('Gateway upstream (double NAT)'))),
+			table([ _('Gateway'), _('State'), _('External address'), _('Not forwarded yet') ], [[
+				u.gateway || _('none'),
+				state,
+				st.external_address || '-',
+				(u.missing || []).length ? (u.missing || []).join(', ') : '-'
+			]], ''),
+			rows.length ? table([ _('Forward'), _('Protocol'), _('Expires in') ], rows, '') : ''
+		]);
+	},
+
 	renderFirewall: function(s) {
 		if (s.error)
 			return failed(_('Firewall'), s);
@@ -164,7 +202,7 @@ return view.extend({
 			node.removeChild(node.firstChild);
 		// Each section on its own: an answer the view cannot read spoils that section only.
 		[ [ 'renderReloadError', 3 ], [ 'renderVerdict', 0 ], [ 'renderMappings', 1 ], [ 'renderCameras', 2 ],
-		  [ 'renderFirewall', 3 ] ].forEach(function(p) {
+		  [ 'renderFirewall', 3 ], [ 'renderUpstream', 3 ] ].forEach(function(p) {
 			var e;
 			try {
 				e = self[p[0]](data[p[1]]);
