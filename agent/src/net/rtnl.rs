@@ -102,7 +102,7 @@ fn default_routes(fd: &OwnedFd, seq: u32) -> io::Result<Vec<DefaultRoute>> {
     rtmsg[0] = AF_INET;
     let answers = dump_of(fd, RTM_GETROUTE, RTM_NEWROUTE, seq, &rtmsg)?;
     let mut routes: Vec<DefaultRoute> = answers.iter().filter_map(|p| default_route(p)).collect();
-    routes.sort_by_key(|r| r.metric);
+    routes.sort_unstable_by_key(|r| r.metric);
     Ok(routes)
 }
 

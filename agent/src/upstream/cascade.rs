@@ -288,7 +288,7 @@ impl Cascade {
                     renew_at: now + lifetime_d / 2,
                     expires_at: now + lifetime_d,
                 });
-                self.held.sort_by_key(|h| h.port);
+                self.held.sort_unstable_by_key(|h| h.port);
                 self.standing = Standing::Mapping {
                     protocol,
                     external_address,

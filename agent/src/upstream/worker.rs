@@ -7,7 +7,7 @@ use super::cascade::{self, Cascade, Held, Idle, Outcome, Place, Standing, Step};
 use super::client;
 use crate::config::{Upstream, UpstreamMode, UpstreamProtocol};
 use std::net::Ipv4Addr;
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a clean stop waits for the deletions upstream.
@@ -77,68 +77,85 @@ impl UpstreamStatus {
     }
 }
 
-enum Message {
-    Want(Want),
-    Stop(Sender<()>),
+/// What the owner hands the thread: the latest want (a burst of changes leaves only the last), and
+/// the stop. A mutex and a condition variable: a channel's code costs the router more flash.
+#[derive(Default)]
+struct Inbox {
+    want: Option<Want>,
+    stop: bool,
+    /// Set by the thread once the deletions of a stop are done.
+    stopped: bool,
 }
+
+type Mailbox = Arc<(Mutex<Inbox>, Condvar)>;
 
 /// The handle the owner keeps.
 pub struct Worker {
-    tx: Sender<Message>,
+    mailbox: Mailbox,
     last: Option<Want>,
 }
 
 impl Worker {
     /// Starts the thread; `publish` receives every new status.
     pub fn start(publish: impl Fn(UpstreamStatus) + Send + 'static) -> Worker {
-        let (tx, rx) = channel();
-        std::thread::spawn(move || serve(&rx, &publish));
-        Worker { tx, last: None }
+        let mailbox = Mailbox::default();
+        let theirs = mailbox.clone();
+        std::thread::spawn(move || serve(&theirs, &publish));
+        Worker {
+            mailbox,
+            last: None,
+        }
     }
 
     /// Tells the thread what is wanted now (nothing is sent when it is unchanged).
     pub fn want(&mut self, want: Want) {
         if self.last.as_ref() != Some(&want) {
             self.last = Some(want.clone());
-            let _ = self.tx.send(Message::Want(want));
+            let (inbox, wake) = &*self.mailbox;
+            inbox.lock().unwrap().want = Some(want);
+            wake.notify_all();
         }
     }
 
     /// A clean stop: the mappings held upstream are removed (waits at most `STOP_WAIT`).
     pub fn stop(&self) {
-        let (done, wait) = channel();
-        if self.tx.send(Message::Stop(done)).is_ok() {
-            let _ = wait.recv_timeout(STOP_WAIT);
+        let (inbox, wake) = &*self.mailbox;
+        let mut inbox = inbox.lock().unwrap();
+        inbox.stop = true;
+        wake.notify_all();
+        let deadline = Instant::now() + STOP_WAIT;
+        while !inbox.stopped {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            inbox = wake.wait_timeout(inbox, left).unwrap().0;
         }
     }
 }
 
-fn serve(rx: &Receiver<Message>, publish: &dyn Fn(UpstreamStatus)) {
+fn serve(mailbox: &Mailbox, publish: &dyn Fn(UpstreamStatus)) {
+    let (inbox, wake) = &**mailbox;
     let mut cascade = Cascade::default();
     let mut want: Option<Want> = None;
     loop {
         let wait = (cascade.next_due()).map_or(Duration::from_secs(3600), |t| {
             t.saturating_duration_since(Instant::now())
         });
-        let first = match rx.recv_timeout(wait) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
-        // A burst of changes: only the last one counts.
-        let mut stop = None;
-        for m in first
-            .into_iter()
-            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
-        {
-            match m {
-                Message::Want(w) => want = Some(w),
-                Message::Stop(done) => stop = Some(done),
+        let stop = {
+            let mut guard = inbox.lock().unwrap();
+            if guard.want.is_none() && !guard.stop {
+                guard = wake.wait_timeout(guard, wait).unwrap().0;
             }
-        }
-        if let Some(done) = stop {
+            if let Some(w) = guard.want.take() {
+                want = Some(w);
+            }
+            guard.stop
+        };
+        if stop {
             carry(&mut cascade, None, want.as_ref());
-            let _ = done.send(());
+            inbox.lock().unwrap().stopped = true;
+            wake.notify_all();
             return;
         }
         let place = want
