@@ -4,13 +4,14 @@
 
 use crate::consts::DECISIONS_KEPT;
 use crate::firewall::apply::Nft;
+use crate::queue::Queue;
 use crate::status::{Decision, Snapshot};
 use crate::upnp::error::Refusal;
 use crate::upnp::leases::Mapping;
 use crate::upnp::policy::Change;
 use nix::sys::signal::Signal;
 use std::collections::VecDeque;
-use std::sync::mpsc::{Sender, SyncSender};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ pub enum Event {
     /// Links, addresses or neighbours changed (rtnetlink).
     NetworkChanged,
     /// A change of the UPnP mappings, answered once the firewall holds it.
-    Upnp(Change, SyncSender<Result<Outcome, Refusal>>),
+    Upnp(Change, Arc<Queue<Result<Outcome, Refusal>>>),
 }
 
 /// What a mapping change did.
@@ -43,7 +44,7 @@ pub struct Shared {
     pub snapshot: Mutex<Snapshot>,
     pub nft: Nft,
     pub decisions: Mutex<VecDeque<Decision>>,
-    pub owner: Mutex<Sender<Event>>,
+    pub owner: Arc<Queue<Event>>,
 }
 
 /// Why the state owner could not be asked.
@@ -54,26 +55,23 @@ pub enum AskError {
 }
 
 impl Shared {
-    pub fn new(snapshot: Snapshot, nft: Nft, owner: Sender<Event>) -> Shared {
+    pub fn new(snapshot: Snapshot, nft: Nft, owner: Arc<Queue<Event>>) -> Shared {
         Shared {
             snapshot: Mutex::new(snapshot),
             nft,
             decisions: Mutex::new(VecDeque::new()),
-            owner: Mutex::new(owner),
+            owner,
         }
     }
 
     /// Hands a mapping change to the state owner and waits for its answer (an nft apply takes tens of
     /// milliseconds; `OWNER_TIMEOUT` bounds a stuck owner).
     pub fn ask(&self, change: Change) -> Result<Result<Outcome, Refusal>, AskError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.owner
-            .lock()
-            .unwrap()
-            .send(Event::Upnp(change, tx))
+        let reply = Arc::new(Queue::new(1));
+        (self.owner)
+            .push(Event::Upnp(change, reply.clone()))
             .map_err(|_| AskError::Stopping)?;
-        rx.recv_timeout(OWNER_TIMEOUT)
-            .map_err(|_| AskError::NoAnswer)
+        reply.pop_timeout(OWNER_TIMEOUT).ok_or(AskError::NoAnswer)
     }
 
     /// Logs an IGD decision and keeps it for the API.

@@ -5,9 +5,9 @@ use crate::consts::{NET_DEBOUNCE_MS, PERIODIC_CHECK_SECS};
 use crate::firewall::monitor::{OwnPids, RulesetEvents};
 use crate::net::rtnl::NetEvents;
 use crate::owner::Event;
+use crate::queue::Queue;
 use nix::sys::signal::{SigSet, Signal};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,14 +34,14 @@ pub(super) fn block_signals() -> nix::Result<SigSet> {
 }
 
 /// Starts the input threads; `own` names the nft processes whose changes are no news.
-pub(super) fn spawn(signals: SigSet, tx: &Sender<Event>, own: Arc<OwnPids>) -> Inputs {
-    spawn_signal_thread(signals, tx.clone());
+pub(super) fn spawn(signals: SigSet, events: &Arc<Queue<Event>>, own: Arc<OwnPids>) -> Inputs {
+    spawn_signal_thread(signals, events.clone());
     let ruleset_pending = Arc::new(AtomicBool::new(false));
     let ruleset_events_missing = Arc::new(AtomicBool::new(false));
     let missing = ruleset_events_missing.clone();
-    spawn_ruleset_monitor(tx.clone(), ruleset_pending.clone(), own, missing);
+    spawn_ruleset_monitor(events.clone(), ruleset_pending.clone(), own, missing);
     let net_pending = Arc::new(AtomicBool::new(false));
-    let net_events_missing = !spawn_network_monitor(tx.clone(), net_pending.clone());
+    let net_events_missing = !spawn_network_monitor(events.clone(), net_pending.clone());
     Inputs {
         ruleset_pending,
         net_pending,
@@ -50,14 +50,14 @@ pub(super) fn spawn(signals: SigSet, tx: &Sender<Event>, own: Arc<OwnPids>) -> I
     }
 }
 
-fn spawn_signal_thread(signals: SigSet, tx: Sender<Event>) {
+fn spawn_signal_thread(signals: SigSet, events: Arc<Queue<Event>>) {
     std::thread::spawn(move || loop {
         let ev = match signals.wait() {
             Ok(Signal::SIGHUP) => Event::Reload,
             Ok(sig) => Event::Stop(sig),
             Err(_) => continue,
         };
-        if tx.send(ev).is_err() {
+        if events.push(ev).is_err() {
             return;
         }
     });
@@ -66,7 +66,7 @@ fn spawn_signal_thread(signals: SigSet, tx: Sender<Event>) {
 /// Wakes the owner when someone else changes the ruleset. Without events (the subscription or the
 /// socket failed) `missing` is set, and the periodic check reads our tables back instead.
 fn spawn_ruleset_monitor(
-    tx: Sender<Event>,
+    owner: Arc<Queue<Event>>,
     pending: Arc<AtomicBool>,
     own: Arc<OwnPids>,
     missing: Arc<AtomicBool>,
@@ -88,7 +88,7 @@ fn spawn_ruleset_monitor(
             return;
         }
         // One queued event is enough: the owner reads the whole table when it gets to it.
-        if !pending.swap(true, Ordering::SeqCst) && tx.send(Event::RulesetChanged).is_err() {
+        if !pending.swap(true, Ordering::SeqCst) && owner.push(Event::RulesetChanged).is_err() {
             return;
         }
     });
@@ -96,7 +96,7 @@ fn spawn_ruleset_monitor(
 
 /// Wakes the owner on rtnetlink changes, a burst coalesced into one event. `false`: no events (the
 /// periodic check then reads the network).
-fn spawn_network_monitor(tx: Sender<Event>, pending: Arc<AtomicBool>) -> bool {
+fn spawn_network_monitor(owner: Arc<Queue<Event>>, pending: Arc<AtomicBool>) -> bool {
     let events = match NetEvents::subscribe() {
         Ok(e) => e,
         Err(e) => {
@@ -112,7 +112,7 @@ fn spawn_network_monitor(tx: Sender<Event>, pending: Arc<AtomicBool>) -> bool {
             return;
         }
         while events.wait_for(Duration::from_millis(NET_DEBOUNCE_MS)) {}
-        if !pending.swap(true, Ordering::SeqCst) && tx.send(Event::NetworkChanged).is_err() {
+        if !pending.swap(true, Ordering::SeqCst) && owner.push(Event::NetworkChanged).is_err() {
             return;
         }
     });

@@ -17,6 +17,7 @@ use crate::firewall::{Forward, NetFacts};
 use crate::net::{self, dhcp, NetState};
 use crate::netlink;
 use crate::owner::{Event, Shared};
+use crate::queue::Queue;
 use crate::status::Snapshot;
 use crate::upnp::description::Identity;
 use crate::upnp::leases::{self, Mapping};
@@ -30,7 +31,6 @@ use nix::sys::socket::SockProtocol;
 use reconcile::{identity, Trigger};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -122,9 +122,6 @@ pub enum RunError {
     /// The signal mask cannot be set (never seen on Linux).
     #[error("cannot block signals: {0}")]
     Signals(#[source] nix::Error),
-    /// Every sender of events is gone: a bug, the process must restart.
-    #[error("internal error: the event channel closed")]
-    EventsClosed,
 }
 
 /// Runs until SIGTERM/SIGINT. A bad config is an error before anything is touched.
@@ -135,12 +132,12 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         source,
     })?;
     let signals = inputs::block_signals().map_err(RunError::Signals)?;
-    let (tx, rx) = channel();
+    let events = Arc::new(Queue::unbounded());
     let nft = Nft::new(opts.nft.clone());
-    let inputs = inputs::spawn(signals, &tx, nft.own_pids());
+    let inputs = inputs::spawn(signals, &events, nft.own_pids());
     let fw4_include = include_status(&opts.fw4_include, config.connmark, None);
     let snapshot = Snapshot::new(config.clone(), fw4_include);
-    let shared = Arc::new(Shared::new(snapshot, nft, tx));
+    let shared = Arc::new(Shared::new(snapshot, nft, events.clone()));
     let upstream = {
         let shared = shared.clone();
         Worker::start(move |status| shared.snapshot.lock().unwrap().upstream = status)
@@ -152,7 +149,8 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         upstream,
     };
     owner.start(&mut services);
-    owner.serve(&rx, &mut services)
+    owner.serve(&events, &mut services);
+    Ok(())
 }
 
 /// The request-serving parts the owner starts, stops and points at the addresses in force, and the
@@ -215,7 +213,7 @@ impl Owner {
 
     /// Takes events until a stop signal; the timers run after every event too, so a stream of requests
     /// cannot starve them.
-    fn serve(&mut self, rx: &Receiver<Event>, services: &mut Services) -> Result<(), RunError> {
+    fn serve(&mut self, events: &Queue<Event>, services: &mut Services) {
         let mut timers = Timers {
             next_check: Instant::now() + Duration::from_secs(PERIODIC_CHECK_SECS),
             drift_check_at: None,
@@ -224,14 +222,13 @@ impl Owner {
             let wait = self
                 .deadline(&timers)
                 .saturating_duration_since(Instant::now());
-            match rx.recv_timeout(wait) {
-                Ok(Event::Stop(sig)) => {
+            match events.pop_timeout(wait) {
+                Some(Event::Stop(sig)) => {
                     self.stop(sig, services);
-                    return Ok(());
+                    return;
                 }
-                Ok(event) => self.handle(event, &mut timers, services),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Err(RunError::EventsClosed),
+                Some(event) => self.handle(event, &mut timers, services),
+                None => {}
             }
             self.run_due(&mut timers, services);
             self.publish_upnp(&services.igd);
@@ -247,7 +244,7 @@ impl Owner {
             }
             Event::Upnp(change, reply) => {
                 let result = self.change(change);
-                let _ = reply.send(result);
+                let _ = reply.push(result);
             }
             Event::NetworkChanged => {
                 self.net_event_pending.store(false, Ordering::SeqCst);

@@ -10,6 +10,7 @@ use crate::consts::{
     HTTP_ACCEPT_BACKOFF_MS, HTTP_MAX_CONNECTIONS, HTTP_MAX_PER_SOURCE, HTTP_QUEUE,
     HTTP_REQUEST_TIMEOUT_MS, HTTP_WORKERS, HTTP_WRITE_TIMEOUT_MS,
 };
+use crate::queue::Queue;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -17,7 +18,6 @@ use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,7 +36,7 @@ pub struct Listeners {
     path: &'static str,
     limits: Limits,
     slots: Slots,
-    jobs: SyncSender<(Job, Handler)>,
+    jobs: Arc<Queue<(Job, Handler)>>,
     running: HashMap<SocketAddr, Running>,
 }
 
@@ -48,18 +48,17 @@ struct Running {
 
 impl Listeners {
     pub fn new(label: &'static str, path: &'static str, limits: Limits) -> Self {
-        let (tx, rx) = sync_channel::<(Job, Handler)>(HTTP_QUEUE);
-        let rx = Arc::new(Mutex::new(rx));
+        let jobs = Arc::new(Queue::new(HTTP_QUEUE));
         for _ in 0..HTTP_WORKERS {
-            let rx = rx.clone();
-            std::thread::spawn(move || work(&rx));
+            let jobs = Arc::clone(&jobs);
+            std::thread::spawn(move || work(&jobs));
         }
         Listeners {
             label,
             path,
             limits,
             slots: Slots::default(),
-            jobs: tx,
+            jobs,
             running: HashMap::new(),
         }
     }
@@ -103,6 +102,14 @@ impl Listeners {
     }
 }
 
+impl Drop for Listeners {
+    /// The workers end with the listeners (a job already queued is still answered).
+    fn drop(&mut self) {
+        self.stop();
+        self.jobs.close();
+    }
+}
+
 impl Running {
     fn halt(self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -115,7 +122,7 @@ fn start(
     addr: SocketAddr,
     limits: Limits,
     slots: Slots,
-    jobs: SyncSender<(Job, Handler)>,
+    jobs: Arc<Queue<(Job, Handler)>>,
     handler: Handler,
 ) -> std::io::Result<Running> {
     let listener = TcpListener::bind(addr)?;
@@ -158,7 +165,7 @@ struct Loop {
     stop: Arc<AtomicBool>,
     limits: Limits,
     slots: Slots,
-    jobs: SyncSender<(Job, Handler)>,
+    jobs: Arc<Queue<(Job, Handler)>>,
     handler: Handler,
     conns: Vec<Conn>,
     /// After an accept error (out of descriptors), accepting waits a moment instead of spinning.
@@ -332,13 +339,10 @@ impl Loop {
         };
         match self
             .jobs
-            .try_send(((c.stream, request, c.slot), self.handler.clone()))
+            .push(((c.stream, request, c.slot), self.handler.clone()))
         {
             Ok(()) => {}
-            Err(
-                TrySendError::Full(((stream, _, _), _))
-                | TrySendError::Disconnected(((stream, _, _), _)),
-            ) => {
+            Err(((stream, _, _), _)) => {
                 refuse(
                     stream,
                     Refused {
@@ -352,12 +356,8 @@ impl Loop {
 }
 
 /// A worker: runs the handler, writes the answer (bounded in time), closes.
-fn work(jobs: &Mutex<Receiver<(Job, Handler)>>) {
-    loop {
-        let next = jobs.lock().unwrap().recv();
-        let Ok(((stream, request, slot), handler)) = next else {
-            return;
-        };
+fn work(jobs: &Queue<(Job, Handler)>) {
+    while let Some(((stream, request, slot), handler)) = jobs.pop() {
         let head_only = request.method.eq_ignore_ascii_case("HEAD");
         if let Some(response) = handler(request) {
             let _ = stream.set_nonblocking(false);

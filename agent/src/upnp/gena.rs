@@ -7,10 +7,11 @@
 use super::description::Service;
 use super::xml::escape;
 use crate::consts::{GENA_DEFAULT_TIMEOUT_SECS, GENA_MAX_PER_HOST, GENA_MAX_SUBSCRIPTIONS};
+use crate::queue::Queue;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
-use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -135,7 +136,14 @@ pub struct Subscriptions {
     subs: Mutex<HashMap<String, Subscription>>,
     /// Last evented values per service, sent to new subscribers and compared on change.
     state: Mutex<HashMap<Service, String>>,
-    jobs: Mutex<Sender<Job>>,
+    jobs: Arc<Queue<Job>>,
+}
+
+impl Drop for Subscriptions {
+    /// The NOTIFY thread ends with the subscriptions (what is queued is still sent).
+    fn drop(&mut self) {
+        self.jobs.close();
+    }
 }
 
 impl Default for Subscriptions {
@@ -146,9 +154,10 @@ impl Default for Subscriptions {
 
 impl Subscriptions {
     pub fn new() -> Self {
-        let (tx, rx) = channel::<Job>();
+        let jobs = Arc::new(Queue::unbounded());
+        let queue = Arc::clone(&jobs);
         std::thread::spawn(move || {
-            for job in rx {
+            while let Some(job) = queue.pop() {
                 if let Err(e) = send_notify(&job) {
                     debug!("GENA: NOTIFY to {} failed: {e}", job.callback.addr);
                 }
@@ -157,7 +166,7 @@ impl Subscriptions {
         Subscriptions {
             subs: Mutex::new(HashMap::new()),
             state: Mutex::new(HashMap::new()),
-            jobs: Mutex::new(tx),
+            jobs,
         }
     }
 
@@ -204,7 +213,7 @@ impl Subscriptions {
         let Some(s) = subs.get(sid) else { return };
         let body = self.state.lock().unwrap().get(&s.service).cloned();
         if let Some(body) = body {
-            let _ = self.jobs.lock().unwrap().send(Job {
+            let _ = self.jobs.push(Job {
                 callback: s.callback.clone(),
                 sid: sid.to_string(),
                 seq: 0,
@@ -275,11 +284,11 @@ impl Subscriptions {
         let mut subs = self.subs.lock().unwrap();
         let now = Instant::now();
         subs.retain(|_, s| s.expires > now);
-        let jobs = self.jobs.lock().unwrap();
+        let jobs = &self.jobs;
         for (sid, s) in subs.iter_mut().filter(|(_, s)| s.service == service) {
             // SEQ wraps to 1, never back to 0 (0 is the initial event only).
             s.seq = s.seq.checked_add(1).unwrap_or(1);
-            let _ = jobs.send(Job {
+            let _ = jobs.push(Job {
                 callback: s.callback.clone(),
                 sid: sid.clone(),
                 seq: s.seq,
