@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every parser that takes outside bytes (agent/fuzz: UCI + render, SSDP, HTTP head, SOAP, GENA
-# headers, the state file, rpcd arguments, netifd's dump and DHCP leases, the upstream gateway's PCP and
-# NAT-PMP answers), each for FUZZ_SECONDS (default 20) from the seed corpus in agent/fuzz/corpus. New
+# headers, the state file, rpcd arguments, netifd's dump and DHCP leases, the upstream gateway's PCP,
+# NAT-PMP and IGD answers), each for FUZZ_SECONDS (default 20) from the seed corpus in agent/fuzz/corpus. New
 # inputs go to a scratch directory, so the tree stays as it is. A crash fails the run and leaves its
 # input in agent/fuzz/artifacts/.
 # Usage: bash tests/fuzz.sh [TARGET...]

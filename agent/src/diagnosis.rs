@@ -232,18 +232,10 @@ fn behind_nat(snap: &Snapshot, kind: WanAddressKind, a: Ipv4Addr, ports: &str) -
         (Some(Idle::NoGateway), _) => (code, format!("{nat} There is no default route through the WAN, so no gateway to ask for forwards: {by_hand}.")),
         (Some(_), _) => (code, format!("{nat} Once a port is in force here, the agent asks {gw} to forward it too (PCP, NAT-PMP); otherwise {by_hand}.")),
         (None, Standing::NoService) => ("upstream_no_service", format!("{nat} {gw} answers neither PCP nor NAT-PMP (switch on its UPnP/NAT-PMP/PCP), so it does not forward TCP {missing}: {by_hand}.")),
-        (None, Standing::Refused { protocol, code, name }) => ("upstream_refused", format!("{nat} {gw} refused to forward TCP {missing} ({} result {code}, {name}): {by_hand}.", protocol_name(*protocol))),
+        (None, Standing::Refused { protocol, code, name }) => ("upstream_refused", format!("{nat} {gw} refused to forward TCP {missing} ({} result {code}, {name}): {by_hand}.", protocol.label())),
         (None, _) => ("upstream_pending", format!("{nat} Asking {gw} to forward TCP {missing} to {a}.")),
     };
     Some(blocking(code, message))
-}
-
-fn protocol_name(p: crate::config::UpstreamProtocol) -> &'static str {
-    match p {
-        crate::config::UpstreamProtocol::Pcp => "PCP",
-        crate::config::UpstreamProtocol::Natpmp => "NAT-PMP",
-        crate::config::UpstreamProtocol::Upnp => "UPnP",
-    }
 }
 
 /// No Command Center configured, or none seen lately.
@@ -342,7 +334,7 @@ fn summary(external: Option<&External>, reasons: &[Reason]) -> String {
             e.via.as_ref().map_or(String::new(), |v| format!(
                 " by the gateway {} ({}) and this router",
                 v.gateway,
-                protocol_name(v.protocol)
+                v.protocol.label()
             )),
             e.command_center
         ),

@@ -230,14 +230,47 @@ fn without_a_service_upstream_the_status_says_so_and_off_sends_nothing() {
 }
 
 #[test]
-fn a_gateway_restart_is_noticed_and_the_mapping_made_again() {
+fn the_gateways_own_upnp_igd_is_used_when_it_speaks_neither_pcp_nor_nat_pmp() {
     let mut lab = Lab::new();
-    let mut isp = lab.behind_isp(&["natpmp"]);
+    // miniupnpd with UPnP only: PCP and NAT-PMP are refused at once (port unreachable).
+    let _isp = lab.behind_isp(&["upnp"]);
     let _cc = lab.echo_server(&lab.cc, PORT, "cc");
-    // The default lease (an hour): the gateway's epoch, asked for every minute, tells it restarted.
+    start(&mut lab, "");
+    let took = map_and_reach(&lab);
+    eprintln!("AddPortMapping -> reachable through both NATs over the gateway's IGD: {took:?}");
+    let u = wait_upstream(&lab, "the UPnP mapping", |u| {
+        u["mappings"].as_array().is_some_and(|m| m.len() == 1)
+    });
+    assert_eq!(u["mappings"][0]["protocol"], "upnp", "{u:#}");
+    assert_eq!(u["standing"]["protocol"], "upnp");
+    assert_eq!(
+        u["standing"]["external_address"],
+        ISP_REPORTED_IP.to_string()
+    );
+    assert_eq!(lab.isp_forwards(), [PORT]);
+    let d = lab.api_get("/api/v1/diagnosis");
+    assert_eq!(d["external"]["via"]["protocol"], "upnp", "{d:#}");
+    let answers = vec![
+        lab.api_answer("/api/v1/status"),
+        lab.api_answer("/api/v1/diagnosis"),
+    ];
+    assert_eq!(lab.delete_mapping(&lab.cc, PORT), 0);
+    lab.time_until(Duration::from_secs(10), || lab.isp_forwards().is_empty())
+        .expect("the IGD mapping removed upstream");
+    map_and_reach(&lab);
+    assert!(lab.stop_agent().success());
+    assert!(lab.isp_forwards().is_empty(), "a clean stop removes it");
+    lab.check_openapi(&answers, true);
+}
+
+/// A reboot of the ISP router (down 10 s, back without its mappings) while `protocols` speak.
+fn gateway_restart(protocols: &[&str]) {
+    let mut lab = Lab::new();
+    let mut isp = lab.behind_isp(protocols);
+    let _cc = lab.echo_server(&lab.cc, PORT, "cc");
+    // The default lease (an hour): the probe every minute notices the restart.
     start(&mut lab, "");
     map_and_reach(&lab);
-    // A reboot: down for 10 s, back without the mapping.
     isp.crash();
     assert!(
         !lab.reaches(&lab.internet, public(PORT)),
@@ -251,6 +284,16 @@ fn a_gateway_restart_is_noticed_and_the_mapping_made_again() {
             lab.reaches(&internet, public(PORT))
         })
         .unwrap_or_else(|| panic!("not made again\n{}", lab.log()));
-    eprintln!("gateway restart -> reachable again after {back:?}");
+    eprintln!("{protocols:?}: gateway restart -> reachable again after {back:?}");
     lab.wait_log("restarted and lost its forwards", Duration::from_secs(1));
+}
+
+#[test]
+fn a_gateway_restart_is_noticed_by_its_epoch_and_the_mapping_made_again() {
+    gateway_restart(&["natpmp"]);
+}
+
+#[test]
+fn a_gateway_restart_is_noticed_by_its_igd_and_the_mapping_made_again() {
+    gateway_restart(&["upnp"]);
 }

@@ -160,6 +160,17 @@ pub enum UpstreamProtocol {
     Upnp,
 }
 
+impl UpstreamProtocol {
+    /// The protocol's name in logs and messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            UpstreamProtocol::Pcp => "PCP",
+            UpstreamProtocol::Natpmp => "NAT-PMP",
+            UpstreamProtocol::Upnp => "UPnP",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Upstream {
     pub mode: UpstreamMode,

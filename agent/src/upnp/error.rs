@@ -25,6 +25,35 @@ pub enum UpnpError {
 }
 
 impl UpnpError {
+    const ALL: [UpnpError; 18] = {
+        use UpnpError::*;
+        [
+            InvalidAction,
+            InvalidArgs,
+            ActionFailed,
+            ActionNotAuthorized,
+            SpecifiedArrayIndexInvalid,
+            NoSuchEntryInArray,
+            WildCardNotPermittedInSrcIp,
+            WildCardNotPermittedInExtPort,
+            ConflictInMappingEntry,
+            SamePortValuesRequired,
+            OnlyPermanentLeasesSupported,
+            RemoteHostOnlySupportsWildcard,
+            ExternalPortOnlySupportsWildcard,
+            NoPortMapsAvailable,
+            ConflictWithOtherMechanisms,
+            PortMappingNotFound,
+            WildCardNotPermittedInIntPort,
+            InconsistentParameters,
+        ]
+    };
+
+    /// The error of a code another IGD answered with.
+    pub fn from_code(code: u16) -> Option<UpnpError> {
+        Self::ALL.into_iter().find(|e| e.code() == code)
+    }
+
     pub fn code(self) -> u16 {
         use UpnpError::*;
         match self {

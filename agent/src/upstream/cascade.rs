@@ -103,8 +103,9 @@ pub enum Step {
     },
     /// Remove a mapping no longer in force here.
     Delete(Held),
-    /// Ask for the gateway's epoch (PCP ANNOUNCE, NAT-PMP's address request).
-    Probe(UpstreamProtocol),
+    /// Is the gateway still holding what it held? PCP and NAT-PMP: its epoch (ANNOUNCE, the address
+    /// request); UPnP: this mapping (the first held).
+    Probe(Held),
 }
 
 /// What the gateway said to a step.
@@ -114,7 +115,8 @@ pub enum Outcome {
         external_port: u16,
         external_address: Ipv4Addr,
         lifetime: u32,
-        epoch: u32,
+        /// The gateway's epoch (PCP, NAT-PMP; a UPnP IGD has none).
+        epoch: Option<u32>,
         nonce: [u8; 12],
     },
     /// It answered in another protocol it prefers (a NAT-PMP server to a PCP request).
@@ -129,6 +131,10 @@ pub enum Outcome {
     Deleted,
     /// The answer to a probe: the gateway's epoch.
     Epoch(u32),
+    /// The answer to a probe: the mapping is gone there (the gateway restarted).
+    Forgotten,
+    /// The answer to a probe: the mapping is still there.
+    Kept,
 }
 
 /// The gateway's last word, for the verdict.
@@ -233,7 +239,7 @@ impl Cascade {
         let probe_due = self.probe_at.is_some_and(|t| t <= now);
         if steps.is_empty() && probe_due {
             if let Some(h) = self.held.first() {
-                steps.push(Step::Probe(h.protocol));
+                steps.push(Step::Probe(h.clone()));
             }
         }
         steps
@@ -253,11 +259,15 @@ impl Cascade {
                 return;
             }
             Step::Probe(_) => {
-                if let Outcome::Epoch(epoch) = outcome {
-                    if self.lost_state(epoch, now) {
-                        self.held.clear();
+                match outcome {
+                    Outcome::Epoch(epoch) => {
+                        if self.lost_state(epoch, now) {
+                            self.held.clear();
+                        }
+                        self.epoch = Some((epoch, now));
                     }
-                    self.epoch = Some((epoch, now));
+                    Outcome::Forgotten => self.held.clear(),
+                    _ => {}
                 }
                 self.probe_at = Some(now + PROBE_INTERVAL);
                 return;
@@ -272,11 +282,13 @@ impl Cascade {
                 epoch,
                 nonce,
             } => {
-                if self.lost_state(epoch, now) {
-                    // The gateway restarted: the other mappings are gone there too.
-                    self.held.clear();
+                if let Some(epoch) = epoch {
+                    if self.lost_state(epoch, now) {
+                        // The gateway restarted: the other mappings are gone there too.
+                        self.held.clear();
+                    }
+                    self.epoch = Some((epoch, now));
                 }
-                self.epoch = Some((epoch, now));
                 self.held.retain(|h| h.port != port);
                 let lifetime_d = Duration::from_secs(lifetime.into());
                 self.held.push(Held {
@@ -320,7 +332,7 @@ impl Cascade {
                 };
                 self.quiet(now);
             }
-            Outcome::Deleted | Outcome::Epoch(_) => {}
+            Outcome::Deleted | Outcome::Epoch(_) | Outcome::Forgotten | Outcome::Kept => {}
         }
     }
 
@@ -397,7 +409,7 @@ mod tests {
             external_port: port,
             external_address: PUBLIC,
             lifetime,
-            epoch,
+            epoch: Some(epoch),
             nonce: [port as u8; 12],
         }
     }
@@ -472,7 +484,10 @@ mod tests {
             "nothing due"
         );
         let probe = c.plan(AT, &two, &ALL, t0 + PROBE_INTERVAL);
-        assert_eq!(probe, [Step::Probe(Pcp)]);
+        assert!(
+            matches!(&probe[..], [Step::Probe(h)] if h.protocol == Pcp),
+            "{probe:?}"
+        );
         c.record(&probe[0], Outcome::Epoch(70), &ALL, t0 + PROBE_INTERVAL);
         assert_eq!(c.held.len(), 2);
         let renew = c.plan(AT, &two, &ALL, t0 + Duration::from_secs(300));
@@ -615,7 +630,10 @@ mod tests {
         let t3 = t2 + PROBE_INTERVAL;
         assert_eq!(c.next_due(), Some(t3));
         let probe = c.plan(AT, &n, &ALL, t3);
-        assert_eq!(probe, [Step::Probe(Pcp)]);
+        assert!(
+            matches!(&probe[..], [Step::Probe(h)] if h.protocol == Pcp),
+            "{probe:?}"
+        );
         c.record(&probe[0], Outcome::Epoch(3), &ALL, t3);
         assert!(
             c.held.is_empty(),

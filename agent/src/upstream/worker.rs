@@ -137,6 +137,7 @@ impl Worker {
 fn serve(mailbox: &Mailbox, publish: &dyn Fn(UpstreamStatus)) {
     let (inbox, wake) = &**mailbox;
     let mut cascade = Cascade::default();
+    let mut session = client::Session::default();
     let mut want: Option<Want> = None;
     loop {
         let wait = (cascade.next_due()).map_or(Duration::from_secs(3600), |t| {
@@ -153,7 +154,7 @@ fn serve(mailbox: &Mailbox, publish: &dyn Fn(UpstreamStatus)) {
             guard.stop
         };
         if stop {
-            carry(&mut cascade, None, want.as_ref());
+            carry(&mut cascade, &mut session, None, want.as_ref());
             inbox.lock().unwrap().stopped = true;
             wake.notify_all();
             return;
@@ -161,11 +162,8 @@ fn serve(mailbox: &Mailbox, publish: &dyn Fn(UpstreamStatus)) {
         let place = want
             .as_ref()
             .map(|w| cascade::place(&w.config, &w.wan_ipv4, w.gateway));
-        carry(
-            &mut cascade,
-            place.as_ref().and_then(|p| p.ok()),
-            want.as_ref(),
-        );
+        let at = place.as_ref().and_then(|p| p.ok());
+        carry(&mut cascade, &mut session, at, want.as_ref());
         if let Some(w) = &want {
             publish(status(&cascade, w, place.and_then(Result::err)));
         }
@@ -173,17 +171,18 @@ fn serve(mailbox: &Mailbox, publish: &dyn Fn(UpstreamStatus)) {
 }
 
 /// Asks the gateway until nothing more is due now.
-fn carry(cascade: &mut Cascade, place: Option<Place>, want: Option<&Want>) {
+fn carry(
+    cascade: &mut Cascade,
+    session: &mut client::Session,
+    place: Option<Place>,
+    want: Option<&Want>,
+) {
     let Some(want) = want else {
         return;
     };
-    // The UPnP IGD client is a later step of issue 16: PCP and NAT-PMP only for now.
-    let protocols: Vec<UpstreamProtocol> = (want.config.protocols.iter())
-        .copied()
-        .filter(|p| *p != UpstreamProtocol::Upnp)
-        .collect();
+    let protocols = &want.config.protocols;
     for _ in 0..MAX_ROUNDS {
-        let steps = cascade.plan(place, &want.ports, &protocols, Instant::now());
+        let steps = cascade.plan(place, &want.ports, protocols, Instant::now());
         let Some(at) = cascade.at() else {
             return;
         };
@@ -191,11 +190,11 @@ fn carry(cascade: &mut Cascade, place: Option<Place>, want: Option<&Want>) {
             return;
         }
         for step in &steps {
-            let outcome = client::send(at, step, want.config.lease);
+            let outcome = client::send(session, at, step, want.config.lease);
             log_outcome(at, step, &outcome);
             let moved_on = !matches!(outcome, Outcome::Mapped { .. } | Outcome::Deleted);
             let held = cascade.held.len();
-            cascade.record(step, outcome, &protocols, Instant::now());
+            cascade.record(step, outcome, protocols, Instant::now());
             if matches!(step, Step::Probe(_)) && cascade.held.len() < held {
                 info!(
                     "the gateway {} restarted and lost its forwards: asking for them again",
@@ -211,11 +210,7 @@ fn carry(cascade: &mut Cascade, place: Option<Place>, want: Option<&Want>) {
 }
 
 fn log_outcome((wan, gateway): Place, step: &Step, outcome: &Outcome) {
-    let protocol = |p: &UpstreamProtocol| match p {
-        UpstreamProtocol::Pcp => "PCP",
-        UpstreamProtocol::Natpmp => "NAT-PMP",
-        UpstreamProtocol::Upnp => "UPnP",
-    };
+    let protocol = |p: &UpstreamProtocol| p.label();
     match (step, outcome) {
         (Step::Map { port, protocol: p, nonce }, Outcome::Mapped {
             external_port,
