@@ -152,6 +152,7 @@ fn soap_and_policy() -> Result<(), String> {
         config: &cfg,
         lan_nets: &nets,
         net: &crate::net::NetState::default(),
+        taken_upstream: &[],
     };
     let req = |protocol: &str| {
         Change::Add(AddRequest {

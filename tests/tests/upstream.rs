@@ -263,6 +263,82 @@ fn the_gateways_own_upnp_igd_is_used_when_it_speaks_neither_pcp_nor_nat_pmp() {
     lab.check_openapi(&answers, true);
 }
 
+#[test]
+fn a_new_wan_address_is_carried_again_and_a_port_taken_there_moves_the_command_center_on() {
+    let mut lab = Lab::new();
+    let _isp = lab.behind_isp(&["natpmp", "upnp"]);
+    let _cc = lab.echo_server(&lab.cc, PORT, "cc");
+    let _cc_next = lab.echo_server(&lab.cc, PORT + 1, "cc");
+    start(&mut lab, "");
+    map_and_reach(&lab);
+    // The ISP router hands out another address: its forward of PORT still points at the old one
+    // (until its lease runs out), so PORT is taken there; PCP says so (CANNOT_PROVIDE_EXTERNAL).
+    let new_wan = "192.168.0.3";
+    lab.ip(&lab.router, &["addr", "flush", "dev", WAN_DEV]);
+    lab.ip(
+        &lab.router,
+        &["addr", "add", &format!("{new_wan}/24"), "dev", WAN_DEV],
+    );
+    lab.ip(
+        &lab.router,
+        &[
+            "route",
+            "replace",
+            "default",
+            "via",
+            &ISP_LAN_IP.to_string(),
+        ],
+    );
+    let u = wait_upstream(&lab, "the port taken at the gateway", |u| {
+        u["taken"] == serde_json::json!([PORT])
+    });
+    assert_eq!(u["wan_address"], new_wan, "{u:#}");
+    let d = lab.api_get("/api/v1/diagnosis");
+    assert_eq!(d["reasons"][0]["code"], "upstream_port_taken", "{d:#}");
+    lab.wait_log("forwards TCP 20570 to another host", Duration::from_secs(1));
+    // The Command Center's next AddPortMapping of PORT is refused as a conflict (what the internet
+    // would see), so it moves on to the next port of the range: carried at once, and reachable.
+    lab.delete_mapping(&lab.cc, PORT);
+    assert_eq!(
+        lab.add_mapping(&lab.cc, PORT, "TCP", CC_IP, 0),
+        0,
+        "not taken while it is not in force"
+    );
+    let u = wait_upstream(&lab, "taken again", |u| {
+        u["taken"] == serde_json::json!([PORT])
+    });
+    assert_eq!(
+        lab.add_mapping(&lab.cc, PORT, "TCP", CC_IP, 0),
+        718,
+        "{u:#}"
+    );
+    assert_eq!(lab.delete_mapping(&lab.cc, PORT), 0);
+    let started = Instant::now();
+    assert_eq!(lab.add_mapping(&lab.cc, PORT + 1, "TCP", CC_IP, 0), 0);
+    let internet = lab.internet.clone();
+    lab.time_until(Duration::from_secs(15), || {
+        lab.reaches(&internet, public(PORT + 1))
+    })
+    .unwrap_or_else(|| panic!("the next port never reached\n{}", lab.log()));
+    eprintln!(
+        "next port reachable through both NATs {:?} after its AddPortMapping",
+        started.elapsed()
+    );
+    let u = wait_upstream(&lab, "the next port carried", |u| {
+        u["mappings"].as_array().is_some_and(|m| m.len() == 1)
+            && u["missing"] == serde_json::json!([])
+    });
+    assert_eq!(u["mappings"][0]["port"], PORT + 1);
+    assert_eq!(lab.api_get("/api/v1/diagnosis")["mode"], "direct");
+    lab.check_openapi(
+        &[
+            lab.api_answer("/api/v1/status"),
+            lab.api_answer("/api/v1/diagnosis"),
+        ],
+        true,
+    );
+}
+
 /// A reboot of the ISP router (down 10 s, back without its mappings) while `protocols` speak.
 fn gateway_restart(protocols: &[&str]) {
     let mut lab = Lab::new();

@@ -26,6 +26,8 @@ impl Owner {
             // last rtnetlink event the owner has handled (an address taken over a moment ago).
             self.network_changed();
         }
+        // What the gateway upstream refuses (its worker publishes it) is refused here too.
+        self.taken_upstream = self.shared.snapshot.lock().unwrap().upstream.taken.clone();
         let decided = match policy::decide(&self.scope(), &self.mappings, &change, now) {
             Ok(d) => d,
             Err(refusal) => {
@@ -185,6 +187,7 @@ impl Owner {
             config: &self.config,
             lan_nets: &self.facts.lan_ipv4_nets,
             net: &self.net,
+            taken_upstream: &self.taken_upstream,
         }
     }
 

@@ -74,6 +74,8 @@ struct Owner {
     presence_check_at: Option<SystemTime>,
     /// The socket of mapping changes and conntrack deletions, kept open (see `netlink::Kept`).
     netfilter: netlink::Kept,
+    /// Ports the gateway upstream forwards to someone else, as its worker last said.
+    taken_upstream: Vec<u16>,
 }
 
 /// Reads the config and gives it the devices its logical networks have now. A WAN that is down or
@@ -190,6 +192,7 @@ impl Owner {
             ruleset_events_missing: inputs.ruleset_events_missing,
             presence_check_at: None,
             netfilter: netlink::Kept::new(SockProtocol::NetlinkNetFilter),
+            taken_upstream: Vec::new(),
         }
     }
 

@@ -131,6 +131,15 @@ fn double_nat_without_the_gateways_help_says_precisely_why() {
         "{}",
         no.reasons[0].message
     );
+    let mut taken = behind_gateway(Standing::Unknown, &[], &[20570]);
+    taken.upstream.taken = vec![20570];
+    let d = diagnose(&taken, now());
+    assert_eq!(codes(&d), ["upstream_port_taken"]);
+    assert!(
+        d.reasons[0].message.contains("TCP 20570 to another host"),
+        "{}",
+        d.reasons[0].message
+    );
     let mut off = healthy("192.168.0.2");
     off.upstream.idle = Some(Idle::Off);
     let d = diagnose(&off, now());

@@ -21,6 +21,9 @@ pub struct Scope<'a> {
     pub lan_nets: &'a [(Ipv4Addr, u8)],
     /// The owner's last reading of the network: its neighbour table tells the MAC behind a LAN address.
     pub net: &'a NetState,
+    /// Ports the gateway upstream forwards to someone else (double NAT): the internet cannot reach a
+    /// mapping of them here, so they are refused to new ones.
+    pub taken_upstream: &'a [u16],
 }
 
 /// An AddPortMapping / AddAnyPortMapping call, arguments as the client sent them (strings already
@@ -306,9 +309,9 @@ fn add(
         );
     }
     let port = if req.any_port {
-        any_port(config, mappings, req, client)?
+        any_port(scope, mappings, req, client)?
     } else {
-        asked_port(config, mappings, req, client)?
+        asked_port(scope, mappings, req, client)?
     };
     let own = mappings
         .iter()
@@ -403,13 +406,18 @@ fn held_by_other(config: &Config, mappings: &[Mapping], port: u16, client: Ipv4A
 /// internal port (a client that calls AddAny at every start renews instead of piling up); else the
 /// first free one.
 fn any_port(
-    config: &Config,
+    scope: &Scope,
     mappings: &[Mapping],
     req: &AddRequest,
     client: Ipv4Addr,
 ) -> Result<u16, Refusal> {
+    let config = scope.config;
     let allowed = allowed_ports(config);
-    let usable = |p: u16| allowed.contains(&p) && !held_by_other(config, mappings, p, client);
+    let usable = |p: u16| {
+        allowed.contains(&p)
+            && !held_by_other(config, mappings, p, client)
+            && !scope.taken_upstream.contains(&p)
+    };
     let own_same = mappings
         .iter()
         .find(|m| m.internal_client == client && m.internal_port == req.internal_port)
@@ -430,11 +438,12 @@ fn any_port(
 
 /// AddPortMapping: exactly the asked port, if it is a direct-mode port nobody else holds.
 fn asked_port(
-    config: &Config,
+    scope: &Scope,
     mappings: &[Mapping],
     req: &AddRequest,
     client: Ipv4Addr,
 ) -> Result<u16, Refusal> {
+    let config = scope.config;
     let p = req.external_port;
     if !allowed_ports(config).contains(&p) {
         return refuse(
@@ -455,6 +464,12 @@ fn asked_port(
                 "external port {p} is mapped to {} ({}) already",
                 other.internal_client, other.owner
             ),
+        );
+    }
+    if scope.taken_upstream.contains(&p) {
+        return refuse(
+            UpnpError::ConflictInMappingEntry,
+            format!("the gateway upstream forwards TCP {p} to another host: the internet cannot reach it here; use another port"),
         );
     }
     if config.upnp.same_port && req.internal_port != p {

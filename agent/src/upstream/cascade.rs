@@ -126,6 +126,9 @@ pub enum Outcome {
         code: u16,
         name: &'static str,
     },
+    /// The port is forwarded to someone else there (PCP CANNOT_PROVIDE_EXTERNAL, UPnP 718, NAT-PMP
+    /// giving another port): the internet cannot reach us on it.
+    Taken,
     /// No answer (nothing listens, or nothing came back in time).
     Silent,
     Deleted,
@@ -164,6 +167,9 @@ pub struct Cascade {
     /// The WAN address and gateway the held mappings belong to.
     at: Option<(Ipv4Addr, Ipv4Addr)>,
     pub held: Vec<Held>,
+    /// Ports the gateway forwards to someone else: not asked for again while they are in force here
+    /// (the IGD here refuses them to new mappings, so the Command Center moves on to another).
+    pub taken: Vec<u16>,
     /// The protocol being asked: an index into the configured list.
     trying: usize,
     pub standing: Standing,
@@ -181,6 +187,7 @@ impl Default for Cascade {
         Cascade {
             at: None,
             held: Vec::new(),
+            taken: Vec::new(),
             trying: 0,
             standing: Standing::Unknown,
             epoch: None,
@@ -215,6 +222,8 @@ impl Cascade {
             };
         }
         let wanted: &[u16] = if place.is_some() { ports } else { &[] };
+        // A port that went here may be asked for again once it comes back.
+        self.taken.retain(|p| wanted.contains(p));
         let mut steps: Vec<Step> = (self.held.iter())
             .filter(|h| !wanted.contains(&h.port))
             .cloned()
@@ -226,7 +235,7 @@ impl Cascade {
         let Some(&protocol) = protocols.get(self.trying) else {
             return steps;
         };
-        for &port in wanted {
+        for &port in wanted.iter().filter(|p| !self.taken.contains(p)) {
             match self.held.iter().find(|h| h.port == port) {
                 Some(h) if now < h.renew_at => {}
                 held => steps.push(Step::Map {
@@ -331,6 +340,10 @@ impl Cascade {
                     name,
                 };
                 self.quiet(now);
+            }
+            Outcome::Taken => {
+                self.held.retain(|h| h.port != port);
+                self.taken.push(port);
             }
             Outcome::Deleted | Outcome::Epoch(_) | Outcome::Forgotten | Outcome::Kept => {}
         }
@@ -570,6 +583,28 @@ mod tests {
             matches!(again[0], Step::Map { protocol: Pcp, .. }),
             "from the first again"
         );
+    }
+
+    #[test]
+    fn a_port_taken_there_is_not_asked_for_again_while_it_is_in_force_here() {
+        let t0 = Instant::now();
+        let mut c = Cascade::default();
+        let steps = c.plan(AT, &[20570, 20571], &ALL, t0);
+        c.record(&steps[0], Outcome::Taken, &ALL, t0);
+        c.record(&steps[1], mapped(20571, 600, 5), &ALL, t0);
+        assert_eq!(c.taken, [20570]);
+        let again = c.plan(AT, &[20570, 20571], &ALL, t0);
+        assert!(
+            again.is_empty(),
+            "not asked again, and no quiet time: {again:?}"
+        );
+        // The Command Center moved to 20572: that one is asked for, 20570 is forgotten.
+        let steps = c.plan(AT, &[20571, 20572], &ALL, t0);
+        assert!(
+            matches!(&steps[..], [Step::Map { port: 20572, .. }]),
+            "{steps:?}"
+        );
+        assert!(c.taken.is_empty());
     }
 
     #[test]

@@ -139,6 +139,8 @@ fn pcp_map(
                     epoch: Some(m.epoch),
                     nonce,
                 }
+            } else if m.result == pcp::CANNOT_PROVIDE_EXTERNAL {
+                Outcome::Taken
             } else {
                 Outcome::Refused {
                     code: m.result.into(),
@@ -148,7 +150,15 @@ fn pcp_map(
         }
         _ => None,
     });
-    answer.unwrap_or(Outcome::Silent)
+    match answer {
+        // PREFER_FAILURE is only a wish: a server may still hand out another port. The one asked for
+        // is someone else's there, and ours goes back at once.
+        Some(Outcome::Mapped { external_port, .. }) if lifetime > 0 && external_port != port => {
+            let _ = pcp_map(socket, wan, port, nonce, 0);
+            Outcome::Taken
+        }
+        other => other.unwrap_or(Outcome::Silent),
+    }
 }
 
 /// The gateway's epoch: PCP ANNOUNCE, or NAT-PMP's address request.
@@ -207,6 +217,13 @@ fn natpmp_map(socket: &UdpSocket, port: u16, lifetime: u32) -> Outcome {
     }
     if lifetime == 0 {
         return Outcome::Deleted;
+    }
+    if external_port != port {
+        // It gave another port: the one asked for is someone else's there. Ours goes back.
+        let _ = exchange(socket, &natpmp::map_request(port, 0, 0), |d| {
+            natpmp::decode(d).ok()
+        });
+        return Outcome::Taken;
     }
     // NAT-PMP names the external address in a request of its own.
     let address = exchange(
@@ -297,6 +314,9 @@ fn upnp_step(session: &mut Session, place: Place, step: &Step, lease: u32) -> Ou
         (Step::Probe(_), Ok(_)) => Outcome::Kept,
         (Step::Probe(_), Err(Some(f))) if f.code == no_such_entry => Outcome::Forgotten,
         (Step::Probe(_), Err(_)) => Outcome::Silent,
+        (Step::Map { .. }, Err(Some(f))) if f.code == UpnpError::ConflictInMappingEntry.code() => {
+            Outcome::Taken
+        }
         (_, Err(Some(f))) => Outcome::Refused {
             code: f.code,
             name: UpnpError::from_code(f.code).map_or("unknown", UpnpError::description),

@@ -50,6 +50,9 @@ pub struct UpstreamStatus {
     pub mappings: Vec<UpstreamMapping>,
     /// Ports in force here that the gateway does not forward (yet).
     pub missing: Vec<u16>,
+    /// Of those, the ports the gateway forwards to someone else: the IGD here refuses them to new
+    /// mappings (ConflictInMappingEntry), so the Command Center moves on to another port.
+    pub taken: Vec<u16>,
 }
 
 impl UpstreamStatus {
@@ -68,6 +71,7 @@ impl UpstreamStatus {
             standing: Standing::Unknown,
             mappings: Vec::new(),
             missing: Vec::new(),
+            taken: Vec::new(),
         }
     }
 
@@ -225,6 +229,9 @@ fn log_outcome((wan, gateway): Place, step: &Step, outcome: &Outcome) {
             "the gateway {gateway} refused to forward TCP {port} to {wan} ({} result {code}, {name})",
             protocol(p)
         ),
+        (Step::Map { port, .. }, Outcome::Taken) => warning!(
+            "the gateway {gateway} forwards TCP {port} to another host: the Command Center must use another port"
+        ),
         (Step::Map { protocol: p, .. }, Outcome::Silent) => info!(
             "no {} answer from the gateway {gateway}",
             protocol(p)
@@ -264,5 +271,6 @@ fn status(cascade: &Cascade, want: &Want, idle: Option<Idle>) -> UpstreamStatus 
         standing: cascade.standing.clone(),
         mappings,
         missing,
+        taken: cascade.taken.clone(),
     }
 }

@@ -42,6 +42,7 @@ impl Fake {
             config: &self.config,
             lan_nets: LAN,
             net: &self.net,
+            taken_upstream: &[],
         }
     }
 }

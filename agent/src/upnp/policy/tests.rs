@@ -51,6 +51,7 @@ fn scope(config: &Config) -> Scope<'_> {
         config,
         lan_nets: LAN,
         net: &NET,
+        taken_upstream: &[],
     }
 }
 
@@ -93,6 +94,34 @@ fn an_authorised_command_center_gets_its_port() {
     // Authorised by MAC through the neighbour table.
     let (_, m) = add(&scope(&c), &table, &req(PC2, 20571), NOW).unwrap();
     assert_eq!(m.owner, "den");
+}
+
+#[test]
+fn a_port_the_gateway_upstream_gives_to_another_host_is_refused_here() {
+    let c = config("");
+    let taken = [20570];
+    let s = Scope {
+        taken_upstream: &taken,
+        ..scope(&c)
+    };
+    let refused = add(&s, &[], &req(CC, 20570), NOW).unwrap_err();
+    assert_eq!(refused.error.code(), 718);
+    assert!(
+        refused.reason.contains("gateway upstream"),
+        "{}",
+        refused.reason
+    );
+    // AddAnyPortMapping passes it by.
+    let any = AddRequest {
+        any_port: true,
+        version: 2,
+        ..req(CC, 20570)
+    };
+    assert_eq!(add(&s, &[], &any, NOW).unwrap().1.external_port, 20571);
+    assert_eq!(
+        add(&s, &[], &req(CC, 20571), NOW).unwrap().1.external_port,
+        20571
+    );
 }
 
 #[test]
@@ -530,6 +559,7 @@ fn revalidation_drops_what_the_new_config_forbids() {
         config: &c,
         lan_nets: LAN,
         net: &forgetful,
+        taken_upstream: &[],
     };
     assert_eq!(revalidate(&s, &table).0.len(), 2);
 }

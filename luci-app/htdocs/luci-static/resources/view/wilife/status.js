@@ -171,11 +171,12 @@ return view.extend({
 		});
 		return E('div', { 'class': 'cbi-section', 'id': 'wilife-upstream', 'data-state': u.idle || st.state }, [
 			E('h3', {}, text(_('Gateway upstream (double NAT)'))),
-			table([ _('Gateway'), _('State'), _('External address'), _('Not forwarded yet') ], [[
+			table([ _('Gateway'), _('State'), _('External address'), _('Not forwarded yet'), _('Taken there by another host') ], [[
 				u.gateway || _('none'),
 				state,
 				st.external_address || '-',
-				(u.missing || []).length ? (u.missing || []).join(', ') : '-'
+				(u.missing || []).length ? (u.missing || []).join(', ') : '-',
+				(u.taken || []).length ? (u.taken || []).join(', ') : '-'
 			]], ''),
 			rows.length ? table([ _('Forward'), _('Protocol'), _('Expires in') ], rows, '') : ''
 		]);
