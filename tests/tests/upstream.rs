@@ -173,10 +173,9 @@ fn without_a_service_upstream_the_status_says_so_and_off_sends_nothing() {
     let mut lab = Lab::new();
     // No miniupnpd: nothing answers on the ISP router (ICMP port unreachable).
     let _isp = lab.behind_isp(&[]);
-    // Count every datagram and connection our router sends to the ISP router's services.
+    // Count every packet our router sends to the ISP router itself (not what it forwards for others).
     let count = "table inet probe {\n counter asked { }\n chain input {\n  type filter hook input priority -300;\n  \
-                 ip saddr 192.168.0.2 udp dport { 1900, 5351 } counter name asked\n  \
-                 ip saddr 192.168.0.2 tcp dport 5000 counter name asked\n }\n}\n";
+                 ip saddr 192.168.0.2 counter name asked\n }\n}\n";
     let out = lab.exec_with_stdin(&lab.remote, &["nft", "-f", "-"], count.as_bytes());
     assert!(
         out.status.success(),
@@ -336,6 +335,36 @@ fn a_new_wan_address_is_carried_again_and_a_port_taken_there_moves_the_command_c
             lab.api_answer("/api/v1/diagnosis"),
         ],
         true,
+    );
+}
+
+#[test]
+fn a_mapping_is_renewed_before_its_lease_runs_out() {
+    let mut lab = Lab::new();
+    let _isp = lab.behind_isp(&["natpmp"]);
+    let _cc = lab.echo_server(&lab.cc, PORT, "cc");
+    // The shortest lease: renewed after 60 s, so still in force after its first 120 s.
+    start(
+        &mut lab,
+        "config upstream 'upstream'\n\tlist protocol 'natpmp'\n\toption lease '120'\n",
+    );
+    map_and_reach(&lab);
+    let first = lab
+        .isp_lease_expiry(PORT)
+        .expect("the gateway's lease of the port");
+    std::thread::sleep(Duration::from_secs(125));
+    let renewed = lab
+        .isp_lease_expiry(PORT)
+        .expect("still leased after the first lifetime");
+    assert!(renewed >= first + 55, "renewed: {first} -> {renewed}");
+    assert!(
+        lab.reaches(&lab.internet, public(PORT)),
+        "reachable past the first lease"
+    );
+    let u = upstream(&lab);
+    assert!(
+        u["mappings"][0]["expires_in_s"].as_u64().unwrap() > 60,
+        "{u:#}"
     );
 }
 

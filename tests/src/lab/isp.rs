@@ -118,6 +118,18 @@ impl Lab {
         isp_router
     }
 
+    /// When the ISP router's lease of TCP `port` runs out (unix seconds), from miniupnpd's lease file
+    /// (`TCP:port:client:port:expiry:description`).
+    pub fn isp_lease_expiry(&self, port: u16) -> Option<u64> {
+        let leases = fs::read_to_string(self.dir.join("isp-miniupnpd.leases")).ok()?;
+        leases.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 5 && f[0] == "TCP" && f[1] == port.to_string())
+                .then(|| f[4].parse().ok())
+                .flatten()
+        })
+    }
+
     /// The TCP ports the ISP router forwards (miniupnpd's DNAT rules), sorted.
     pub fn isp_forwards(&self) -> Vec<u16> {
         let out = self.exec(
