@@ -228,7 +228,7 @@ fn behind_nat(snap: &Snapshot, kind: WanAddressKind, a: Ipv4Addr, ports: &str) -
         (Some(Idle::Off), _) => (code, format!("{nat} The agent does not ask {gw} to forward the ports (config upstream mode is off): {by_hand}.")),
         (Some(Idle::NoGateway), _) => (code, format!("{nat} There is no default route through the WAN, so no gateway to ask for forwards: {by_hand}.")),
         (Some(_), _) => (code, format!("{nat} Once a port is in force here, the agent asks {gw} to forward it too (PCP, NAT-PMP); otherwise {by_hand}.")),
-        (None, _) if !up.taken.is_empty() => ("upstream_port_taken", format!("{nat} {gw} forwards TCP {} to another host (another device, or a forward of this router's former address not yet run out): new mappings of it are refused here, so the Command Center moves to another port.", join(&up.taken))),
+        (None, _) if !up.taken.is_empty() => ("upstream_port_taken", format!("{nat} {gw} does not give TCP {} to this router (another host has it, a forward of this router's former address has not run out, or it is not allowed there): new mappings of it are refused here, so the Command Center moves to another port.", join(&up.taken))),
         (None, Standing::NoService) => ("upstream_no_service", format!("{nat} {gw} answers neither PCP nor NAT-PMP (switch on its UPnP/NAT-PMP/PCP), so it does not forward TCP {missing}: {by_hand}.")),
         (None, Standing::Refused { protocol, code, name }) => ("upstream_refused", format!("{nat} {gw} refused to forward TCP {missing} ({} result {code}, {name}): {by_hand}.", protocol.label())),
         (None, _) => ("upstream_pending", format!("{nat} Asking {gw} to forward TCP {missing} to {a}.")),

@@ -136,7 +136,9 @@ fn double_nat_without_the_gateways_help_says_precisely_why() {
     let d = diagnose(&taken, now());
     assert_eq!(codes(&d), ["upstream_port_taken"]);
     assert!(
-        d.reasons[0].message.contains("TCP 20570 to another host"),
+        d.reasons[0]
+            .message
+            .contains("does not give TCP 20570 to this router"),
         "{}",
         d.reasons[0].message
     );

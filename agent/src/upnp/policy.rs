@@ -469,7 +469,7 @@ fn asked_port(
     if scope.taken_upstream.contains(&p) {
         return refuse(
             UpnpError::ConflictInMappingEntry,
-            format!("the gateway upstream forwards TCP {p} to another host: the internet cannot reach it here; use another port"),
+            format!("the gateway upstream does not give TCP {p} to this router: the internet cannot reach it here; use another port"),
         );
     }
     if config.upnp.same_port && req.internal_port != p {

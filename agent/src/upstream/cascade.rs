@@ -126,8 +126,9 @@ pub enum Outcome {
         code: u16,
         name: &'static str,
     },
-    /// The port is forwarded to someone else there (PCP CANNOT_PROVIDE_EXTERNAL, UPnP 718, NAT-PMP
-    /// giving another port): the internet cannot reach us on it.
+    /// The port is not ours to have there: another host has it, or it is not allowed (PCP
+    /// CANNOT_PROVIDE_EXTERNAL or another port handed out, NAT-PMP another port, UPnP 718): the
+    /// internet cannot reach us on it.
     Taken,
     /// No answer (nothing listens, or nothing came back in time).
     Silent,
@@ -167,7 +168,7 @@ pub struct Cascade {
     /// The WAN address and gateway the held mappings belong to.
     at: Option<(Ipv4Addr, Ipv4Addr)>,
     pub held: Vec<Held>,
-    /// Ports the gateway forwards to someone else: not asked for again while they are in force here
+    /// Ports the gateway does not give us: not asked for again while they are in force here
     /// (the IGD here refuses them to new mappings, so the Command Center moves on to another).
     pub taken: Vec<u16>,
     /// The protocol being asked: an index into the configured list.

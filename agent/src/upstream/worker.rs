@@ -50,8 +50,9 @@ pub struct UpstreamStatus {
     pub mappings: Vec<UpstreamMapping>,
     /// Ports in force here that the gateway does not forward (yet).
     pub missing: Vec<u16>,
-    /// Of those, the ports the gateway forwards to someone else: the IGD here refuses them to new
-    /// mappings (ConflictInMappingEntry), so the Command Center moves on to another port.
+    /// Of those, the ports the gateway does not give this router (another host has them, or they are
+    /// not allowed there): the IGD here refuses them to new mappings (ConflictInMappingEntry), so the
+    /// Command Center moves on to another port.
     pub taken: Vec<u16>,
 }
 
@@ -230,7 +231,7 @@ fn log_outcome((wan, gateway): Place, step: &Step, outcome: &Outcome) {
             protocol(p)
         ),
         (Step::Map { port, .. }, Outcome::Taken) => warning!(
-            "the gateway {gateway} forwards TCP {port} to another host: the Command Center must use another port"
+            "the gateway {gateway} does not give TCP {port} to this router (another host has it, or it is not allowed there): the Command Center must use another port"
         ),
         (Step::Map { protocol: p, .. }, Outcome::Silent) => info!(
             "no {} answer from the gateway {gateway}",

@@ -24,6 +24,8 @@ pub const MINIUPNPD_CHAINS: &str = "table inet filter {
 /// The ISP's miniupnpd (killed when dropped), and what it was started with.
 pub struct Isp {
     ns: String,
+    /// What must listen before miniupnpd counts as started: `udp :5351`, `udp :1900`, `tcp :5000`.
+    sockets: Vec<(&'static str, &'static str)>,
     conf: PathBuf,
     pid_file: PathBuf,
     child: Option<Child>,
@@ -33,6 +35,11 @@ impl Lab {
     /// Puts an ISP router between our router and the internet (see the module doc); miniupnpd
     /// answers `protocols` ("upnp", "natpmp": NAT-PMP and PCP) or none.
     pub fn behind_isp(&self, protocols: &[&str]) -> Isp {
+        self.behind_isp_allowing(protocols, "1024-65535")
+    }
+
+    /// `behind_isp` with miniupnpd mapping only the external `ports` (`FIRST-LAST`) for our router.
+    pub fn behind_isp_allowing(&self, protocols: &[&str], ports: &str) -> Isp {
         let (r, isp) = (self.router.as_str(), self.remote.as_str());
         // Our WAN: private, default route via the ISP router.
         self.ip(r, &["addr", "flush", "dev", WAN_DEV]);
@@ -100,14 +107,22 @@ impl Lab {
             &format!(
                 "ext_ifname=isp-wan\next_ip={ISP_REPORTED_IP}\nlistening_ip=eth0\nhttp_port=5000\n\
                  enable_upnp={}\nenable_natpmp={}\nsecure_mode=yes\nlease_file={}\n\
-                 allow 1024-65535 192.168.0.0/24 1024-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n",
+                 allow {ports} 192.168.0.0/24 1024-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n",
                 enable("upnp"),
                 enable("natpmp"),
                 self.dir.join("isp-miniupnpd.leases").display()
             ),
         );
+        let mut sockets = Vec::new();
+        if protocols.contains(&"natpmp") {
+            sockets.push(("-lnu", ":5351 "));
+        }
+        if protocols.contains(&"upnp") {
+            sockets.extend([("-lnu", ":1900 "), ("-lnt", ":5000 ")]);
+        }
         let mut isp_router = Isp {
             ns: isp.to_string(),
+            sockets,
             conf,
             pid_file: self.dir.join("isp-miniupnpd.pid"),
             child: None,
@@ -155,7 +170,8 @@ impl Lab {
 }
 
 impl Isp {
-    /// Starts miniupnpd and waits until it listens for NAT-PMP/PCP (or HTTP, UPnP alone).
+    /// Starts miniupnpd and waits until every service it runs listens (an SSDP socket bound after
+    /// its HTTP one made a first search go unanswered).
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "miniupnpd runs already");
         let child = Command::new("ip")
@@ -168,13 +184,13 @@ impl Isp {
             .spawn()
             .expect("miniupnpd (apt install miniupnpd-nftables)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(10);
         let ns = self.ns.clone();
         loop {
-            let out = cmd("ip", &["netns", "exec", &ns, "ss", "-lnu"]);
-            let tcp = cmd("ip", &["netns", "exec", &ns, "ss", "-lnt"]);
-            let listening = String::from_utf8_lossy(&out.stdout).contains(":5351")
-                || String::from_utf8_lossy(&tcp.stdout).contains(":5000");
+            let listening = self.sockets.iter().all(|(kind, port)| {
+                let out = cmd("ip", &["netns", "exec", &ns, "ss", kind]);
+                String::from_utf8_lossy(&out.stdout).contains(port)
+            });
             if listening {
                 return;
             }
