@@ -115,7 +115,7 @@ fn exchange<T>(
 
 fn pcp_map(
     socket: &UdpSocket,
-    wan: std::net::Ipv4Addr,
+    wan: Ipv4Addr,
     port: u16,
     nonce: [u8; 12],
     lifetime: u32,
@@ -162,7 +162,7 @@ fn pcp_map(
 }
 
 /// The gateway's epoch: PCP ANNOUNCE, or NAT-PMP's address request.
-fn probe(socket: &UdpSocket, wan: std::net::Ipv4Addr, protocol: UpstreamProtocol) -> Outcome {
+fn probe(socket: &UdpSocket, wan: Ipv4Addr, protocol: UpstreamProtocol) -> Outcome {
     let epoch =
         match protocol {
             UpstreamProtocol::Pcp => exchange(socket, &pcp::announce_request(wan), |d| {
@@ -174,23 +174,26 @@ fn probe(socket: &UdpSocket, wan: std::net::Ipv4Addr, protocol: UpstreamProtocol
                     _ => None,
                 }
             }),
-            UpstreamProtocol::Natpmp => {
-                exchange(
-                    socket,
-                    &natpmp::address_request(),
-                    |d| match natpmp::decode(d) {
-                        Ok(natpmp::Answer::Address {
-                            result: natpmp::SUCCESS,
-                            epoch,
-                            ..
-                        }) => Some(epoch),
-                        _ => None,
-                    },
-                )
-            }
+            UpstreamProtocol::Natpmp => natpmp_address(socket).map(|(epoch, _)| epoch),
             UpstreamProtocol::Upnp => None,
         };
     epoch.map_or(Outcome::Silent, Outcome::Epoch)
+}
+
+/// NAT-PMP's address request: the gateway's epoch and external address.
+fn natpmp_address(socket: &UdpSocket) -> Option<(u32, Ipv4Addr)> {
+    exchange(
+        socket,
+        &natpmp::address_request(),
+        |d| match natpmp::decode(d) {
+            Ok(natpmp::Answer::Address {
+                result: natpmp::SUCCESS,
+                epoch,
+                address,
+            }) => Some((epoch, address)),
+            _ => None,
+        },
+    )
 }
 
 fn natpmp_map(socket: &UdpSocket, port: u16, lifetime: u32) -> Outcome {
@@ -226,18 +229,7 @@ fn natpmp_map(socket: &UdpSocket, port: u16, lifetime: u32) -> Outcome {
         return Outcome::Taken;
     }
     // NAT-PMP names the external address in a request of its own.
-    let address = exchange(
-        socket,
-        &natpmp::address_request(),
-        |d| match natpmp::decode(d) {
-            Ok(natpmp::Answer::Address {
-                result: natpmp::SUCCESS,
-                address,
-                ..
-            }) => Some(address),
-            _ => None,
-        },
-    );
+    let address = natpmp_address(socket).map(|(_, address)| address);
     match address {
         Some(external_address) => Outcome::Mapped {
             external_port,
