@@ -375,6 +375,12 @@ fn gateway_restart(protocols: &[&str]) {
     // The default lease (an hour): the probe every minute notices the restart.
     start(&mut lab, "");
     map_and_reach(&lab);
+    // Held as far as the agent knows (a first try the gateway did not finish is asked again).
+    let deadline = Instant::now() + Duration::from_secs(45);
+    while upstream(&lab)["mappings"].as_array().map_or(0, Vec::len) != 1 {
+        assert!(Instant::now() < deadline, "never held\n{}", lab.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     isp.crash();
     assert!(
         !lab.reaches(&lab.internet, public(PORT)),

@@ -283,7 +283,12 @@ fn upnp_step(session: &mut Session, place: Place, step: &Step, lease: u32) -> Ou
                 }
                 added = soap("AddPortMapping", &args);
             }
-            added.and_then(|_| soap("GetExternalIPAddress", &[]))
+            let address = added.and_then(|_| soap("GetExternalIPAddress", &[]));
+            if matches!(address, Err(None)) {
+                // Mapped, but no word on where: not left there unknown to us (asked again later).
+                let _ = soap("DeletePortMapping", &key(*port));
+            }
+            address
         }
         Step::Delete(Held { port, .. }) => soap("DeletePortMapping", &key(*port)),
         Step::Probe(Held { port, .. }) => soap("GetSpecificPortMappingEntry", &key(*port)),
