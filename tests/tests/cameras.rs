@@ -41,7 +41,7 @@ fn services(lab: &Lab, camera_ns: &str) -> Services {
     for p in [22211, 5800, 50000, 8080] {
         keep.push(lab.echo_server(&lab.cc, p, "cc"));
     }
-    for p in [5800, 50000, 8081] {
+    for p in [22211, 5800, 50000, 8081] {
         keep.push(lab.echo_server(camera_ns, p, "camera"));
     }
     keep.push(lab.echo_server(&lab.other, 22, "other"));
@@ -63,12 +63,24 @@ fn assert_camera_services_flow(lab: &Lab, cam_ns: &str, cam_ip: Ipv4Addr, multic
         lab.udp_delivered(cam_ns, 40000, &lab.cc, at(CC_IP, 5821)),
         "camera -> cc udp/5821 must be delivered"
     );
-    for port in [5800, 50000] {
+    for port in [22211, 5800, 50000] {
         assert!(
             lab.reaches(&lab.cc, at(cam_ip, port)),
             "cc -> camera tcp/{port} must be delivered"
         );
     }
+    // The video port both ways (issue 17: the manual does not say which side opens it), for many
+    // connections, not one.
+    assert_eq!(
+        lab.reaches_from_ports(cam_ns, at(CC_IP, 22211), 41000, 20),
+        20,
+        "camera -> cc video"
+    );
+    assert_eq!(
+        lab.reaches_from_ports(&lab.cc, at(cam_ip, 22211), 42000, 20),
+        20,
+        "cc -> camera video"
+    );
     assert!(
         lab.udp_delivered(&lab.cc, 40001, cam_ns, at(cam_ip, 5810)),
         "cc -> camera udp/5810 must be delivered"
@@ -119,6 +131,24 @@ fn same_bridge_camera_talks_to_the_command_center_only_while_isolated() {
     assert_eq!(
         lab.reaches_from_ports(&lab.camera, at(CC_IP, 8080), 5800, 22),
         0
+    );
+    // Nor from the video port, now an answer port both ways: not to the cc's other ports, not to
+    // another host; and the cc does not reach the camera's other ports from it either.
+    assert_eq!(
+        lab.reaches_from_ports(&lab.camera, at(CC_IP, 8080), 22211, 1),
+        0
+    );
+    assert_eq!(
+        lab.reaches_from_ports(&lab.camera, at(OTHER_IP, 22), 22211, 1),
+        0
+    );
+    assert_eq!(
+        lab.reaches_from_ports(&lab.cc, at(CAMERA_IP, 8081), 22211, 1),
+        0
+    );
+    assert!(
+        !lab.reaches(&lab.other, at(CAMERA_IP, 22211)),
+        "another LAN host must not reach the camera's video port"
     );
     // ... while the other hosts are not affected.
     assert!(lab.reaches(&lab.other, at(REMOTE_IP, 80)));
@@ -176,8 +206,14 @@ fn same_bridge_camera_talks_to_the_command_center_only_while_isolated() {
         ),
     );
     let _lukwerks = lab.echo_server(&lab.cc, 22210, "cc");
+    let _lukwerks_camera = lab.echo_server(&lab.camera, 22210, "camera");
     assert!(lab.reaches(&lab.camera, at(CC_IP, 22210)));
+    assert!(
+        lab.reaches(&lab.cc, at(new_ip, 22210)),
+        "cc -> camera video, LukWerks"
+    );
     assert!(!lab.reaches(&lab.camera, at(CC_IP, 22211)));
+    assert!(!lab.reaches(&lab.cc, at(new_ip, 22211)));
 
     // No cameras any more: the bridge table goes in the same transaction.
     reload(&lab, &lab.config("off", ""));
@@ -206,6 +242,8 @@ fn separate_camera_network_is_granted_across_the_routed_path() {
     assert!(!lab.reaches(&lab.camnet, at(CC_IP, 8080)));
     assert!(!lab.reaches(&lab.camnet, at(CAMNET_ROUTER_IP, 22)));
     assert!(!lab.reaches(&lab.other, at(CAMNET_IP, 5800)));
+    assert!(!lab.reaches(&lab.other, at(CAMNET_IP, 22211)));
+    assert!(!lab.reaches(&lab.cc, at(CAMNET_IP, 8081)));
     // Conntrack carries the answers: many camera connections from ports in the UPnP range get
     // nowhere but the listed services.
     assert_eq!(

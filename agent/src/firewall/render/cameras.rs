@@ -102,21 +102,21 @@ impl<'a> Cameras<'a> {
     }
 
     /// The ports of each protocol (merged, so a video port inside another range cannot make
-    /// overlapping interval elements) a camera (`camera_opens`) or a Command Center may open.
-    fn service_ranges(&self, camera_opens: bool) -> [(&'static str, Vec<(u16, u16)>); 2] {
-        let mut tcp = vec![CAMERA_CONTROL_PORTS, UPNP_CONTROL_PORTS];
-        if camera_opens {
-            let v = self.config.camera_rules.video_port;
-            tcp.push((v, v));
-        }
+    /// overlapping interval elements) a camera or a Command Center may open towards the other: the
+    /// same both ways. The video port too: the manual does not say which side opens the stream, and a
+    /// wrong guess would break video for good (it is still only between cameras and Command Centers).
+    /// The two directions keep their own sets, so either can change alone.
+    fn service_ranges(&self) -> [(&'static str, Vec<(u16, u16)>); 2] {
+        let v = self.config.camera_rules.video_port;
+        let tcp = vec![CAMERA_CONTROL_PORTS, UPNP_CONTROL_PORTS, (v, v)];
         let udp = vec![CAMERA_CONTROL_PORTS, (SSDP_PORT, SSDP_PORT)];
         [("tcp", merge_ranges(tcp)), ("udp", merge_ranges(udp))]
     }
 
     /// `tcp . 22211, tcp . 5800-5821, …`
-    fn services(&self, camera_opens: bool) -> Vec<E<'static>> {
+    fn services(&self) -> Vec<E<'static>> {
         let mut out = Vec::new();
-        for (proto, ranges) in self.service_ranges(camera_opens) {
+        for (proto, ranges) in self.service_ranges() {
             for (a, b) in ranges {
                 out.push(concat(vec![string(proto), port_range(a, b)]));
             }
@@ -125,8 +125,8 @@ impl<'a> Cameras<'a> {
     }
 
     /// `5800-5821, 22211, …`: the ports of one protocol.
-    fn ports(&self, camera_opens: bool, proto: &str) -> Vec<E<'static>> {
-        let ranges = self.service_ranges(camera_opens);
+    fn ports(&self, proto: &str) -> Vec<E<'static>> {
+        let ranges = self.service_ranges();
         let (_, ranges) = ranges
             .iter()
             .find(|(p, _)| *p == proto)
@@ -156,16 +156,16 @@ impl<'a> Cameras<'a> {
             b.set(family, SET_CC_IPV4, single(SetType::Ipv4Addr), false, cc);
         }
         if family == NfFamily::Bridge {
-            for (name, proto, camera_opens) in BRIDGE_SERVICE_SETS {
-                let ports = self.ports(camera_opens, proto);
+            for (name, proto, _) in BRIDGE_SERVICE_SETS {
+                let ports = self.ports(proto);
                 b.set(family, name, single(SetType::InetService), true, ports);
             }
             return;
         }
         let ty =
             || SetTypeValue::Concatenated(vec![SetType::InetProto, SetType::InetService].into());
-        b.set(family, SET_CAMERA_TO_CC, ty(), true, self.services(true));
-        b.set(family, SET_CC_TO_CAMERA, ty(), true, self.services(false));
+        b.set(family, SET_CAMERA_TO_CC, ty(), true, self.services());
+        b.set(family, SET_CC_TO_CAMERA, ty(), true, self.services());
     }
 
     /// Per-camera counting: `KEY vmap { mac : jump cam_ID_tx }`, each chain one named counter.
