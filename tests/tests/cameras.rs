@@ -254,6 +254,16 @@ fn separate_camera_network_is_granted_across_the_routed_path() {
         lab.reaches_from_ports(&lab.camnet, at(CC_IP, 22211), 50100, 20),
         20
     );
+    // The video port, open both ways now, is no answer port either: not from the camera network,
+    // not from the Command Center.
+    assert_eq!(
+        lab.reaches_from_ports(&lab.camnet, at(CC_IP, 8080), 22211, 1),
+        0
+    );
+    assert_eq!(
+        lab.reaches_from_ports(&lab.cc, at(CAMNET_IP, 8081), 22211, 1),
+        0
+    );
 }
 
 #[test]
