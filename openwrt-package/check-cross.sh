@@ -2,9 +2,11 @@
 # Runs every cross-built binary in dist/bin under qemu-user (Debian's qemu-user-static): --version,
 # the built-in selftest (the pure core against known answers: byte order, word size, soft-float), the
 # example config through `check`, and `print-ruleset`, whose text must equal the native build's.
-# Usage: openwrt-package/check-cross.sh   (after build-ipk.sh)
+# Usage: openwrt-package/check-cross.sh   (after build-packages.sh)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=arches.sh
+. "$root/openwrt-package/arches.sh"
 bins="$root/dist/bin"
 example="$root/openwrt-package/wilife-agent/files/wilife.config"
 work=$(mktemp -d)
@@ -25,19 +27,8 @@ config outbound 'outbound'
 	option remote_client '1'
 CONF
 
-runner_of() {
-    case "$1" in
-        x86_64-*) echo "" ;;
-        aarch64-*) echo "qemu-aarch64-static" ;;
-        armv7-*) echo "qemu-arm-static" ;;
-        mipsel-*) echo "qemu-mipsel-static" ;;
-        mips-*) echo "qemu-mips-static" ;;
-        *) echo "check-cross.sh: no runner for $1" >&2; return 1 ;;
-    esac
-}
-
 native="$bins/wilife-agent-x86_64-unknown-linux-musl"
-[ -x "$native" ] || { echo "check-cross.sh: $native missing: run openwrt-package/build-ipk.sh" >&2; exit 1; }
+[ -x "$native" ] || { echo "check-cross.sh: $native missing: run openwrt-package/build-packages.sh" >&2; exit 1; }
 "$native" print-ruleset --config "$work/full.conf" --text > "$work/native.txt"
 failed=0
 count=0

@@ -11,9 +11,9 @@ bash tests/setup.sh tests
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --locked -p wilife-agent
-# Router builds (five targets, static musl; cached outside the clone), their .ipk files and size
-# budgets, then each binary under qemu-user. The package tests below use dist/.
-bash openwrt-package/build-ipk.sh
+# Router builds (every target, static musl; cached outside the clone), their .ipk and .apk files and
+# size budgets, then each binary under qemu-user. The package tests below use dist/.
+bash openwrt-package/build-packages.sh
 bash openwrt-package/check-cross.sh
 cargo test --workspace --locked
 # Every parser that takes outside bytes, fuzzed for a bounded time (FUZZ_SECONDS each, default 20).

@@ -1,3 +1,4 @@
 pub mod lab;
 pub mod openwrt;
+pub mod packages;
 pub mod procd;

@@ -1,15 +1,42 @@
 //! OpenWrt's userland as the tests stand it in, no kinder than the real thing (DESIGN §8): scripts run
-//! under busybox `ash` with only OpenWrt's default applets and the stand-ins (`uci`, `ubus`, procd's
-//! `rc.common`, `/lib/functions.sh`) on the PATH, in the router, under `openwrt-root` (a `/dev` without
-//! `stdin`, and the installed package's files at their real paths).
+//! under busybox `ash` with only OpenWrt's default applets and the stand-ins (`uci`, `ubus`,
+//! `reload_config`, procd's `rc.common`, `/lib/functions.sh`) on the PATH, in the router, under
+//! `openwrt-root` (a `/dev` without `stdin`, and the installed package's files at their real paths).
+//! Packages go in as opkg installs them (`install`) or as apk does (`apk_add`, `apk_upgrade`,
+//! `apk_del`: a package read by the independent reader, scripts run as apk runs them).
 
 use crate::lab::{openwrt_root, repo_root, Lab};
+use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+
+/// A package as the apk stand-in installed it: what apk keeps of it.
+#[derive(Clone, Debug)]
+pub struct ApkInstalled {
+    pub name: String,
+    pub version: String,
+    /// What the independent reader read (`tests/tools/apk_read.py`): info, scripts, dirs, files.
+    pub package: serde_json::Value,
+}
+
+/// The independent reader's view of an .apk (`tests/tools/apk_read.py`), unpacked into `into` when
+/// given; Err with the reader's reason when it refuses the package.
+pub fn apk_read(apk: &Path, into: Option<&Path>) -> Result<serde_json::Value, String> {
+    let mut c = Command::new("python3");
+    c.arg(repo_root().join("tests/tools/apk_read.py")).arg(apk);
+    if let Some(dir) = into {
+        c.arg("--extract").arg(dir);
+    }
+    let out = c.output().expect("python3");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    Ok(serde_json::from_slice(&out.stdout).expect("the reader prints JSON"))
+}
 
 /// The stand-ins' directory.
 pub fn stubs() -> PathBuf {
@@ -87,9 +114,21 @@ impl Root {
     /// An empty root under `parent` with OpenWrt's stand-ins in place.
     pub fn new(parent: &Path) -> Root {
         let dir = parent.join("root");
-        for d in ["etc/init.d", "lib", "usr/bin", "usr/lib/opkg/info"] {
+        for d in [
+            "etc/init.d",
+            "etc/config",
+            "lib",
+            "usr/bin",
+            "usr/lib/opkg/info",
+        ] {
             fs::create_dir_all(dir.join(d)).unwrap();
         }
+        // A router always has configs of its own before any package's (reload_config sums them).
+        fs::write(
+            dir.join("etc/config/system"),
+            "config system\n\toption hostname 'OpenWrt'\n",
+        )
+        .unwrap();
         fs::create_dir_all(parent.join("root-path")).unwrap();
         let copy = |from: &str, to: &str| {
             fs::copy(stubs().join(from), dir.join(to)).unwrap();
@@ -141,19 +180,123 @@ impl Root {
             .filter(|l| !l.ends_with('/'))
             .map(|l| format!("{}\n", l.trim_start_matches('.')))
             .collect();
-        // What the package puts on OpenWrt's PATH (/usr/sbin:/usr/bin:/sbin:/bin), by its real path.
         for file in files.lines() {
-            let on_path = ["/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/"]
-                .iter()
-                .any(|d| file.strip_prefix(d).is_some_and(|rest| !rest.contains('/')));
-            if on_path {
-                let link = self.commands().join(Path::new(file).file_name().unwrap());
-                let _ = fs::remove_file(&link);
-                symlink(file, link).unwrap();
-            }
+            self.put_on_path(file);
         }
         fs::write(info.join(format!("{name}.list")), files).unwrap();
         name
+    }
+
+    /// The end of OpenWrt's boot (/etc/init.d/boot): `reload_config` sums every config there is
+    /// into /var/run/config.md5. A config installed later has no sum there.
+    pub fn boot(&self, lab: &Lab) {
+        self.ash(lab, &["-c", "reload_config"]);
+    }
+
+    /// `apk add --allow-untrusted FILE` on a running router: the package read by the independent
+    /// reader (what it refuses is refused here), its files unpacked at their paths, then its
+    /// post-install run as apk runs it.
+    pub fn apk_add(&self, lab: &Lab, apk: &Path) -> ApkInstalled {
+        let pkg = self.apk_unpack(apk);
+        self.apk_script(lab, &pkg, "post-install", &[&pkg.version]);
+        pkg
+    }
+
+    /// `apk upgrade` (or `apk fix --reinstall`): the new files over the old, then only the new
+    /// package's post-upgrade, with the new and the old version (apk runs no pre-deinstall of the old).
+    pub fn apk_upgrade(&self, lab: &Lab, apk: &Path, old: &ApkInstalled) -> ApkInstalled {
+        let pkg = self.apk_unpack(apk);
+        self.apk_script(lab, &pkg, "post-upgrade", &[&pkg.version, &old.version]);
+        pkg
+    }
+
+    /// `apk del NAME`: pre-deinstall, the files removed (a config file the user changed stays, as
+    /// apk keeps it), post-deinstall.
+    pub fn apk_del(&self, lab: &Lab, pkg: &ApkInstalled) {
+        self.apk_script(lab, pkg, "pre-deinstall", &[&pkg.version]);
+        for f in pkg.package["files"].as_array().unwrap() {
+            let path = f["path"].as_str().unwrap();
+            let changed = f["sha256"].as_str().is_some_and(|sum| {
+                self.read(path)
+                    .is_some_and(|now| sha256_hex(now.as_bytes()) != sum)
+            });
+            if path.starts_with("/etc/") && changed {
+                continue;
+            }
+            let rel = path.trim_start_matches('/');
+            let (top, rest) = rel.split_once('/').unwrap_or((rel, ""));
+            let _ = fs::remove_file(self.dir.join(rel));
+            let _ = fs::remove_file(self.dir.join(".rw").join(top).join("upper").join(rest));
+        }
+        self.apk_script(lab, pkg, "post-deinstall", &[&pkg.version]);
+    }
+
+    /// The files of `apk` in place, as apk puts them before it runs post-install or post-upgrade:
+    /// each replaces what was there, but a config file the user changed (apk keeps it, and writes
+    /// the package's beside it as .apk-new).
+    pub fn apk_unpack(&self, apk: &Path) -> ApkInstalled {
+        let package = apk_read(apk, Some(&self.dir))
+            .unwrap_or_else(|why| panic!("apk refuses {}: {why}", apk.display()));
+        for f in package["files"].as_array().unwrap() {
+            let path = f["path"].as_str().unwrap();
+            let rel = path.trim_start_matches('/');
+            let (top, rest) = rel.split_once('/').unwrap_or((rel, ""));
+            let written = self.dir.join(".rw").join(top).join("upper").join(rest);
+            // What ran earlier wrote (or deleted: a whiteout) it in the overlay's upper layer.
+            if written.symlink_metadata().is_ok() && !path.starts_with("/etc/config/") {
+                fs::remove_file(&written).unwrap();
+            }
+            self.put_on_path(path);
+        }
+        ApkInstalled {
+            name: package["info"]["name"].as_str().unwrap().to_string(),
+            version: package["info"]["version"].as_str().unwrap().to_string(),
+            package,
+        }
+    }
+
+    /// A maintainer script as apk runs it: from a file descriptor (`$0` is /proc/self/fd/6, not the
+    /// script's name), with arguments, in a clean environment holding only PATH, APK_SCRIPT and
+    /// APK_PACKAGE (and the stand-ins' own plumbing); stdin empty. A script the package lacks is not
+    /// run; one that fails fails the test.
+    pub fn apk_script(&self, lab: &Lab, pkg: &ApkInstalled, script: &str, args: &[&str]) {
+        let Some(text) = pkg.package["scripts"][script].as_str() else {
+            return;
+        };
+        let file = self
+            .dir
+            .with_file_name(format!("apk-{}.{script}", pkg.name));
+        fs::write(&file, text).unwrap();
+        fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let mut full = vec![
+            "ash",
+            "-c",
+            r#"exec 6< "$0" && exec /proc/self/fd/6 "$@""#,
+            file.to_str().unwrap(),
+        ];
+        full.extend_from_slice(args);
+        let env = [("APK_SCRIPT", script), ("APK_PACKAGE", pkg.name.as_str())];
+        let out = self.run(lab, true, &full, &env, b"");
+        assert!(
+            out.status.success(),
+            "{} {script} failed: {}{}",
+            pkg.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A program the package installs where OpenWrt's PATH (/usr/sbin:/usr/bin:/sbin:/bin) finds it
+    /// is linked into `commands`.
+    fn put_on_path(&self, file: &str) {
+        let on_path = ["/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/"]
+            .iter()
+            .any(|d| file.strip_prefix(d).is_some_and(|rest| !rest.contains('/')));
+        if on_path {
+            let link = self.commands().join(Path::new(file).file_name().unwrap());
+            let _ = fs::remove_file(&link);
+            symlink(file, link).unwrap();
+        }
     }
 
     /// Links to the installed programs that are on OpenWrt's PATH (see `script_path`).
@@ -192,6 +335,18 @@ impl Root {
         fs::read_to_string(&written)
             .ok()
             .or_else(|| fs::read_to_string(self.dir.join(rel)).ok())
+    }
+
+    /// Whether a path is there as the router sees it now (a deletion in the overlay hides it).
+    pub fn exists(&self, path: &str) -> bool {
+        let rel = path.trim_start_matches('/');
+        let (top, rest) = rel.split_once('/').unwrap_or((rel, ""));
+        let written = self.dir.join(".rw").join(top).join("upper").join(rest);
+        match written.symlink_metadata() {
+            // overlayfs marks a deleted file with a character device.
+            Ok(m) => !std::os::unix::fs::FileTypeExt::is_char_device(&m.file_type()),
+            Err(_) => self.dir.join(rel).symlink_metadata().is_ok(),
+        }
     }
 
     /// Writes a file into the root as shipped (before anything runs; e.g. what a user adds in LuCI).
@@ -257,6 +412,14 @@ impl Root {
         );
         out
     }
+}
+
+/// A file's sha256 as apk and sha256sum write it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn untar(archive: &Path, into: &Path) {

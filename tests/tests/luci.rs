@@ -431,7 +431,7 @@ fn the_luci_ipk_holds_the_app_with_its_modes() {
     let ipk = repo_root().join("dist/luci-app-wilife_0.1.0-r1_all.ipk");
     assert!(
         ipk.exists(),
-        "{} is missing: run openwrt-package/build-ipk.sh (tests/run.sh does)",
+        "{} is missing: run openwrt-package/build-packages.sh (tests/run.sh does)",
         ipk.display()
     );
     let list = |archive: &Path| -> Vec<(String, String)> {

@@ -1,142 +1,47 @@
-//! Issue 6: the .ipk files that `openwrt-package/build-ipk.sh` assembles (tests/run.sh builds them
-//! first). Each is unpacked the way opkg does and every field and file mode is checked; the x86_64 one
-//! is installed into a scratch root (postinst with IPKG_INSTROOT), and its installed init script starts
-//! the agent in the lab router, where a WAN connection then reaches the Command Center.
+//! Issues 6 and 26: the packages `openwrt-package/build-packages.sh` assembles (tests/run.sh builds
+//! them first). Each .ipk is unpacked the way opkg does and every field and file mode is checked (the
+//! .apk files are read back in `apk.rs`). Then both are installed into a scratch root the way opkg and
+//! apk install them, on a router that has booted (reload_config has summed its configs), their scripts
+//! run live under busybox ash with OpenWrt's applets and default_postinst: the installed init script
+//! starts the agent in the lab router, where a WAN connection then reaches the Command Center. The
+//! README's first steps, an apk upgrade and a removal are run the same way.
 
 use serde_json::{json, Value};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use wilife_lab::lab::*;
-use wilife_lab::openwrt::Root;
+use wilife_lab::openwrt::{ApkInstalled, Root};
+use wilife_lab::packages::*;
 use wilife_lab::procd::{Did, Procd};
-
-fn dist() -> PathBuf {
-    repo_root().join("dist")
-}
-
-fn ipks() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dist())
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    v.retain(|p| {
-        p.extension().is_some_and(|e| e == "ipk")
-            && p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("wilife-agent_"))
-    });
-    v.sort();
-    assert!(
-        v.iter().any(|p| p.to_string_lossy().ends_with("_x86_64.ipk")),
-        "no x86_64 .ipk in {}: run `openwrt-package/build-ipk.sh x86_64-unknown-linux-musl` (tests/run.sh does)",
-        dist().display()
-    );
-    v
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().expect(program);
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-/// `tar -tv` lines as (mode, owner, path).
-fn listing(archive: &Path) -> Vec<(String, String, String)> {
-    run("tar", &["-tvzf", archive.to_str().unwrap()])
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (
-                f[0].to_string(),
-                f[1].to_string(),
-                f[f.len() - 1].to_string(),
-            )
-        })
-        .collect()
-}
-
-fn unpack(archive: &Path, into: &Path) {
-    fs::create_dir_all(into).unwrap();
-    run(
-        "tar",
-        &[
-            "-xzf",
-            archive.to_str().unwrap(),
-            "-C",
-            into.to_str().unwrap(),
-        ],
-    );
-}
-
-fn makefile_value(key: &str) -> String {
-    let mk = fs::read_to_string(repo_root().join("openwrt-package/wilife-agent/Makefile")).unwrap();
-    mk.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:=")))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-/// (ELF machine, big-endian, 64-bit) an OpenWrt architecture's binaries must have.
-fn elf_for(arch: &str) -> (u16, bool, bool) {
-    match arch {
-        "x86_64" => (0x3e, false, true),
-        a if a.starts_with("aarch64") => (0xb7, false, true),
-        a if a.starts_with("arm_") => (0x28, false, false),
-        "mipsel_24kc" => (0x08, false, false),
-        "mips_24kc" => (0x08, true, false),
-        other => panic!("unknown architecture {other}"),
-    }
-}
 
 #[test]
 fn every_ipk_unpacks_like_opkg_with_its_fields_modes_and_binary() {
-    let version = format!(
-        "{}-r{}",
-        makefile_value("PKG_VERSION"),
-        makefile_value("PKG_RELEASE")
-    );
-    for ipk in ipks() {
-        let name = ipk.file_name().unwrap().to_string_lossy().to_string();
-        let arch = name
-            .strip_prefix(&format!("wilife-agent_{version}_"))
-            .and_then(|r| r.strip_suffix(".ipk"))
-            .unwrap_or_else(|| panic!("{name}: not wilife-agent_{version}_ARCH.ipk"));
+    for arch in ipk_archs() {
+        let path = ipk("wilife-agent", &arch);
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
         let work = tempdir(&name);
         // The outer archive: exactly these three members, debian-binary first.
-        let outer: Vec<String> = listing(&ipk).into_iter().map(|(_, _, p)| p).collect();
+        let outer: Vec<String> = listing(&path).into_iter().map(|(_, _, p)| p).collect();
         assert_eq!(
             outer,
             ["./debian-binary", "./control.tar.gz", "./data.tar.gz"],
             "{name}"
         );
-        unpack(&ipk, &work);
+        let ipk = Ipk::open(&path, &work);
         assert_eq!(
             fs::read_to_string(work.join("debian-binary")).unwrap(),
             "2.0\n"
         );
-        // control.tar.gz
-        let control_dir = work.join("control");
-        unpack(&work.join("control.tar.gz"), &control_dir);
-        let control = fs::read_to_string(control_dir.join("control")).unwrap();
-        let field = |k: &str| {
-            control
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}: ")))
-                .unwrap_or_else(|| panic!("{name}: no {k} in\n{control}"))
-                .to_string()
-        };
-        assert_eq!(field("Package"), "wilife-agent");
-        assert_eq!(field("Version"), version);
-        assert_eq!(field("Architecture"), arch);
-        assert_eq!(field("Depends"), "nftables-json");
-        assert!(!field("Description").is_empty());
+        assert_eq!(ipk.field("Package"), "wilife-agent");
+        assert_eq!(ipk.field("Version"), version());
+        assert_eq!(ipk.field("Architecture"), arch);
+        assert_eq!(ipk.field("Depends"), "nftables-json");
+        assert!(!ipk.field("Description").is_empty());
+        // The scripts as OpenWrt's SDK writes them for opkg, and the package's own parts.
         let modes: Vec<(String, String, String)> = listing(&work.join("control.tar.gz"));
-        for script in ["./postinst", "./prerm", "./postrm"] {
+        for script in ["./postinst", "./prerm", "./postrm", "./postinst-pkg"] {
             assert!(
                 modes
                     .iter()
@@ -144,101 +49,67 @@ fn every_ipk_unpacks_like_opkg_with_its_fields_modes_and_binary() {
                 "{name}: {script} must be 0755 root: {modes:?}"
             );
         }
+        let control = |f: &str| fs::read_to_string(work.join("control").join(f)).unwrap();
+        assert!(control("postinst").ends_with("\ndefault_postinst $0 $@\n"));
+        assert!(control("prerm").ends_with("\ndefault_prerm $0 $@\n"));
+        let scripts = repo_root().join("openwrt-package/scripts");
         assert_eq!(
-            fs::read_to_string(control_dir.join("conffiles")).unwrap(),
-            "/etc/config/wilife\n"
+            control("postinst-pkg"),
+            fs::read_to_string(scripts.join("wilife-agent.postinst")).unwrap()
         );
+        assert_eq!(
+            control("postrm"),
+            fs::read_to_string(scripts.join("wilife-agent.postrm")).unwrap()
+        );
+        assert_eq!(control("conffiles"), "/etc/config/wilife\n");
         // data.tar.gz: every file, its mode, root-owned; nothing else.
-        let data = listing(&work.join("data.tar.gz"));
-        let files: Vec<(String, String)> = data
-            .iter()
-            .filter(|(m, o, _)| {
-                assert_eq!(o, "0/0", "{name}: {data:?}");
-                m.starts_with('-')
-            })
-            .map(|(m, _, p)| (p.clone(), m.clone()))
-            .collect();
+        for (_, owner, _) in listing(&work.join("data.tar.gz")) {
+            assert_eq!(owner, "0/0", "{name}");
+        }
         let want = [
-            ("./etc/config/wilife", "-rw-------"),
-            ("./etc/init.d/wilife", "-rwxr-xr-x"),
-            ("./etc/uci-defaults/90-wilife", "-rwxr-xr-x"),
-            ("./usr/sbin/wilife-agent", "-rwxr-xr-x"),
+            ("/etc/config/wilife", 0o600),
+            ("/etc/init.d/wilife", 0o755),
+            ("/etc/uci-defaults/90-wilife", 0o755),
+            ("/usr/sbin/wilife-agent", 0o755),
             (
-                "./usr/share/nftables.d/chain-pre/forward/30-wilife.nft",
-                "-rw-r--r--",
+                "/usr/share/nftables.d/chain-pre/forward/30-wilife.nft",
+                0o644,
             ),
         ];
-        let want: Vec<(String, String)> = want
-            .iter()
-            .map(|(p, m)| (p.to_string(), m.to_string()))
-            .collect();
-        assert_eq!(files, want, "{name}");
-        let root = work.join("root");
-        unpack(&work.join("data.tar.gz"), &root);
-        let size: u64 = field("Installed-Size").parse().unwrap();
-        assert!(
-            size >= fs::metadata(root.join("usr/sbin/wilife-agent"))
-                .unwrap()
-                .len()
-        );
+        let want: Vec<(String, u32)> = want.iter().map(|(p, m)| (p.to_string(), *m)).collect();
+        assert_eq!(ipk.files, want, "{name}");
+        let size: u64 = ipk.field("Installed-Size").parse().unwrap();
+        let bin = ipk.root.join("usr/sbin/wilife-agent");
+        assert!(size >= fs::metadata(&bin).unwrap().len());
         // The binary is for this architecture: static ELF of the right machine, class and byte order.
-        let elf = fs::read(root.join("usr/sbin/wilife-agent")).unwrap();
-        let (machine, big, wide) = elf_for(arch);
-        assert_eq!(&elf[..4], b"\x7fELF", "{name}");
-        assert_eq!(elf[4] == 2, wide, "{name}: ELF class");
-        assert_eq!(elf[5] == 2, big, "{name}: byte order");
-        let m = if big {
-            u16::from_be_bytes([elf[18], elf[19]])
-        } else {
-            u16::from_le_bytes([elf[18], elf[19]])
-        };
-        assert_eq!(m, machine, "{name}: ELF machine");
+        assert_elf_for(&fs::read(&bin).unwrap(), &arch, &name);
         // The packaged config and include are the repository's.
         let files_dir = repo_root().join("openwrt-package/wilife-agent/files");
         assert_eq!(
-            fs::read(root.join("etc/config/wilife")).unwrap(),
+            fs::read(ipk.root.join("etc/config/wilife")).unwrap(),
             fs::read(files_dir.join("wilife.config")).unwrap()
         );
         assert_eq!(
-            fs::read(root.join("usr/share/nftables.d/chain-pre/forward/30-wilife.nft")).unwrap(),
+            fs::read(
+                ipk.root
+                    .join("usr/share/nftables.d/chain-pre/forward/30-wilife.nft")
+            )
+            .unwrap(),
             fs::read(forward_include_path()).unwrap()
         );
         let _ = fs::remove_dir_all(&work);
     }
 }
 
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wilife-ipk-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// The .ipk of `package` for this machine (x86_64; LuCI's is for all).
-fn ipk(package: &str) -> PathBuf {
-    let arch = if package.starts_with("luci-") {
-        "all"
-    } else {
-        "x86_64"
-    };
-    fs::read_dir(dist())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            let n = p.file_name().unwrap().to_string_lossy().to_string();
-            n.starts_with(&format!("{package}_")) && n.ends_with(&format!("_{arch}.ipk"))
-        })
-        .unwrap_or_else(|| panic!("no {package}_*_{arch}.ipk in {}", dist().display()))
-}
-
-/// Which package manager's maintainer scripts run.
-#[derive(Clone, Copy, PartialEq)]
+/// Which package manager installs the packages.
+#[derive(Clone, Copy, PartialEq, Debug)]
 enum Manager {
-    /// opkg (OpenWrt up to 24.10): uci-defaults, the package's postinst, then enable and start.
+    /// opkg (OpenWrt up to 24.10): the .ipk; postinst calls default_postinst with its own path, which
+    /// runs the uci-defaults, the package's postinst-pkg, then enable and start.
     Opkg,
-    /// apk (25.x): one post-install script, default_postinst (uci-defaults, enable, start) first, the
-    /// package's postinst body after it.
+    /// apk (25.12): the .apk; post-install, run from a file descriptor in a clean environment,
+    /// exports pkgname and calls default_postinst (uci-defaults, enable, start), then the package's
+    /// own part.
     Apk,
 }
 
@@ -250,61 +121,52 @@ fn installed_router(
     networks: &[(&str, bool, Option<&str>, Option<&str>)],
     config: &str,
 ) -> (Lab, Root, Procd, Vec<Did>) {
-    installed_by(Manager::Opkg, networks, config)
+    let (lab, root, procd, did, _) = installed_by(Manager::Opkg, networks, config);
+    (lab, root, procd, did)
 }
 
+/// The same with either manager; under apk, also what apk keeps of the agent's package.
 fn installed_by(
     manager: Manager,
     networks: &[(&str, bool, Option<&str>, Option<&str>)],
     config: &str,
-) -> (Lab, Root, Procd, Vec<Did>) {
+) -> (Lab, Root, Procd, Vec<Did>, Option<ApkInstalled>) {
     let mut lab = Lab::new();
     lab.set_fw4_include_installed(false);
     lab.load_fw4();
     lab.set_fw4_include_installed(true);
     let root = Root::new(&lab.dir);
-    assert_eq!(root.install(&ipk("wilife-agent")), "wilife-agent");
-    assert_eq!(root.install(&ipk("luci-app-wilife")), "luci-app-wilife");
-    let shipped = root.read("/etc/config/wilife").unwrap();
-    root.write("/etc/config/wilife", &(shipped + config));
+    root.boot(&lab);
     root.set_networks(networks);
+    let user_config = |root: &Root| {
+        let shipped = root.read("/etc/config/wilife").unwrap();
+        root.write("/etc/config/wilife", &(shipped + config));
+    };
     let mut procd = Procd::default();
-    match manager {
+    let agent = match manager {
         Manager::Opkg => {
+            assert_eq!(root.install(&ipk("wilife-agent", "x86_64")), "wilife-agent");
+            assert_eq!(
+                root.install(&ipk("luci-app-wilife", "all")),
+                "luci-app-wilife"
+            );
+            user_config(&root);
             root.ash(
                 &lab,
                 &["/usr/lib/opkg/info/wilife-agent.postinst", "configure"],
             );
+            None
         }
         Manager::Apk => {
-            // As include/package-pack.mk writes apk's post-install: the body follows default_postinst.
-            let info = root.dir.join("usr/lib/opkg/info");
-            let body = fs::read_to_string(info.join("wilife-agent.postinst-pkg")).unwrap();
-            fs::remove_file(info.join("wilife-agent.postinst-pkg")).unwrap();
-            let script = lab.dir.join("post-install");
-            fs::write(
-                &script,
-                format!(
-                    "#!/bin/sh
-[ \"${{IPKG_NO_SCRIPT}}\" = \"1\" ] && exit 0
-\
-                     [ -s ${{IPKG_INSTROOT}}/lib/functions.sh ] || exit 0
-\
-                     . ${{IPKG_INSTROOT}}/lib/functions.sh
-export root=\"${{IPKG_INSTROOT}}\"
-\
-                     export pkgname=\"wilife-agent\"
-default_postinst
-{}",
-                    body.replacen("#!", "# #!", 1)
-                ),
-            )
-            .unwrap();
-            root.ash(&lab, &[script.to_str().unwrap()]);
+            let agent = root.apk_unpack(&apk("wilife-agent", "x86_64"));
+            user_config(&root);
+            root.apk_script(&lab, &agent, "post-install", &[&agent.version]);
+            root.apk_add(&lab, &apk("luci-app-wilife", "noarch"));
+            Some(agent)
         }
-    }
+    };
     let did = procd.act(&mut lab, &root);
-    (lab, root, procd, did)
+    (lab, root, procd, did, agent)
 }
 
 const CC_SECTION: &str =
@@ -594,7 +456,7 @@ fn lab_wan_down_then_up(config: &str) {
 /// reloads (a ruleset change event) and the forward then works, with nothing else done.
 #[test]
 fn under_apk_the_agent_starts_before_fw4_has_the_include_and_catches_up() {
-    let (lab, root, _procd, did) = installed_by(
+    let (lab, root, _procd, did, _) = installed_by(
         Manager::Apk,
         &[
             ("wan", true, Some(WAN_DEV), Some(WAN_DEV)),
@@ -626,11 +488,168 @@ fn under_apk_the_agent_starts_before_fw4_has_the_include_and_catches_up() {
     );
 }
 
+const UP: [(&str, bool, Option<&str>, Option<&str>); 2] = [
+    ("wan", true, Some(WAN_DEV), Some(WAN_DEV)),
+    ("lan", true, Some(LAN_DEV), Some(LAN_DEV)),
+];
+
+/// The README's first configuration: the shell lines of its block that adds a Command Center, with
+/// the lab's Command Center for the README's example address.
+fn readme_first_steps() -> String {
+    let readme = fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let start = readme
+        .find("uci add wilife command_center")
+        .expect("the README says how to add a Command Center");
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    assert!(block.contains("192.168.1.10"), "{block}");
+    block.replace("192.168.1.10", &CC_IP.to_string())
+}
+
+/// Right after installing, with either manager, the README's first steps (uci add/set, uci commit,
+/// reload_config) reach the running agent: OpenWrt's reload_config announces only configs whose sum
+/// the boot wrote, and the package's postinst adds wilife's.
+#[test]
+fn the_readmes_first_steps_reach_the_agent_right_after_installing() {
+    let steps = readme_first_steps();
+    for manager in [Manager::Apk, Manager::Opkg] {
+        let (mut lab, root, mut procd, did, _) = installed_by(manager, &UP, "");
+        assert!(did.contains(&Did::Started), "{manager:?}: {did:?}");
+        let _server = lab.echo_server(&lab.cc.clone(), 20571, "cc");
+        assert_ne!(
+            lab.add_mapping(&lab.cc, 20571, "TCP", CC_IP, 0),
+            0,
+            "no Command Center is authorised before the first steps"
+        );
+        root.ash(&lab, &["-c", &steps]);
+        assert_eq!(
+            procd.act(&mut lab, &root),
+            [Did::Signalled(nix::sys::signal::Signal::SIGHUP)],
+            "{manager:?}: the README's steps did not reach the agent:\n{steps}"
+        );
+        lab.wait_log("configuration reloaded", Duration::from_secs(5));
+        assert_eq!(lab.add_mapping(&lab.cc, 20571, "TCP", CC_IP, 0), 0);
+        assert_eq!(
+            lab.tcp_exchange(&lab.remote, (WAN_IP, 20571).into(), "hi")
+                .unwrap(),
+            "cc:hi",
+            "{manager:?}"
+        );
+    }
+}
+
+/// The stand-in is as strict as OpenWrt's reload_config: a config installed after the boot's run is
+/// not announced by its first change, only from the next on; nothing is announced without the boot's
+/// sums.
+#[test]
+fn reload_config_announces_only_configs_it_has_summed() {
+    let lab = Lab::new();
+    let root = Root::new(&lab.dir);
+    let events = |root: &Root| {
+        fs::read_to_string(&root.procd_log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("event "))
+            .count()
+    };
+    let edit = |root: &Root, text: &str| {
+        root.ash(
+            &lab,
+            &[
+                "-c",
+                &format!("printf '{text}' > /etc/config/camera; reload_config"),
+            ],
+        )
+    };
+    edit(&root, "config x\\n");
+    assert_eq!(events(&root), 0, "before the boot's run there are no sums");
+    root.boot(&lab);
+    edit(&root, "config y\\n");
+    assert_eq!(
+        events(&root),
+        1,
+        "a summed config that changed is announced"
+    );
+    root.ash(
+        &lab,
+        &[
+            "-c",
+            "printf 'config z\\n' > /etc/config/new; reload_config",
+        ],
+    );
+    assert_eq!(events(&root), 1, "a new config is only summed");
+    root.ash(
+        &lab,
+        &[
+            "-c",
+            "printf 'config w\\n' > /etc/config/new; reload_config",
+        ],
+    );
+    let log = fs::read_to_string(&root.procd_log).unwrap();
+    assert_eq!(events(&root), 2, "{log}");
+    assert!(log.ends_with("event config.change new\n"), "{log}");
+}
+
+/// An apk upgrade (`apk fix --reinstall`, `apk upgrade`) runs only the new package's post-upgrade:
+/// nothing stops the old agent, and procd would keep it since its definition is the same. The
+/// package restarts it, its mappings come back from its state; then `apk del` removes it all.
+#[test]
+fn an_apk_upgrade_restarts_the_agent_and_apk_del_leaves_nothing_running() {
+    let (mut lab, root, mut procd, did, agent) = installed_by(Manager::Apk, &UP, CC_SECTION);
+    assert_eq!(did, [Did::Started, Did::FirewallReloaded], "{}", lab.log());
+    let agent = agent.unwrap();
+    let _server = lab.echo_server(&lab.cc.clone(), 20572, "cc");
+    assert_eq!(lab.add_mapping(&lab.cc, 20572, "TCP", CC_IP, 0), 0);
+    let before = lab.agent_pid().unwrap();
+    let upgraded = root.apk_upgrade(&lab, &apk("wilife-agent", "x86_64"), &agent);
+    assert_eq!(
+        procd.act(&mut lab, &root),
+        [
+            Did::Unchanged,
+            Did::FirewallReloaded,
+            Did::Stopped,
+            Did::Started
+        ],
+        "{}",
+        lab.log()
+    );
+    assert_ne!(lab.agent_pid(), Some(before), "the new binary runs");
+    let back = lab.time_until(Duration::from_secs(5), || {
+        lab.tcp_exchange(&lab.remote, (WAN_IP, 20572).into(), "up")
+            .is_ok_and(|a| a == "cc:up")
+    });
+    assert!(
+        back.is_some(),
+        "the mapping after the upgrade:\n{}",
+        lab.log()
+    );
+    // The token the uci-defaults made is kept (the script ran again and changed nothing).
+    assert!(root
+        .read("/etc/config/wilife")
+        .unwrap()
+        .contains("option api_token"));
+
+    root.apk_del(&lab, &upgraded);
+    assert_eq!(
+        procd.act(&mut lab, &root),
+        [Did::Stopped, Did::FirewallReloaded]
+    );
+    assert!(lab.agent_pid().is_none());
+    assert!(!lab.table_present());
+    assert!(fs::read_link(root.dir.join(".rw/etc/upper/rc.d/S99wilife")).is_err());
+    for f in upgraded.package["files"].as_array().unwrap() {
+        let path = f["path"].as_str().unwrap();
+        // apk keeps a config file the user (here the uci-defaults' token) changed.
+        if path != "/etc/config/wilife" {
+            assert!(!root.exists(path), "{path} left behind");
+        }
+    }
+}
+
 #[test]
 fn uci_defaults_give_the_api_a_token_once_keep_the_users_and_never_an_empty_one() {
     let lab = Lab::new();
     let root = Root::new(&lab.dir);
-    root.install(&ipk("wilife-agent"));
+    root.install(&ipk("wilife-agent", "x86_64"));
     let script = "/etc/uci-defaults/90-wilife";
     let token = || {
         root.read("/etc/config/wilife").and_then(|c| {
@@ -670,7 +689,7 @@ fn uci_defaults_give_the_api_a_token_once_keep_the_users_and_never_an_empty_one(
     // and writes nothing: never an empty token.
     let lab2 = Lab::new();
     let bare = Root::new(&lab2.dir);
-    bare.install(&ipk("wilife-agent"));
+    bare.install(&ipk("wilife-agent", "x86_64"));
     fs::remove_file(bare.dir.join("usr/sbin/wilife-agent")).unwrap();
     let out = bare.run(
         &lab2,
@@ -732,25 +751,32 @@ fn feed_makefiles_follow_openwrt_conventions() {
     let maintainer = makefile_value("PKG_MAINTAINER");
     assert!(maintainer.contains('<') && maintainer.contains('@') && maintainer.ends_with('>'));
     assert!(mk.contains("  URL:="));
-    // Maintainer scripts: only what default_postinst/default_prerm do not; the .ipk carries the same.
-    let ipk = repo_root().join("openwrt-package/ipk");
+    // Maintainer scripts: only what default_postinst/default_prerm do not; both formats carry the
+    // same parts (openwrt-package/scripts/).
+    let scripts = repo_root().join("openwrt-package/scripts");
     let postinst = define(&mk, "Package/wilife-agent/postinst").unwrap();
     assert_eq!(
         postinst,
-        fs::read_to_string(ipk.join("postinst-pkg")).unwrap()
+        fs::read_to_string(scripts.join("wilife-agent.postinst")).unwrap()
     );
     let postrm = define(&mk, "Package/wilife-agent/postrm").unwrap();
-    assert_eq!(postrm, fs::read_to_string(ipk.join("postrm")).unwrap());
+    assert_eq!(
+        postrm,
+        fs::read_to_string(scripts.join("wilife-agent.postrm")).unwrap()
+    );
     assert!(
         define(&mk, "Package/wilife-agent/prerm").is_none(),
         "default_prerm stops and disables"
     );
     for script in [&postinst, &postrm] {
-        for defaulted in ["enable", "wilife start", "wilife stop", "uci-defaults"] {
-            assert!(
-                !script.contains(defaulted),
-                "{defaulted} is the defaults' job:\n{script}"
-            );
+        let commands = script.lines().filter(|l| !l.trim_start().starts_with('#'));
+        for line in commands {
+            for defaulted in ["enable", "wilife start", "wilife stop", "uci-defaults"] {
+                assert!(
+                    !line.contains(defaulted),
+                    "{defaulted} is the defaults' job:\n{script}"
+                );
+            }
         }
     }
     // LuCI: luci.mk names the package after its directory unless told.

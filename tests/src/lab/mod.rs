@@ -102,13 +102,18 @@ pub fn agent_bin() -> PathBuf {
     if let Ok(p) = std::env::var("WILIFE_AGENT_BIN") {
         return PathBuf::from(p);
     }
+    debug_bin("wilife-agent")
+}
+
+/// A program of the workspace's debug build (the APKv3 writer: `wilife-mkapk`).
+pub fn debug_bin(name: &str) -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| repo_root().join("target"));
-    let bin = target.join("debug/wilife-agent");
+    let bin = target.join("debug").join(name);
     assert!(
         bin.exists(),
-        "{} is missing: build it first with `cargo build -p wilife-agent` (tests/run.sh does)",
+        "{} is missing: build it first with `cargo build -p {name}` (tests/run.sh does)",
         bin.display()
     );
     bin
