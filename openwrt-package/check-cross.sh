@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every cross-built binary in dist/bin under qemu-user (Debian's qemu-user-static): --version,
-# the built-in selftest (the pure core against known answers: byte order, word size, soft-float), the
-# example config through `check`, and `print-ruleset`, whose text must equal the native build's.
+# Runs every cross-built binary in dist/bin under qemu-user (Debian's qemu-user-static), on every CPU
+# model arches.sh names for it (the oldest and most limited cores of the routers it is published for):
+# --version, the built-in selftest (the pure core against known answers: byte order, word size,
+# soft-float), the example config through `check`, and `print-ruleset`, whose text must equal the
+# native build's.
 # Usage: openwrt-package/check-cross.sh   (after build-packages.sh)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -32,26 +34,34 @@ native="$bins/wilife-agent-x86_64-unknown-linux-musl"
 "$native" print-ruleset --config "$work/full.conf" --text > "$work/native.txt"
 failed=0
 count=0
-for bin in "$bins"/wilife-agent-*; do
-    target=${bin##*/wilife-agent-}
+for target in $all_targets; do
+    bin="$bins/wilife-agent-$target"
+    [ -x "$bin" ] || { echo "FAIL $target: $bin is missing"; failed=1; continue; }
     runner=$(runner_of "$target")
-    count=$((count + 1))
     if [ -n "$runner" ] && ! command -v "$runner" >/dev/null; then
         echo "FAIL $target: $runner is not installed (apt-get install qemu-user-static)"; failed=1; continue
     fi
-    run() { $runner "$bin" "$@"; }
-    version=$(run --version) || { echo "FAIL $target: --version"; failed=1; continue; }
-    selftest=$(run selftest 2>&1) || { echo "FAIL $target: $selftest"; failed=1; continue; }
-    run check --config "$example" --wan-device eth1 --lan-device br-lan > /dev/null \
-        || { echo "FAIL $target: check of the example config"; failed=1; continue; }
-    run print-ruleset --config "$work/full.conf" --text > "$work/$target.txt" \
-        || { echo "FAIL $target: print-ruleset"; failed=1; continue; }
-    if ! cmp -s "$work/native.txt" "$work/$target.txt"; then
-        echo "FAIL $target: print-ruleset differs from the native build:"
-        diff "$work/native.txt" "$work/$target.txt" | head -20
-        failed=1; continue
-    fi
-    echo "ok   $target: $version; $selftest; check and print-ruleset agree"
+    for cpu in $(cpus_of "$target"); do
+        count=$((count + 1))
+        where="$target on $cpu"
+        run() {
+            if [ -z "$runner" ]; then "$bin" "$@"
+            elif [ "$cpu" = - ]; then $runner "$bin" "$@"
+            else $runner -cpu "$cpu" "$bin" "$@"; fi
+        }
+        version=$(run --version) || { echo "FAIL $where: --version"; failed=1; continue; }
+        selftest=$(run selftest 2>&1) || { echo "FAIL $where: $selftest"; failed=1; continue; }
+        run check --config "$example" --wan-device eth1 --lan-device br-lan > /dev/null \
+            || { echo "FAIL $where: check of the example config"; failed=1; continue; }
+        run print-ruleset --config "$work/full.conf" --text > "$work/$target.txt" \
+            || { echo "FAIL $where: print-ruleset"; failed=1; continue; }
+        if ! cmp -s "$work/native.txt" "$work/$target.txt"; then
+            echo "FAIL $where: print-ruleset differs from the native build:"
+            diff "$work/native.txt" "$work/$target.txt" | head -20
+            failed=1; continue
+        fi
+        echo "ok   $where: $version; $selftest; check and print-ruleset agree"
+    done
 done
-[ "$count" -gt 0 ] || { echo "check-cross.sh: no binaries in $bins" >&2; exit 1; }
+[ "$count" -gt 0 ] || { echo "check-cross.sh: nothing was run" >&2; exit 1; }
 exit $failed

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks (figures for the notes, not pass/fail tests): release binary sizes (opt-level z vs s,
-# x86_64 musl with stable, and mipsel as build-ipk.sh builds it), the apply time against bare nft, the
+# x86_64 musl with stable, and mipsel as build-packages.sh builds it), the apply time against bare nft, the
 # agent's idle RSS, the IGD against miniupnpd, HTTP attacks, and the data path (iperf3). As root.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,12 +14,13 @@ for level in s z; do
         "$(size_of $bin)" "$(gzip -9c $bin | wc -c)"
 done
 # The router build (mipsel, the tightest budget): opt-level s vs z with the release options of
-# build-ipk.sh, each in its own target directory outside the clone; budgets off (figures only).
+# build-packages.sh, each in its own target directory outside the clone; budgets off (figures only).
+# Its table's second line is the first mipsel arch name (every arch name gets the same binary).
 for level in s z; do
     CARGO_PROFILE_RELEASE_OPT_LEVEL=$level BUDGET_BIN=99999999 BUDGET_IPK=99999999 \
         WILIFE_CROSS_DIR=/var/tmp/wilife-cross-$level \
-        bash openwrt-package/build-ipk.sh mipsel-unknown-linux-musl 2>/dev/null | tail -n +2 \
-        | awk -v l="$level" '{ printf "opt-level %s: mipsel stripped %8d bytes, gzip -9 %8d bytes, ipk %8d bytes\n", l, $3, $4, $5 }'
+        bash openwrt-package/build-packages.sh mipsel-unknown-linux-musl 2>/dev/null | sed -n 2p \
+        | awk -v l="$level" '{ printf "opt-level %s: mipsel stripped %8d bytes, gzip -9 %8d bytes, ipk %8d bytes, apk %8d bytes\n", l, $3, $4, $5, $6 }'
 done
 cargo build -q --release --locked -p wilife-lab --bin bench_apply
 WILIFE_AGENT_BIN=$PWD/target/size-z/x86_64-unknown-linux-musl/release/wilife-agent ./target/release/bench_apply

@@ -91,6 +91,56 @@ pub fn apk_archs() -> Vec<String> {
     archs
 }
 
+/// Every package architecture OpenWrt 24.10 and 25.12 publish packages for (their release build
+/// targets, 24.10.8 and 25.12.5; 25.12 dropped mips_4kec and renamed riscv64_riscv64 riscv64_generic).
+pub const OPENWRT_ARCHS: [&str; 35] = [
+    "aarch64_cortex-a53",
+    "aarch64_cortex-a72",
+    "aarch64_cortex-a76",
+    "aarch64_generic",
+    "arm_arm1176jzf-s_vfp",
+    "arm_arm926ej-s",
+    "arm_cortex-a15_neon-vfpv4",
+    "arm_cortex-a5_vfpv4",
+    "arm_cortex-a7",
+    "arm_cortex-a7_neon-vfpv4",
+    "arm_cortex-a7_vfpv4",
+    "arm_cortex-a8_vfpv3",
+    "arm_cortex-a9",
+    "arm_cortex-a9_neon",
+    "arm_cortex-a9_vfpv3-d16",
+    "arm_fa526",
+    "arm_xscale",
+    "armeb_xscale",
+    "i386_pentium-mmx",
+    "i386_pentium4",
+    "loongarch64_generic",
+    "mips64_octeonplus",
+    "mips_24kc",
+    "mips_4kec",
+    "mips_mips32",
+    "mipsel_24kc",
+    "mipsel_24kc_24kf",
+    "mipsel_74kc",
+    "mipsel_mips32",
+    "powerpc64_e5500",
+    "powerpc_464fp",
+    "powerpc_8548",
+    "riscv64_generic",
+    "riscv64_riscv64",
+    "x86_64",
+];
+
+/// Those no package is built for; the README and docs/PACKAGES.md say why.
+pub const NOT_BUILT: [&str; 6] = [
+    "arm_fa526",
+    "armeb_xscale",
+    "loongarch64_generic",
+    "powerpc64_e5500",
+    "powerpc_464fp",
+    "powerpc_8548",
+];
+
 /// (ELF machine, big-endian, 64-bit) an OpenWrt package architecture's binaries have.
 pub fn elf_for(arch: &str) -> (u16, bool, bool) {
     let family = arch.split('_').next().unwrap();

@@ -373,3 +373,30 @@ fn packages_broken_on_purpose_are_refused_and_apk_shows_what_each_would_cost() {
     assert!(fs::read_link(root.dir.join(".rw/etc/upper/rc.d/S99wilife")).is_ok());
     let _ = fs::remove_dir_all(&work);
 }
+
+/// Every router OpenWrt publishes packages for finds its file under its own arch name, or the README
+/// and docs/PACKAGES.md say plainly that there is none and why.
+#[test]
+fn every_openwrt_arch_name_has_its_packages_or_a_stated_reason() {
+    let built = ipk_archs();
+    for arch in OPENWRT_ARCHS {
+        assert!(
+            built.iter().any(|b| b == arch) != NOT_BUILT.contains(&arch),
+            "{arch}: built {} and listed as not built {}",
+            built.iter().any(|b| b == arch),
+            NOT_BUILT.contains(&arch)
+        );
+    }
+    for arch in &built {
+        assert!(
+            OPENWRT_ARCHS.contains(&arch.as_str()),
+            "{arch} is no OpenWrt arch name"
+        );
+    }
+    let readme = fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let docs = fs::read_to_string(repo_root().join("docs/PACKAGES.md")).unwrap();
+    for arch in OPENWRT_ARCHS {
+        assert!(readme.contains(&format!("`{arch}`")), "README: {arch}");
+        assert!(docs.contains(arch), "docs/PACKAGES.md: {arch}");
+    }
+}
