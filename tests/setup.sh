@@ -18,14 +18,32 @@ if [ "$what" = tests ]; then
     # OpenWrt's shell: the package's scripts run under busybox ash with OpenWrt's default applets only.
     [ -x /bin/busybox ] || need+=(busybox)
 fi
-if [ ${#need[@]} -gt 0 ]; then
+# Debian's miniupnpd-nftables (the ISP router of the double-NAT lab, and the IGD benchmark's peer): its
+# package would start the service on the host and set up the host's firewall, so it is installed with
+# a policy-rc.d that forbids starting services, removed again if it was not there.
+quiet_need=()
+if [ "$what" = tests ]; then
+    command -v miniupnpd >/dev/null || quiet_need+=(miniupnpd-nftables)
+fi
+if [ $((${#need[@]} + ${#quiet_need[@]})) -gt 0 ]; then
     if ! command -v apt-get >/dev/null; then
-        echo "tests/setup.sh: please install ${need[*]} (no apt-get here)" >&2
+        echo "tests/setup.sh: please install ${need[*]} ${quiet_need[*]} (no apt-get here)" >&2
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq "${need[@]}"
+    [ ${#need[@]} -eq 0 ] || apt-get install -y -qq "${need[@]}"
+fi
+if [ ${#quiet_need[@]} -gt 0 ]; then
+    own_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+        own_policy=1
+    fi
+    status=0
+    apt-get install -y -qq "${quiet_need[@]}" </dev/null >/dev/null || status=$?
+    [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+    [ "$status" = 0 ] || { echo "tests/setup.sh: cannot install ${quiet_need[*]}" >&2; exit 1; }
 fi
 if [ "$what" = tests ]; then
     rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -24,19 +24,9 @@ for level in s z; do
 done
 cargo build -q --release --locked -p wilife-lab --bin bench_apply
 WILIFE_AGENT_BIN=$PWD/target/size-z/x86_64-unknown-linux-musl/release/wilife-agent ./target/release/bench_apply
-# The IGD side by side with Debian's miniupnpd-nftables (installed here without starting its service).
-# Its package would start the service on the host (and set up the host's firewall): a policy-rc.d that
-# forbids starting services is put in place for the install and removed again if it was not there.
-if ! command -v miniupnpd >/dev/null; then
-    own_policy=
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-        own_policy=1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq miniupnpd-nftables </dev/null >/dev/null \
-        || { echo "bench: cannot install miniupnpd-nftables" >&2; [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d; exit 1; }
-    [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
-fi
+# The IGD side by side with Debian's miniupnpd-nftables (tests/setup.sh installs it without starting
+# its service).
+bash tests/setup.sh tests
 cargo build -q --release --locked -p wilife-lab --bin bench_upnp
 WILIFE_AGENT_BIN=$PWD/target/size-z/x86_64-unknown-linux-musl/release/wilife-agent ./target/release/bench_upnp
 # The HTTP attacks of issue 13 against the release build, one after the other, while upnpc maps a port.

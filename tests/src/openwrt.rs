@@ -256,9 +256,9 @@ impl Root {
     }
 
     /// A maintainer script as apk runs it: from a file descriptor (`$0` is /proc/self/fd/6, not the
-    /// script's name), with arguments, in a clean environment holding only PATH, APK_SCRIPT and
-    /// APK_PACKAGE (and the stand-ins' own plumbing); stdin empty. A script the package lacks is not
-    /// run; one that fails fails the test.
+    /// script's name), with arguments, in `/`, in a clean environment holding only PATH (the router's,
+    /// stood in), APK_SCRIPT and APK_PACKAGE (and the stand-ins' own plumbing, which no script reads);
+    /// stdin empty. A script the package lacks is not run; one that fails fails the test.
     pub fn apk_script(&self, lab: &Lab, pkg: &ApkInstalled, script: &str, args: &[&str]) {
         let Some(text) = pkg.package["scripts"][script].as_str() else {
             return;
@@ -271,7 +271,7 @@ impl Root {
         let mut full = vec![
             "ash",
             "-c",
-            r#"exec 6< "$0" && exec /proc/self/fd/6 "$@""#,
+            r#"cd / && exec 6< "$0" && exec /proc/self/fd/6 "$@""#,
             file.to_str().unwrap(),
         ];
         full.extend_from_slice(args);

@@ -32,24 +32,21 @@ pub fn version() -> String {
 
 /// opkg's file name: NAME_VERSION_ARCH.ipk.
 pub fn ipk(name: &str, arch: &str) -> PathBuf {
-    let p = dist().join(format!("{name}_{}_{arch}.ipk", version()));
-    assert!(
-        p.exists(),
-        "{} is missing: run openwrt-package/build-packages.sh (tests/run.sh does)",
-        p.display()
-    );
-    p
+    built(dist().join(format!("{name}_{}_{arch}.ipk", version())))
 }
 
 /// apk's file name carries no arch: dist/apk/ARCH/NAME-VERSION.apk.
 pub fn apk(name: &str, arch: &str) -> PathBuf {
-    let p = dist().join(format!("apk/{arch}/{name}-{}.apk", version()));
+    built(dist().join(format!("apk/{arch}/{name}-{}.apk", version())))
+}
+
+fn built(package: PathBuf) -> PathBuf {
     assert!(
-        p.exists(),
+        package.exists(),
         "{} is missing: run openwrt-package/build-packages.sh (tests/run.sh does)",
-        p.display()
+        package.display()
     );
-    p
+    package
 }
 
 /// Every arch name the agent's .ipk files were written for.

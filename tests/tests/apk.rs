@@ -68,6 +68,16 @@ fn expected_scripts(name: &str) -> BTreeMap<String, String> {
     s
 }
 
+/// A package's maintainer scripts by name, as the reader saw them.
+fn scripts_of(pkg: &Value) -> BTreeMap<String, String> {
+    pkg["scripts"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect()
+}
+
 /// path -> (mode, sha256) of a package's files, as the reader saw them.
 fn apk_files(pkg: &Value) -> BTreeMap<String, (u32, String)> {
     pkg["files"]
@@ -149,12 +159,7 @@ fn same_package(name: &str, ipk_arch: &str, apk_arch: &str) -> (Value, PathBuf) 
     }
     assert_eq!(files, ipk_files(&ipk), "{what} against its .ipk");
     // The scripts, exactly as OpenWrt writes them.
-    let scripts: BTreeMap<String, String> = pkg["scripts"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect();
+    let scripts = scripts_of(&pkg);
     assert_eq!(scripts, expected_scripts(name), "{what}");
     (pkg, work)
 }
@@ -252,12 +257,7 @@ fn packages_broken_on_purpose_are_refused_and_apk_shows_what_each_would_cost() {
     let work = tempdir("broken");
     let tree = work.join("tree");
     let pkg = apk_read(&good, Some(&tree)).unwrap();
-    let scripts: BTreeMap<String, String> = pkg["scripts"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect();
+    let scripts = scripts_of(&pkg);
     // A variant of the good package: its tree copied and changed by `change`, then written anew.
     let variant = |name: &str,
                    arch: &str,

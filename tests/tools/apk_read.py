@@ -297,18 +297,23 @@ def extract(to, dirs, files, contents):
         os.chmod(dest, f["mode"])
 
 
-def main(argv):
-    if len(argv) not in (2, 4) or (len(argv) == 4 and argv[2] != "--extract"):
-        sys.stderr.write(__doc__)
-        return 2
+def cli(tool, path, action, refusals):
+    """Prints what ACTION(PATH) returns as JSON, or TOOL's one-line refusal; the exit status."""
     try:
-        pkg = read(argv[1], argv[3] if len(argv) == 4 else None)
-    except Broken as e:
-        sys.stderr.write("apk_read: %s: %s\n" % (argv[1], e))
+        pkg = action(path)
+    except refusals as e:
+        sys.stderr.write("%s: %s: %s\n" % (tool, path, e))
         return 1
     json.dump(pkg, sys.stdout, indent=1, sort_keys=True)
     print()
     return 0
+
+
+def main(argv):
+    if len(argv) not in (2, 4) or (len(argv) == 4 and argv[2] != "--extract"):
+        sys.stderr.write(__doc__)
+        return 2
+    return cli("apk_read", argv[1], lambda p: read(p, argv[3] if len(argv) == 4 else None), Broken)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ and what its routers rely on, reading it with the independent reader (apk_read.p
     openwrt_apk_check.py FILE.apk     prints the package as apk_read.py does, or why it is refused (exit 1)
 """
 
-import json
 import os
 import re
 import sys
@@ -135,14 +134,7 @@ def main(argv):
     if len(argv) != 2:
         sys.stderr.write(__doc__)
         return 2
-    try:
-        pkg = check(argv[1])
-    except (apk_read.Broken, Refused) as e:
-        sys.stderr.write("openwrt_apk_check: %s: %s\n" % (argv[1], e))
-        return 1
-    json.dump(pkg, sys.stdout, indent=1, sort_keys=True)
-    print()
-    return 0
+    return apk_read.cli("openwrt_apk_check", argv[1], check, (apk_read.Broken, Refused))
 
 
 if __name__ == "__main__":
