@@ -339,16 +339,7 @@ fn packages_broken_on_purpose_are_refused_and_apk_shows_what_each_would_cost() {
     // What apk would do with them on a router (the stand-in runs the scripts as apk does, with
     // OpenWrt's default_postinst): no list, or opkg's scripts, and the agent is never started.
     for (broken, what) in [(&no_list, "no .list"), (&opkg_style, "opkg's scripts")] {
-        let mut lab = Lab::new();
-        let root = Root::new(&lab.dir);
-        root.boot(&lab);
-        root.set_networks(&[
-            ("wan", true, Some(WAN_DEV), Some(WAN_DEV)),
-            ("lan", true, Some(LAN_DEV), Some(LAN_DEV)),
-        ]);
-        root.apk_add(&lab, broken);
-        let mut procd = Procd::default();
-        let did = procd.act(&mut lab, &root);
+        let (lab, root, did) = apk_added(broken);
         assert!(!did.contains(&Did::Started), "{what}: {did:?}");
         assert!(
             fs::read_link(root.dir.join(".rw/etc/upper/rc.d/S99wilife")).is_err(),
@@ -357,6 +348,14 @@ fn packages_broken_on_purpose_are_refused_and_apk_shows_what_each_would_cost() {
         assert!(lab.agent_pid().is_none(), "{what}");
     }
     // The good one, the same way: enabled and started.
+    let (_lab, root, did) = apk_added(&good);
+    assert_eq!(did, [Did::Started, Did::FirewallReloaded]);
+    assert!(fs::read_link(root.dir.join(".rw/etc/upper/rc.d/S99wilife")).is_ok());
+    let _ = fs::remove_dir_all(&work);
+}
+
+/// `apk add` of one package on a booted lab router whose wan and lan are up, and what procd did then.
+fn apk_added(apk: &Path) -> (Lab, Root, Vec<Did>) {
     let mut lab = Lab::new();
     let root = Root::new(&lab.dir);
     root.boot(&lab);
@@ -364,14 +363,9 @@ fn packages_broken_on_purpose_are_refused_and_apk_shows_what_each_would_cost() {
         ("wan", true, Some(WAN_DEV), Some(WAN_DEV)),
         ("lan", true, Some(LAN_DEV), Some(LAN_DEV)),
     ]);
-    root.apk_add(&lab, &good);
-    let mut procd = Procd::default();
-    assert_eq!(
-        procd.act(&mut lab, &root),
-        [Did::Started, Did::FirewallReloaded]
-    );
-    assert!(fs::read_link(root.dir.join(".rw/etc/upper/rc.d/S99wilife")).is_ok());
-    let _ = fs::remove_dir_all(&work);
+    root.apk_add(&lab, apk);
+    let did = Procd::default().act(&mut lab, &root);
+    (lab, root, did)
 }
 
 /// Every router OpenWrt publishes packages for finds its file under its own arch name, or the README
