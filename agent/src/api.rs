@@ -7,7 +7,7 @@ use crate::consts::{
     API_MAX_BODY, API_MAX_HEADERS, HTTP_MAX_HEAD, HTTP_MAX_HEADER_LINE, HTTP_MAX_REQUEST_LINE,
 };
 use crate::firewall::apply::Counts;
-use crate::http::host::host_allowed;
+use crate::http::host::{cross_site, host_allowed};
 use crate::http::{Handler, Limits, Listeners, Request, Response};
 use crate::net::NetState;
 use crate::owner::{AskError, Shared};
@@ -206,6 +206,13 @@ impl Api {
                 403,
                 "the Host header must be one of the router's own addresses (DNS rebinding protection)",
             );
+        }
+        if let Some(why) = cross_site(
+            request.header("Origin"),
+            request.header("Sec-Fetch-Site"),
+            host,
+        ) {
+            return Answer::error(403, why);
         }
         let path = request.path();
         let path = path

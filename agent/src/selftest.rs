@@ -131,7 +131,7 @@ const UUID_0A20: &str = "cefcc5e6-74ab-81e9-a8d6-aaff33cb2d70";
 fn soap_and_policy() -> Result<(), String> {
     let call = soap::parse_call(
         SOAP_ADD,
-        Some("\"urn:schemas-upnp-org:service:WANIPConnection:1#AddPortMapping\""),
+        "\"urn:schemas-upnp-org:service:WANIPConnection:1#AddPortMapping\"",
         Service::WanIp,
     )
     .map_err(|e| e.reason)?;

@@ -21,9 +21,12 @@ impl Owner {
     /// Runs one mapping change through the policy, and commits it to the firewall before answering.
     pub(super) fn change(&mut self, change: Change) -> Result<Outcome, Refusal> {
         let now = unix_now();
-        if matches!(change, Change::Add(_)) {
-            // A grant rests on who the requester is now: its neighbour entry may be newer than the
-            // last rtnetlink event the owner has handled (an address taken over a moment ago).
+        if matches!(
+            change,
+            Change::Add(_) | Change::Delete { .. } | Change::DeleteRange { .. }
+        ) {
+            // A grant or a removal rests on who the requester is now: its neighbour entry may be newer
+            // than the last rtnetlink event the owner has handled (an address taken over a moment ago).
             self.network_changed();
         }
         // What the gateway upstream refuses (its worker publishes it) is refused here too.

@@ -141,13 +141,21 @@ pub fn decide(
             remote_host,
             port,
             protocol,
-        } => one(delete(mappings, *requester, remote_host, *port, protocol)?),
+        } => {
+            // The same owner check as a grant's: the requester is the Command Center it says it is
+            // (its MAC too, where the config binds one), not just a host with its address now.
+            authorise(scope, *requester)?;
+            one(delete(mappings, *requester, remote_host, *port, protocol)?)
+        }
         Change::DeleteRange {
             requester,
             start,
             end,
             protocol,
-        } => delete_range(mappings, *requester, *start, *end, protocol)?,
+        } => {
+            authorise(scope, *requester)?;
+            delete_range(mappings, *requester, *start, *end, protocol)?
+        }
         Change::Remove { port } => one(remove(mappings, *port)?),
         Change::Expire => {
             let (gone, kept) = mappings.iter().cloned().partition(|m| m.expired(now));

@@ -18,7 +18,7 @@ use crate::config::{Config, DirectAccess};
 use crate::consts::{
     API_MAX_HEADERS, HTTP_MAX_HEAD, HTTP_MAX_HEADER_LINE, HTTP_MAX_REQUEST_LINE, UPNP_MAX_BODY,
 };
-use crate::http::host::host_is_own_ip;
+use crate::http::host::{cross_site, host_is_own_ip};
 use crate::http::{Handler, Limits, Listeners, Request, Response};
 use crate::net::sysfs::Link;
 use crate::net::NetState;
@@ -158,11 +158,15 @@ impl IgdServer {
 
     fn route(&self, request: &Request, peer: Ipv4Addr) -> Reply {
         let own = self.shared.snapshot.lock().unwrap().net.own_ips();
-        if !request
-            .header("Host")
-            .is_some_and(|h| host_is_own_ip(h, &own))
-        {
+        let Some(host) = request.header("Host").filter(|h| host_is_own_ip(h, &own)) else {
             return reply(403, "the Host header must be this router's IP address");
+        };
+        if let Some(why) = cross_site(
+            request.header("Origin"),
+            request.header("Sec-Fetch-Site"),
+            host,
+        ) {
+            return reply(403, why);
         }
         let v1 = wants_v1(request.header("User-Agent"));
         let version = if v1 { 1 } else { 2 };
@@ -202,12 +206,23 @@ impl IgdServer {
     }
 
     fn control(&self, request: &Request, service: Service, peer: Ipv4Addr) -> Reply {
+        // A control request is XML and names its action in SOAPAction, as every UPnP stack sends it.
+        // A browser can send neither to another site without asking first (a CORS preflight, which
+        // this server never grants): a page the user opens cannot act in the Command Center's name.
+        if !soap::is_xml(request.header("Content-Type")) {
+            return reply(415, "a control request is text/xml");
+        }
+        let Some(soap_action) = request.header("SOAPAction") else {
+            return reply(
+                400,
+                "a control request names its action in a SOAPAction header",
+            );
+        };
         // (The HTTP layer read the body only after checking its declared length against the bound.)
         let Ok(body) = std::str::from_utf8(&request.body) else {
             return xml_reply(500, soap::fault(UpnpError::InvalidAction));
         };
-        let soap_action = request.header("SOAPAction").map(str::to_string);
-        let call = match soap::parse_call(body, soap_action.as_deref(), service) {
+        let call = match soap::parse_call(body, soap_action, service) {
             Ok(c) => c,
             Err(refusal) => {
                 debug!("UPnP: bad control request from {peer}: {refusal}");

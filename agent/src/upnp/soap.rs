@@ -62,12 +62,17 @@ pub fn parse_soap_action(header: &str) -> Option<(&str, &str)> {
     h.rsplit_once('#')
 }
 
-/// Reads a control request that arrived at `service`'s control URL.
-pub fn parse_call(
-    body: &str,
-    soap_action: Option<&str>,
-    service: Service,
-) -> Result<Call, Refusal> {
+/// Is a Content-Type header XML (`text/xml` or `application/xml`, with any parameters)?
+pub fn is_xml(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        let media = ct.split(';').next().unwrap_or("").trim();
+        media.eq_ignore_ascii_case("text/xml") || media.eq_ignore_ascii_case("application/xml")
+    })
+}
+
+/// Reads a control request that arrived at `service`'s control URL; `soap_action` is its SOAPAction
+/// header, which must name the action the body calls.
+pub fn parse_call(body: &str, soap_action: &str, service: Service) -> Result<Call, Refusal> {
     let bad = |m: String| Refusal::new(UpnpError::InvalidAction, m);
     let root = xml::parse(body).map_err(|e| bad(e.to_string()))?;
     if root.name != "Envelope" || root.ns.as_deref() != Some(SOAP_ENVELOPE_NS) {
@@ -95,15 +100,13 @@ pub fn parse_call(
                 "action namespace '{ns:.80}' is not a service at this control URL"
             ))
         })?;
-    if let Some(header) = soap_action {
-        match parse_soap_action(header) {
-            Some((urn, name)) if urn == ns && name == call_el.name => {}
-            _ => {
-                return Err(bad(format!(
-                    "SOAPAction '{header:.120}' does not match the body ({ns}#{})",
-                    call_el.name
-                )))
-            }
+    match parse_soap_action(soap_action) {
+        Some((urn, name)) if urn == ns && name == call_el.name => {}
+        _ => {
+            return Err(bad(format!(
+                "SOAPAction '{soap_action:.120}' does not match the body ({ns}#{})",
+                call_el.name
+            )))
         }
     }
     let action = find_action(called, version, &call_el.name)
@@ -192,7 +195,7 @@ mod tests {
     fn a_good_call_is_read() {
         let body = envelope(WANIP, "DeletePortMapping", DELETE_ARGS);
         let header = format!("\"{WANIP}#DeletePortMapping\"");
-        let call = parse_call(&body, Some(&header), Service::WanIp).unwrap();
+        let call = parse_call(&body, &header, Service::WanIp).unwrap();
         assert_eq!((call.action.name, call.version), ("DeletePortMapping", 1));
         assert_eq!(call.ui2("NewExternalPort").unwrap(), 20570);
         assert_eq!(call.arg("NewRemoteHost"), "");
@@ -201,30 +204,46 @@ mod tests {
             "GetExternalIPAddress",
             "",
         );
-        assert_eq!(parse_call(&v2, None, Service::WanIp).unwrap().version, 2);
+        let header = format!(
+            "\"{}#GetExternalIPAddress\"",
+            super::super::description::WANIP_V2
+        );
+        assert_eq!(parse_call(&v2, &header, Service::WanIp).unwrap().version, 2);
+        // A SOAPAction of another action, or none that names one, is refused.
+        for wrong in [
+            "",
+            "\"\"",
+            "GetExternalIPAddress",
+            "\"urn:x#GetExternalIPAddress\"",
+        ] {
+            assert!(parse_call(&v2, wrong, Service::WanIp).is_err(), "{wrong}");
+        }
     }
 
     const WANIP: &str = super::super::description::WANIP_V1;
 
     #[test]
     fn bad_calls_get_401_or_402() {
-        let cases: Vec<(String, Option<String>, u16, &str)> = vec![
-            ("<a".into(), None, 401, "malformed"),
-            ("<x:Envelope xmlns:x=\"urn:other\"/>".into(), None, 401, "not a SOAP"),
-            (envelope("urn:schemas-upnp-org:service:Other:1", "AddPortMapping", ""), None, 401, "not a service"),
-            (envelope(super::super::description::COMMON_IF, "GetTotalBytesSent", ""), None, 401, "not a service"),
-            (envelope(WANIP, "AddAnyPortMapping", ""), None, 401, "has no action"),
-            (envelope(WANIP, "FormatDisk", ""), None, 401, "has no action"),
-            (envelope(WANIP, "DeletePortMapping", DELETE_ARGS), Some(format!("\"{WANIP}#AddPortMapping\"")), 401, "does not match"),
-            (envelope(WANIP, "DeletePortMapping", "<NewExternalPort>1</NewExternalPort>"), None, 402, "needs argument"),
-            (envelope(WANIP, "DeletePortMapping", &format!("{DELETE_ARGS}<Extra>1</Extra>")), None, 402, "takes no argument"),
-            (envelope(WANIP, "DeletePortMapping", &format!("{DELETE_ARGS}<NewProtocol>UDP</NewProtocol>")), None, 402, "given twice"),
-            (envelope(WANIP, "DeletePortMapping", "<NewRemoteHost><b/></NewRemoteHost><NewExternalPort>1</NewExternalPort><NewProtocol>TCP</NewProtocol>"), None, 402, "child elements"),
-            (format!("<s:Envelope xmlns:s=\"{SOAP_ENVELOPE_NS}\"><s:Body/></s:Envelope>"), None, 401, "exactly one action"),
-            (format!("<s:Envelope xmlns:s=\"{SOAP_ENVELOPE_NS}\"/>"), None, 401, "no SOAP Body"),
+        // The SOAPAction each body's own call would carry (any, where the body names none).
+        let sa = |action: &str| format!("\"{WANIP}#{action}\"");
+        let del = sa("DeletePortMapping");
+        let cases: Vec<(String, String, u16, &str)> = vec![
+            ("<a".into(), del.clone(), 401, "malformed"),
+            ("<x:Envelope xmlns:x=\"urn:other\"/>".into(), del.clone(), 401, "not a SOAP"),
+            (envelope("urn:schemas-upnp-org:service:Other:1", "AddPortMapping", ""), sa("AddPortMapping"), 401, "not a service"),
+            (envelope(super::super::description::COMMON_IF, "GetTotalBytesSent", ""), sa("GetTotalBytesSent"), 401, "not a service"),
+            (envelope(WANIP, "AddAnyPortMapping", ""), sa("AddAnyPortMapping"), 401, "has no action"),
+            (envelope(WANIP, "FormatDisk", ""), sa("FormatDisk"), 401, "has no action"),
+            (envelope(WANIP, "DeletePortMapping", DELETE_ARGS), sa("AddPortMapping"), 401, "does not match"),
+            (envelope(WANIP, "DeletePortMapping", "<NewExternalPort>1</NewExternalPort>"), del.clone(), 402, "needs argument"),
+            (envelope(WANIP, "DeletePortMapping", &format!("{DELETE_ARGS}<Extra>1</Extra>")), del.clone(), 402, "takes no argument"),
+            (envelope(WANIP, "DeletePortMapping", &format!("{DELETE_ARGS}<NewProtocol>UDP</NewProtocol>")), del.clone(), 402, "given twice"),
+            (envelope(WANIP, "DeletePortMapping", "<NewRemoteHost><b/></NewRemoteHost><NewExternalPort>1</NewExternalPort><NewProtocol>TCP</NewProtocol>"), del.clone(), 402, "child elements"),
+            (format!("<s:Envelope xmlns:s=\"{SOAP_ENVELOPE_NS}\"><s:Body/></s:Envelope>"), del.clone(), 401, "exactly one action"),
+            (format!("<s:Envelope xmlns:s=\"{SOAP_ENVELOPE_NS}\"/>"), del.clone(), 401, "no SOAP Body"),
         ];
         for (body, header, code, needle) in cases {
-            let r = parse_call(&body, header.as_deref(), Service::WanIp).unwrap_err();
+            let r = parse_call(&body, &header, Service::WanIp).unwrap_err();
             assert_eq!(r.error.code(), code, "{body:.80}: {r}");
             assert!(r.reason.contains(needle), "{body:.80}: {r}");
         }
@@ -237,7 +256,8 @@ mod tests {
             "DeletePortMapping",
             "<NewRemoteHost/><NewExternalPort>70000</NewExternalPort><NewProtocol>TCP</NewProtocol>",
         );
-        let call = parse_call(&body, None, Service::WanIp).unwrap();
+        let del = format!("\"{WANIP}#DeletePortMapping\"");
+        let call = parse_call(&body, &del, Service::WanIp).unwrap();
         assert_eq!(call.ui2("NewExternalPort").unwrap_err().error.code(), 402);
         for bad in ["-1", "1e3", "0x10", ""] {
             let body = envelope(
@@ -245,7 +265,7 @@ mod tests {
                 "DeletePortMapping",
                 &format!("<NewRemoteHost/><NewExternalPort>{bad}</NewExternalPort><NewProtocol>TCP</NewProtocol>"),
             );
-            let call = parse_call(&body, None, Service::WanIp).unwrap();
+            let call = parse_call(&body, &del, Service::WanIp).unwrap();
             assert!(call.ui2("NewExternalPort").is_err(), "{bad}");
             assert!(call.boolean("NewProtocol").is_err());
         }
@@ -254,7 +274,8 @@ mod tests {
     #[test]
     fn responses_and_faults_are_well_formed() {
         let body = envelope(WANIP, "GetExternalIPAddress", "");
-        let call = parse_call(&body, None, Service::WanIp).unwrap();
+        let header = format!("\"{WANIP}#GetExternalIPAddress\"");
+        let call = parse_call(&body, &header, Service::WanIp).unwrap();
         let r = response(&call, &[("NewExternalIPAddress", "203.0.113.1".into())]);
         let doc = xml::parse(&r).unwrap();
         let resp = &doc.child("Body").unwrap().children[0];

@@ -93,7 +93,7 @@ fn call(igd: &Fake, ns: &str, action: &str, args: &[(&str, &str)]) -> Result<Out
     } else {
         Service::WanIp
     };
-    let c = parse_call(&body, None, service)?;
+    let c = parse_call(&body, &format!("\"{ns}#{action}\""), service)?;
     handle(igd, &c, CC)
 }
 

@@ -460,6 +460,47 @@ fn only_the_owner_deletes() {
 }
 
 #[test]
+fn a_delete_checks_the_owner_as_a_grant_does_mac_included() {
+    // 'den' is bound to PC2's MAC: it maps from PC2's address; later another host holds that address.
+    let c = config("");
+    let table = grant(&c, &[], &req(PC2, 20573));
+    let impostor = NetState {
+        neighbours: vec![Sighting {
+            mac: Mac([2, 0, 0, 0, 0, 9]),
+            ip: Some(PC2),
+            index: 3,
+            valid: true,
+            age: Duration::ZERO,
+        }],
+        ..Default::default()
+    };
+    let taken_over = Scope {
+        net: &impostor,
+        ..scope(&c)
+    };
+    let delete = |scope: &Scope, change: &Change| decide(scope, &table, change, NOW);
+    let one = Change::Delete {
+        requester: PC2,
+        remote_host: String::new(),
+        port: 20573,
+        protocol: "TCP".into(),
+    };
+    let range = Change::DeleteRange {
+        requester: PC2,
+        start: 20570,
+        end: 20575,
+        protocol: "TCP".into(),
+    };
+    for change in [&one, &range] {
+        let r = delete(&taken_over, change).unwrap_err();
+        assert_eq!(r.error.code(), 606, "{}", r.reason);
+        assert!(r.reason.contains("02:00:00:00:00:09"), "{}", r.reason);
+        // The Command Center itself, with its own MAC, still can.
+        assert_eq!(delete(&scope(&c), change).unwrap().affected.len(), 1);
+    }
+}
+
+#[test]
 fn range_delete_and_list() {
     let c = config("config upnp 'upnp'\n\toption max_per_client '6'\n");
     let mut table = grant(&c, &[], &req(CC, 20570));
