@@ -96,6 +96,8 @@ pub const IGD2_MAX_LEASE: u32 = 604_800;
 pub const UPNP_MAX_BODY: usize = 16 * 1024;
 pub const XML_MAX_DEPTH: usize = 16;
 pub const XML_MAX_ELEMENTS: usize = 256;
+/// Attributes of one element: a SOAP envelope's carry two or three (namespaces, encodingStyle).
+pub const XML_MAX_ATTRIBUTES: usize = 16;
 pub const GENA_MAX_SUBSCRIPTIONS: usize = 32;
 /// Subscriptions one host may hold (a Command Center needs one per service, Windows' client two).
 pub const GENA_MAX_PER_HOST: usize = 4;

@@ -556,6 +556,7 @@ mod tests {
             bytes: 1 << 20,
             depth: 32,
             elements: 10_000,
+            attributes: 16,
         };
         xml::parse_with(doc, limits).unwrap()
     }

@@ -1,8 +1,9 @@
 //! A small, strict XML reader for SOAP requests: elements, namespaces, text, the five predefined entities
 //! and character references, comments, CDATA. No DTD at all (so no entity expansion, no external
-//! entities), and hard limits on size, depth and element count: a hostile body costs bounded work.
+//! entities), and hard limits on size, depth, element and attribute count: a hostile body costs work
+//! linear in its size.
 
-use crate::consts::{UPNP_MAX_BODY, XML_MAX_DEPTH, XML_MAX_ELEMENTS};
+use crate::consts::{UPNP_MAX_BODY, XML_MAX_ATTRIBUTES, XML_MAX_DEPTH, XML_MAX_ELEMENTS};
 use std::fmt;
 
 /// One element with its resolved namespace, its own text (concatenated) and its child elements.
@@ -39,6 +40,8 @@ pub struct Limits {
     pub bytes: usize,
     pub depth: usize,
     pub elements: usize,
+    /// Attributes of one element (each is checked against the others: the bound keeps it linear).
+    pub attributes: usize,
 }
 
 /// The limits for SOAP requests from clients.
@@ -46,6 +49,7 @@ pub const SOAP_LIMITS: Limits = Limits {
     bytes: UPNP_MAX_BODY,
     depth: XML_MAX_DEPTH,
     elements: XML_MAX_ELEMENTS,
+    attributes: XML_MAX_ATTRIBUTES,
 };
 
 struct Reader<'a> {
@@ -201,6 +205,9 @@ impl<'a> Reader<'a> {
                 return Err(self.err("expected whitespace, '>' or '/>'"));
             }
             let attr = self.name()?;
+            if attr_names.len() == self.limits.attributes {
+                return Err(self.err(&format!("more than {} attributes", self.limits.attributes)));
+            }
             if attr_names.contains(&attr) {
                 return Err(self.err(&format!("attribute '{attr}' given twice")));
             }
@@ -390,6 +397,13 @@ mod tests {
         let deep = format!("{}{}", "<a>".repeat(40), "</a>".repeat(40));
         let wide = format!("<a>{}</a>", "<b/>".repeat(XML_MAX_ELEMENTS + 1));
         let huge = format!("<a>{}</a>", "x".repeat(UPNP_MAX_BODY));
+        // 2600 attributes with two-letter names fit in a body: each was checked against all before it.
+        let letters: Vec<char> = ('a'..='z').chain('A'..='Z').collect();
+        let attributes: String = (0..2600)
+            .map(|i| format!(" {}{}=''", letters[i / 50], letters[i % 50]))
+            .collect();
+        let many = format!("<a{attributes}/>");
+        assert!(many.len() <= UPNP_MAX_BODY);
         let cases: &[(&str, &str)] = &[
             ("", "expected the root element"),
             ("<a>", "never closed"),
@@ -412,6 +426,7 @@ mod tests {
             (&deep, "nested deeper than 16"),
             (&wide, "more than 256 elements"),
             (&huge, "larger than"),
+            (&many, "more than 16 attributes"),
             ("<a x='<'/>", "'<' in an attribute"),
             ("<1a/>", "expected a name"),
         ];
@@ -422,6 +437,14 @@ mod tests {
                 "{doc:.60}: got '{e}', want '{needle}'"
             );
         }
+    }
+
+    #[test]
+    fn sixteen_attributes_are_read_and_a_seventeenth_is_refused() {
+        let attrs = |n: usize| -> String { (0..n).map(|i| format!(" a{i}='{i}'")).collect() };
+        assert!(parse(&format!("<a{}/>", attrs(XML_MAX_ATTRIBUTES))).is_ok());
+        let e = parse(&format!("<a{}/>", attrs(XML_MAX_ATTRIBUTES + 1))).unwrap_err();
+        assert!(e.message.contains("more than 16 attributes"), "{e}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ const LIMITS: Limits = Limits {
     bytes: MAX_DOCUMENT,
     depth: 24,
     elements: 2048,
+    attributes: crate::consts::XML_MAX_ATTRIBUTES,
 };
 
 /// Where the gateway's control requests go.
