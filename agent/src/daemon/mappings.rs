@@ -7,12 +7,14 @@ use crate::clock::unix_now;
 use crate::firewall::apply::Rendered;
 use crate::firewall::conntrack;
 use crate::firewall::render::upnp;
+use crate::net::rtnl;
 use crate::owner::Outcome;
 use crate::status::{Decision, Reconcile};
 use crate::upnp::error::{Refusal, UpnpError};
 use crate::upnp::leases::{self, Mapping};
 use crate::upnp::policy::{self, Change, Effect, Scope};
-use std::time::{Duration, Instant};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant, SystemTime};
 
 /// The connections each removed mapping had counted, by external port.
 pub(super) type Counted = Vec<(u16, u64)>;
@@ -25,9 +27,7 @@ impl Owner {
             change,
             Change::Add(_) | Change::Delete { .. } | Change::DeleteRange { .. }
         ) {
-            // A grant or a removal rests on who the requester is now: its neighbour entry may be newer
-            // than the last rtnetlink event the owner has handled (an address taken over a moment ago).
-            self.network_changed();
+            self.refresh_requester(change.requester());
         }
         // What the gateway upstream refuses (its worker publishes it) is refused here too.
         self.taken_upstream = self.shared.snapshot.lock().unwrap().upstream.taken.clone();
@@ -185,6 +185,26 @@ impl Owner {
     }
 
     /// What the policy knows of the network: the owner's last reading of it.
+    /// A grant or a removal rests on who the requester is now: its neighbour entry may be newer than
+    /// the last rtnetlink event the owner has handled (an address taken over a moment ago). The kernel
+    /// is asked for that one entry: a dump of every table would cost each change more, the more hosts
+    /// the LAN has. A kernel that cannot answer (before 4.18) gets the whole read.
+    fn refresh_requester(&mut self, ip: Ipv4Addr) {
+        let devices: Vec<u32> = self
+            .config
+            .lan_devices
+            .iter()
+            .filter_map(|d| self.net.index_of(d))
+            .collect();
+        match rtnl::neighbour(&devices, ip) {
+            Ok(entry) => self.net.put_neighbour(ip, entry, SystemTime::now()),
+            Err(e) => {
+                debug!("cannot ask the kernel for {ip}'s neighbour entry ({e}): reading all");
+                self.network_changed();
+            }
+        }
+    }
+
     pub(super) fn scope(&self) -> Scope<'_> {
         Scope {
             config: &self.config,

@@ -119,6 +119,20 @@ impl NetState {
             .map(|n| n.mac)
     }
 
+    /// The neighbour table with `ip`'s entry replaced by what the kernel holds for it now (`now`: when
+    /// it was asked; its age is kept relative to the dump's time, as the others').
+    pub fn put_neighbour(&mut self, ip: Ipv4Addr, entry: Option<Sighting>, now: SystemTime) {
+        self.neighbours.retain(|n| n.ip != Some(ip));
+        if let Some(mut n) = entry {
+            let since_dump = self
+                .taken_at
+                .and_then(|t| now.duration_since(t).ok())
+                .unwrap_or_default();
+            n.age = n.age.saturating_sub(since_dump);
+            self.neighbours.push(n);
+        }
+    }
+
     /// A Command Center's MAC: the configured one, else the neighbour table's for its address.
     pub fn command_center_mac(&self, cc: &CommandCenter) -> Option<Mac> {
         cc.mac.or_else(|| cc.ip.and_then(|ip| self.mac_of(ip)))
@@ -267,6 +281,35 @@ mod tests {
             valid,
             age: Duration::from_secs(age_s),
         }
+    }
+
+    #[test]
+    fn one_neighbour_entry_is_replaced_in_place() {
+        let dumped = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let mut state = NetState {
+            neighbours: vec![
+                sighting("0a:00:00:00:00:10", Some("192.168.1.10"), true, 5),
+                sighting("0a:00:00:00:00:20", Some("192.168.1.20"), true, 5),
+            ],
+            taken_at: Some(dumped),
+            ..Default::default()
+        };
+        let ip: Ipv4Addr = "192.168.1.10".parse().unwrap();
+        // Another host answers for the address now, confirmed 12 s ago, asked 10 s after the dump.
+        let now = dumped + Duration::from_secs(10);
+        let taken = sighting("0a:00:00:00:00:30", Some("192.168.1.10"), true, 12);
+        state.put_neighbour(ip, Some(taken), now);
+        assert_eq!(state.mac_of(ip), parse_mac("0a:00:00:00:00:30").ok());
+        assert_eq!(state.neighbours.len(), 2);
+        assert_eq!(
+            state.neighbours[1].age,
+            Duration::from_secs(2),
+            "as of the dump"
+        );
+        // Gone from the table: gone here too; the other host's entry stays.
+        state.put_neighbour(ip, None, now);
+        assert_eq!(state.mac_of(ip), None);
+        assert!(state.mac_of("192.168.1.20".parse().unwrap()).is_some());
     }
 
     #[test]
