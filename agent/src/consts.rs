@@ -46,6 +46,9 @@ pub const DEFAULT_PRESENCE_TIMEOUT_SECS: u32 = 300;
 pub const SSDP_MX_MARGIN_MS: u64 = 500;
 /// Network change events are coalesced this long before the network is read again.
 pub const NET_DEBOUNCE_MS: u64 = 50;
+/// ... but a burst is read at most this long after it began: events that never pause (a LAN host
+/// sending from ever new MACs) must not keep a WAN address change from being seen.
+pub const NET_BURST_MAX_MS: u64 = 500;
 
 /// Where OpenWrt's fw4 picks up our static forward-chain include.
 pub const FW4_FORWARD_INCLUDE: &str = "/usr/share/nftables.d/chain-pre/forward/30-wilife.nft";

@@ -159,3 +159,176 @@ fn another_host_on_the_command_centers_address_cannot_remove_its_mapping() {
     assert_eq!(lab.delete_mapping(&lab.cc, 20574), 0, "{}", lab.log());
     assert!(mappings(&lab).is_empty());
 }
+
+/// A raw socket on `ns` sends, for `seconds`, NAT-PMP answers as if from the gateway (its address and
+/// port 5351) to our router's WAN address and `port`: a mapping of `mapped` and the external address
+/// `address`, with a high epoch. The forger's program, in Python (raw sockets, IP_HDRINCL).
+fn forge_gateway(lab: &Lab, ns: &str, port: u16, mapped: u16, address: &str, seconds: f64) {
+    let script = r#"
+import socket, struct, sys, time
+gw, wan, dport, mapped, addr, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], float(sys.argv[6])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+def datagram(payload):
+    udp = struct.pack("!HHHH", 5351, dport, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,
+                     socket.inet_aton(gw), socket.inet_aton(wan))
+    return ip + udp
+epoch = 900000
+answers = [datagram(struct.pack("!BBHI4s", 0, 128, 0, epoch, socket.inet_aton(addr))),
+           datagram(struct.pack("!BBHIHHI", 0, 130, 0, epoch, mapped, mapped, 86400))]
+end = time.time() + seconds
+while time.time() < end:
+    for a in answers:
+        s.sendto(a, (wan, 0))
+    time.sleep(0.005)
+"#;
+    let out = lab.exec(
+        ns,
+        &[
+            "python3",
+            "-c",
+            script,
+            &ISP_LAN_IP.to_string(),
+            &PRIVATE_WAN_IP.to_string(),
+            &port.to_string(),
+            &mapped.to_string(),
+            address,
+            &seconds.to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// The local port of the agent's socket towards the gateway's NAT-PMP port, as `ss` shows it in the
+/// router (an attacker finds it by trying every port; the test saves the time).
+fn agent_port_to_gateway(lab: &Lab) -> Option<u16> {
+    let out = lab.exec(&lab.router, &["ss", "-Hun"]);
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let peer = f.iter().position(|x| *x == format!("{ISP_LAN_IP}:5351"))?;
+        f.get(peer - 1)?.rsplit_once(':')?.1.parse().ok()
+    })
+}
+
+/// Point 1: behind a private WAN (double NAT), a LAN host forges the gateway's NAT-PMP answers from a
+/// raw socket while the gateway stays silent. They reach the router (counted), but the agent takes the
+/// gateway's answers only from the WAN device: no mapping upstream, no external address of the
+/// forger's choosing is reported.
+#[test]
+fn forged_gateway_answers_from_the_lan_are_not_believed() {
+    let mut lab = Lab::new();
+    let _isp = lab.behind_isp(&[]);
+    // The gateway drops NAT-PMP without a word (no port unreachable to end the agent's wait).
+    let quiet = "table inet quiet {\n chain input { type filter hook input priority -300; udp dport 5351 drop; }\n}\n";
+    let out = lab.exec_with_stdin(&lab.remote, &["nft", "-f", "-"], quiet.as_bytes());
+    assert!(out.status.success(), "{out:?}");
+    // What of the forgery reaches our router from the LAN side, for local delivery.
+    let count = format!(
+        "table inet forged {{\n counter seen {{ }}\n chain input {{ type filter hook input priority -400; \
+         iifname \"{LAN_DEV}\" ip saddr {ISP_LAN_IP} udp sport 5351 counter name seen; }}\n}}\n"
+    );
+    let out = lab.exec_with_stdin(&lab.router, &["nft", "-f", "-"], count.as_bytes());
+    assert!(out.status.success(), "{out:?}");
+    let cfg = lab.config(
+        "upnp",
+        "config upstream 'upstream'\n\toption mode 'enabled'\n\tlist protocol 'natpmp'\n",
+    );
+    let cfg = lab.write_config("wilife", &cfg);
+    lab.start_upnp_agent(&cfg);
+    assert_eq!(lab.add_mapping(&lab.cc, 20575, "TCP", CC_IP, 0), 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let port = loop {
+        if let Some(p) = agent_port_to_gateway(&lab) {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never asked the gateway\n{}",
+            lab.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    forge_gateway(&lab, &lab.other, port, 20575, "198.51.100.66", 3.0);
+    let out = lab.exec(
+        &lab.router,
+        &["nft", "-j", "list", "counter", "inet", "forged", "seen"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = v["nftables"][1]["counter"]["packets"].as_u64().unwrap();
+    assert!(seen > 100, "the forgery did not reach the router ({seen})");
+    let status = lab.api_status();
+    let upstream = &status["upstream"];
+    assert_eq!(
+        upstream["mappings"],
+        serde_json::json!([]),
+        "{upstream:#}\n{}",
+        lab.log()
+    );
+    assert!(
+        !status.to_string().contains("198.51.100.66"),
+        "the forger's address is reported: {status:#}"
+    );
+    assert!(!lab.log().contains("198.51.100.66"), "{}", lab.log());
+}
+
+/// Point 6: a LAN host sends frames from ever new source MACs, 100 a second: each is a new bridge FDB
+/// entry and an rtnetlink event, so the events never pause for the debounce. Meanwhile the WAN address
+/// changes: the agent sees it within a second or so all the same (a burst is read at most 0.5 s after
+/// it began).
+#[test]
+fn a_flood_of_new_macs_does_not_hide_a_wan_address_change() {
+    let mut lab = Lab::new();
+    let cfg = lab.write_config("wilife", &lab.config("upnp", ""));
+    lab.start_upnp_agent(&cfg);
+    let flood = r#"
+import os, socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+end = time.time() + float(sys.argv[1])
+while time.time() < end:
+    s.send(b"\xff" * 6 + b"\x02" + os.urandom(5) + b"\x88\xb5" + bytes(46))
+    time.sleep(0.01)
+"#;
+    let mut flooder = std::process::Command::new(ip_program())
+        .args(["netns", "exec", &lab.other, "python3", "-c", flood, "6"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let wan = |lab: &Lab| lab.api_get("/api/v1/diagnosis")["wan"]["ipv4"].clone();
+    assert_eq!(wan(&lab), serde_json::json!([WAN_IP.to_string()]));
+    // Another subnet: deleting a primary address takes the secondaries of its subnet with it.
+    let moved = "198.51.100.7";
+    lab.ip(
+        &lab.router,
+        &["addr", "add", &format!("{moved}/24"), "dev", WAN_DEV],
+    );
+    lab.ip(
+        &lab.router,
+        &["addr", "del", &format!("{WAN_IP}/24"), "dev", WAN_DEV],
+    );
+    let seen = lab.time_until(std::time::Duration::from_secs(4), || {
+        wan(&lab) == serde_json::json!([moved])
+    });
+    let still_flooding = flooder.try_wait().unwrap().is_none();
+    let _ = flooder.wait();
+    let fdb = lab.exec(&lab.router, &["bridge", "fdb", "show", "br", LAN_DEV]);
+    let learned = String::from_utf8_lossy(&fdb.stdout)
+        .lines()
+        .filter(|l| l.starts_with("02:"))
+        .count();
+    assert!(learned > 100, "the flood taught the bridge {learned} MACs");
+    let took = seen.unwrap_or_else(|| {
+        panic!(
+            "the new WAN address was not seen: {}\n{}",
+            wan(&lab),
+            lab.log()
+        )
+    });
+    assert!(
+        still_flooding,
+        "the flood had ended before the change was seen"
+    );
+    eprintln!("WAN address change seen {took:?} after it, during a flood of new MACs");
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+}

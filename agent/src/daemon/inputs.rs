@@ -1,7 +1,7 @@
 //! The threads that turn inputs into events for the owner: signals (taken synchronously with
 //! sigwait), nftables change notifications and rtnetlink changes, each burst coalesced into one event.
 
-use crate::consts::{NET_DEBOUNCE_MS, PERIODIC_CHECK_SECS};
+use crate::consts::{NET_BURST_MAX_MS, NET_DEBOUNCE_MS, PERIODIC_CHECK_SECS};
 use crate::firewall::monitor::{OwnPids, RulesetEvents};
 use crate::net::rtnl::NetEvents;
 use crate::owner::Event;
@@ -9,7 +9,7 @@ use crate::queue::Queue;
 use nix::sys::signal::{SigSet, Signal};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the input threads share with the owner.
 pub(super) struct Inputs {
@@ -111,7 +111,14 @@ fn spawn_network_monitor(owner: Arc<Queue<Event>>, pending: Arc<AtomicBool>) -> 
             );
             return;
         }
-        while events.wait_for(Duration::from_millis(NET_DEBOUNCE_MS)) {}
+        let read_by = Instant::now() + Duration::from_millis(NET_BURST_MAX_MS);
+        loop {
+            let left = read_by.saturating_duration_since(Instant::now());
+            let quiet = Duration::from_millis(NET_DEBOUNCE_MS).min(left);
+            if left.is_zero() || !events.wait_for(quiet) {
+                break;
+            }
+        }
         if !pending.swap(true, Ordering::SeqCst) && owner.push(Event::NetworkChanged).is_err() {
             return;
         }

@@ -197,7 +197,13 @@ impl Owner {
             .filter_map(|d| self.net.index_of(d))
             .collect();
         match rtnl::neighbour(&devices, ip) {
-            Ok(entry) => self.net.put_neighbour(ip, entry, SystemTime::now()),
+            Ok(entry) => {
+                let now = SystemTime::now();
+                self.net.put_neighbour(ip, entry.clone(), now);
+                // What the API shows of the host (its presence) follows at once, as a full read's would.
+                let mut snap = self.shared.snapshot.lock().unwrap();
+                snap.net.put_neighbour(ip, entry, now);
+            }
             Err(e) => {
                 debug!("cannot ask the kernel for {ip}'s neighbour entry ({e}): reading all");
                 self.network_changed();

@@ -335,6 +335,7 @@ impl Owner {
         let wan = self.config.wan_device.as_deref();
         services.upstream.want(Want {
             config: self.config.upstream.clone(),
+            wan_device: wan.map(str::to_string),
             wan_ipv4: self.facts.wan_ipv4.clone(),
             gateway: wan.and_then(|d| self.net.gateway_via(d)),
             ports: cascade::ports(&self.forwards),

@@ -1,13 +1,17 @@
 //! Sends one step of the cascade to the gateway over PCP, NAT-PMP or its UPnP IGD, and returns its
-//! answer. UDP sockets are bound to the WAN address and connected to the gateway's port: the kernel
-//! drops datagrams from anyone else, and an ICMP port unreachable (nothing listens) ends the wait at
-//! once. The IGD is found once per gateway (a unicast search, its description) and remembered.
+//! answer. UDP sockets are bound to the WAN device and address and connected to the gateway's port:
+//! the kernel drops datagrams from anyone else, and an ICMP port unreachable (nothing listens) ends the
+//! wait at once. The device matters: any LAN host can send a datagram whose source is the gateway's
+//! address and port, but only the gateway's arrive on the WAN (NAT-PMP has no nonce to tell them
+//! apart). The IGD is found once per gateway (a unicast search, its description) and remembered.
 
 use super::cascade::{Held, Outcome, Place, Step};
 use super::igd::{self, Control};
 use super::{natpmp, pcp};
 use crate::config::UpstreamProtocol;
 use crate::upnp::error::UpnpError;
+use nix::sys::socket::{setsockopt, sockopt};
+use std::ffi::OsString;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
@@ -23,9 +27,10 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
 /// What the agent's mappings are called in the gateway's table.
 const DESCRIPTION: &str = "wilife-agent";
 
-/// What is remembered between steps: the gateway's IGD control URL.
+/// What is remembered between steps: the WAN device, and the gateway's IGD control URL.
 #[derive(Debug, Default)]
 pub struct Session {
+    pub wan_device: Option<String>,
     igd: Option<(Ipv4Addr, Control)>,
 }
 
@@ -39,7 +44,7 @@ pub fn send(session: &mut Session, place: Place, step: &Step, lease: u32) -> Out
     if protocol == UpstreamProtocol::Upnp {
         return upnp_step(session, place, step, lease);
     }
-    let socket = match open(place, pcp::SERVER_PORT) {
+    let socket = match open(session, place, pcp::SERVER_PORT) {
         Ok(s) => s,
         Err(e) => {
             warning!("cannot open a socket from {wan} to the gateway {gateway}: {e}");
@@ -73,8 +78,14 @@ pub fn send(session: &mut Session, place: Place, step: &Step, lease: u32) -> Out
     }
 }
 
-fn open((wan, gateway): Place, port: u16) -> std::io::Result<UdpSocket> {
+fn open(session: &Session, (wan, gateway): Place, port: u16) -> std::io::Result<UdpSocket> {
     let socket = UdpSocket::bind(SocketAddrV4::new(wan, 0))?;
+    let Some(device) = &session.wan_device else {
+        return Err(std::io::Error::other(
+            "no WAN device to take the gateway's answers from",
+        ));
+    };
+    setsockopt(&socket, sockopt::BindToDevice, &OsString::from(device))?;
     socket.connect(SocketAddrV4::new(gateway, port))?;
     Ok(socket)
 }
@@ -248,7 +259,7 @@ fn upnp_step(session: &mut Session, place: Place, step: &Step, lease: u32) -> Ou
     let known = session.igd.as_ref().filter(|(gw, _)| *gw == gateway);
     let control = match known {
         Some((_, c)) => c.clone(),
-        None => match discover(place) {
+        None => match discover(session, place) {
             Some(c) => {
                 session.igd = Some((gateway, c.clone()));
                 c
@@ -327,9 +338,9 @@ fn upnp_step(session: &mut Session, place: Place, step: &Step, lease: u32) -> Ou
 }
 
 /// The IGD of the gateway: a unicast search, then its description.
-fn discover(place: Place) -> Option<Control> {
+fn discover(session: &Session, place: Place) -> Option<Control> {
     let (_, gateway) = place;
-    let socket = open(place, SSDP_PORT).ok()?;
+    let socket = open(session, place, SSDP_PORT).ok()?;
     let search = igd::search(gateway);
     let (port, path) = exchange(&socket, search.as_bytes(), |d| {
         igd::location(d, gateway).ok()

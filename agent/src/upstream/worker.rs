@@ -20,6 +20,8 @@ const MAX_ROUNDS: usize = 8;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Want {
     pub config: Upstream,
+    /// Where the gateway's answers arrive: its sockets take no datagram that came in elsewhere.
+    pub wan_device: Option<String>,
     pub wan_ipv4: Vec<Ipv4Addr>,
     pub gateway: Option<Ipv4Addr>,
     pub ports: Vec<u16>,
@@ -154,6 +156,7 @@ fn serve(mailbox: &Mailbox, publish: &dyn Fn(UpstreamStatus)) {
                 guard = wake.wait_timeout(guard, wait).unwrap().0;
             }
             if let Some(w) = guard.want.take() {
+                session.wan_device = w.wan_device.clone();
                 want = Some(w);
             }
             guard.stop
