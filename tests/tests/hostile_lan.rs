@@ -39,12 +39,15 @@ fn mappings(lab: &Lab) -> Vec<u16> {
 
 /// A DeletePortMapping body for `port`.
 fn delete_body(port: u16) -> String {
-    format!(
-        "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" \
-         s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body>\
-         <u:DeletePortMapping xmlns:u=\"{WANIP1}\"><NewRemoteHost></NewRemoteHost>\
-         <NewExternalPort>{port}</NewExternalPort><NewProtocol>TCP</NewProtocol>\
-         </u:DeletePortMapping></s:Body></s:Envelope>"
+    let port = port.to_string();
+    soap_body(
+        WANIP1,
+        "DeletePortMapping",
+        &[
+            ("NewRemoteHost", ""),
+            ("NewExternalPort", &port),
+            ("NewProtocol", "TCP"),
+        ],
     )
 }
 

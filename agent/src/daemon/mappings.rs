@@ -184,7 +184,6 @@ impl Owner {
         Some(Instant::now() + Duration::from_secs(at.saturating_sub(now)))
     }
 
-    /// What the policy knows of the network: the owner's last reading of it.
     /// A grant or a removal rests on who the requester is now: its neighbour entry may be newer than
     /// the last rtnetlink event the owner has handled (an address taken over a moment ago). The kernel
     /// is asked for that one entry: a dump of every table would cost each change more, the more hosts
@@ -211,6 +210,7 @@ impl Owner {
         }
     }
 
+    /// What the policy knows of the network: the owner's last reading of it.
     pub(super) fn scope(&self) -> Scope<'_> {
         Scope {
             config: &self.config,

@@ -305,7 +305,6 @@ impl NetEvents {
 mod tests {
     use super::*;
 
-    /// A real dump of this namespace: loopback is there and up, with 127.0.0.1/8.
     #[test]
     fn one_neighbour_entry_is_asked_of_the_kernel() {
         // The request is one the kernel understands: an address without an entry is no error.
@@ -322,6 +321,7 @@ mod tests {
         assert_eq!(neighbour(&[], Ipv4Addr::new(127, 0, 0, 9)).unwrap(), None);
     }
 
+    /// A real dump of this namespace: loopback is there and up, with 127.0.0.1/8.
     #[test]
     fn dump_sees_loopback() {
         let state = dump().expect("rtnetlink dump");

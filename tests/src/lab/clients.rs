@@ -61,13 +61,7 @@ impl Lab {
         action: &str,
         args: &[(&str, &str)],
     ) -> (u16, String) {
-        let inner: String = args
-            .iter()
-            .map(|(k, v)| format!("<{k}>{v}</{k}>"))
-            .collect();
-        let body = format!(
-            "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:{action} xmlns:u=\"{urn}\">{inner}</u:{action}></s:Body></s:Envelope>"
-        );
+        let body = soap_body(urn, action, args);
         self.soap_raw_at(ns, port, &format!("\"{urn}#{action}\""), body.into_bytes())
     }
 
@@ -176,6 +170,17 @@ impl Lab {
 }
 
 /// (status, body) of a raw HTTP answer.
+/// The SOAP envelope of a call of `action` of service `urn` with `args`, as UPnP clients send it.
+pub fn soap_body(urn: &str, action: &str, args: &[(&str, &str)]) -> String {
+    let inner: String = args
+        .iter()
+        .map(|(k, v)| format!("<{k}>{v}</{k}>"))
+        .collect();
+    format!(
+        "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:{action} xmlns:u=\"{urn}\">{inner}</u:{action}></s:Body></s:Envelope>"
+    )
+}
+
 pub fn split_response(raw: &str) -> (u16, String) {
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
     let code = head

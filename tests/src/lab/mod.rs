@@ -31,7 +31,7 @@ mod isp;
 mod probes;
 mod topology;
 
-pub use clients::{header_value, split_response, upnp_error};
+pub use clients::{header_value, soap_body, split_response, upnp_error};
 pub use firewall::CountingNft;
 pub use isp::{Isp, MINIUPNPD_CHAINS};
 pub use probes::{exchange, exchange_within, EchoServer};
