@@ -203,13 +203,14 @@ stage_agent() {
     local bin=$1 stage=$2
     local data="$stage/data"
     mkdir -p "$data/usr/sbin" "$data/etc/init.d" "$data/etc/config" "$data/etc/uci-defaults" \
-        "$data/usr/share/nftables.d/chain-pre/forward"
+        "$data/usr/share/nftables.d/chain-pre/forward" "$data/lib/upgrade/keep.d"
     install -m 0755 "$bin" "$data/usr/sbin/wilife-agent"
     install -m 0755 "$pkg_dir/files/wilife.init" "$data/etc/init.d/wilife"
     install -m 0600 "$pkg_dir/files/wilife.config" "$data/etc/config/wilife"
     install -m 0755 "$pkg_dir/files/wilife.uci-defaults" "$data/etc/uci-defaults/90-wilife"
     install -m 0644 "$pkg_dir/files/usr/share/nftables.d/chain-pre/forward/30-wilife.nft" \
         "$data/usr/share/nftables.d/chain-pre/forward/30-wilife.nft"
+    install -m 0644 "$pkg_dir/files/lib/upgrade/keep.d/wilife-agent" "$data/lib/upgrade/keep.d/wilife-agent"
     control_fields wilife-agent nftables-json openwrt-package/wilife-agent net > "$stage/control"
     printf 'Description: %s\n' "$agent_description" | sed '2,$s/^/ /' > "$stage/description"
     echo "/etc/config/wilife" > "$stage/conffiles"

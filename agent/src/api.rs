@@ -324,18 +324,18 @@ impl Api {
 
     /// Changes need the configured token as `Authorization: Bearer <api_token>`.
     fn authorised(&self, request: &Request) -> Result<(), Answer> {
-        let token = self
-            .shared
-            .snapshot
-            .lock()
-            .unwrap()
-            .config
-            .api_token
-            .clone();
+        let (token, file) = {
+            let snapshot = self.shared.snapshot.lock().unwrap();
+            let c = &snapshot.config;
+            (c.api_token.clone(), c.api_token_file.clone())
+        };
         let Some(token) = token else {
             return Err(Answer::error(
                 403,
-                "changes through the API are disabled: set agent.api_token",
+                &format!(
+                    "changes through the API are disabled: no token in {}",
+                    file.display()
+                ),
             ));
         };
         let given = request

@@ -229,6 +229,17 @@ fn check(a: Args) -> i32 {
         c.command_centers.len(),
         c.cameras.len()
     );
+    match config::read_token(&c.api_token_file) {
+        Err(e) => {
+            eprintln!("wilife-agent: {}: {e}", c.api_token_file.display());
+            return 1;
+        }
+        Ok(None) => println!(
+            "{}: no token: changes through the API (LuCI's Delete too) are off",
+            c.api_token_file.display()
+        ),
+        Ok(Some(_)) => {}
+    }
     let inc = include_status(&a.fw4_include, c.connmark, None);
     if inc.present && !inc.matches_connmark {
         eprintln!(

@@ -34,6 +34,8 @@ pub const DEFAULT_DIRECT_PORTS: (u16, u16) = (20570, 20575);
 pub const DEFAULT_API_PORT: u16 = 8780;
 
 pub const DEFAULT_CONFIG: &str = "/etc/config/wilife";
+/// The API's write token: a root-only file, outside the UCI config that read-only LuCI users read.
+pub const DEFAULT_API_TOKEN_FILE: &str = "/etc/wilife/api_token";
 /// The logical networks (netifd) whose devices are WAN and LAN unless the config pins devices.
 pub const DEFAULT_WAN_NETWORK: &str = "wan";
 pub const DEFAULT_LAN_NETWORK: &str = "lan";

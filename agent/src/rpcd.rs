@@ -76,9 +76,10 @@ pub fn plan<'a>(access: &'a ApiAccess, method: &str, input: &str) -> Result<Plan
         return Err(error("port must be a number from 1 to 65535"));
     };
     let Some(token) = access.token.as_deref() else {
-        return Err(error(
-            "changes through the API are disabled: set agent.api_token",
-        ));
+        return Err(error(format!(
+            "changes through the API are disabled: no token in {}",
+            access.token_file.display()
+        )));
     };
     Ok((
         "DELETE",
@@ -124,6 +125,7 @@ mod tests {
         ApiAccess {
             port: 1,
             token: token.map(str::to_string),
+            token_file: crate::consts::DEFAULT_API_TOKEN_FILE.into(),
         }
     }
 
@@ -160,6 +162,7 @@ mod tests {
         // Port 1 on loopback: nothing listens there.
         assert!(msg(call(&c, "status", "")).contains("does not answer"));
         let no_token = config(None);
-        assert!(msg(call(&no_token, "delete_mapping", r#"{"port": 20570}"#)).contains("api_token"));
+        assert!(msg(call(&no_token, "delete_mapping", r#"{"port": 20570}"#))
+            .contains("no token in /etc/wilife/api_token"));
     }
 }

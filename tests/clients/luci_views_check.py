@@ -285,7 +285,8 @@ def main():
         check(cam_mac == "0a:00:00:00:00:20", f"settings: camera mac {cam_mac!r}")
         invalid = page.eval_on_selector_all(".cbi-input-invalid", "l => l.map(x => x.dataset.option)")
         check(invalid == [], f"settings: the agent-accepted config shows no invalid field ({invalid})")
-        check(not page.is_disabled("button[data-option='_generate']"), "settings: the token button is enabled")
+        check(page.query_selector("[data-option='api_token']") is None,
+              "settings: no API token field (the token is root's alone)")
         page.screenshot(path=str(out / "settings.png"), full_page=True)
         show(settings_src, hints, uci_sections(captured["bad_config"]))
         invalid = page.eval_on_selector_all(".cbi-input-invalid",
@@ -317,7 +318,7 @@ def main():
               f"settings: an edit stages exactly it: {staged}")
         no_errors("settings save")
 
-        # Read-only: every field and the token button disabled.
+        # Read-only: every field disabled.
         show(settings_src, hints, uci, readonly=True)
         enabled = page.eval_on_selector_all("[data-option]", "l => l.filter(x => !x.disabled).map(x => x.dataset.option)")
         check(enabled == [], f"settings read-only: nothing is editable ({enabled})")

@@ -182,6 +182,7 @@ impl Root {
             .collect();
         for file in files.lines() {
             self.put_on_path(file);
+            self.config_in_upper(file);
         }
         fs::write(info.join(format!("{name}.list")), files).unwrap();
         name
@@ -247,6 +248,7 @@ impl Root {
                 fs::remove_file(&written).unwrap();
             }
             self.put_on_path(path);
+            self.config_in_upper(path);
         }
         ApkInstalled {
             name: package["info"]["name"].as_str().unwrap().to_string(),
@@ -288,6 +290,24 @@ impl Root {
 
     /// A program the package installs where OpenWrt's PATH (/usr/sbin:/usr/bin:/sbin:/bin) finds it
     /// is linked into `commands`.
+    /// On a router a package's files are written into the overlay's upper layer. A config must be
+    /// there from the start here too: overlayfs does not show an agent that is already running a
+    /// file that appears in a lower layer after it mounted (the first `uci commit`), only changes
+    /// to the file it found.
+    fn config_in_upper(&self, file: &str) {
+        let Some(rest) = file.strip_prefix("/etc/") else {
+            return;
+        };
+        if !rest.starts_with("config/") {
+            return;
+        }
+        let written = self.dir.join(".rw/etc/upper").join(rest);
+        if written.symlink_metadata().is_err() {
+            fs::create_dir_all(written.parent().unwrap()).unwrap();
+            fs::copy(self.dir.join(file.trim_start_matches('/')), &written).unwrap();
+        }
+    }
+
     fn put_on_path(&self, file: &str) {
         let on_path = ["/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/"]
             .iter()
@@ -337,6 +357,18 @@ impl Root {
             .or_else(|| fs::read_to_string(self.dir.join(rel)).ok())
     }
 
+    /// A file's owner and permission bits as the router sees it now (written files included).
+    pub fn owner_and_mode(&self, path: &str) -> Option<(u32, u32)> {
+        use std::os::unix::fs::MetadataExt;
+        let rel = path.trim_start_matches('/');
+        let (top, rest) = rel.split_once('/').unwrap_or((rel, ""));
+        let written = self.dir.join(".rw").join(top).join("upper").join(rest);
+        let m = fs::metadata(&written)
+            .or_else(|_| fs::metadata(self.dir.join(rel)))
+            .ok()?;
+        Some((m.uid(), m.mode() & 0o7777))
+    }
+
     /// Whether a path is there as the router sees it now (a deletion in the overlay hides it).
     pub fn exists(&self, path: &str) -> bool {
         let rel = path.trim_start_matches('/');
@@ -351,7 +383,15 @@ impl Root {
 
     /// Writes a file into the root as shipped (before anything runs; e.g. what a user adds in LuCI).
     pub fn write(&self, path: &str, text: &str) {
-        fs::write(self.dir.join(path.trim_start_matches('/')), text).unwrap();
+        let shipped = self.dir.join(path.trim_start_matches('/'));
+        fs::write(&shipped, text).unwrap();
+        // A config is kept in the upper layer (`config_in_upper`).
+        if let Some(rest) = path.strip_prefix("/etc/config/") {
+            let written = self.dir.join(".rw/etc/upper/config").join(rest);
+            if written.exists() {
+                fs::write(written, text).unwrap();
+            }
+        }
     }
 
     /// The environment scripts and the agent get here: the stand-ins' state and netifd's answer.

@@ -44,8 +44,8 @@ fn every_answer_of_the_api_validates_against_the_openapi_document() {
         .config(
             "upnp",
             &format!("config camera\n\toption name 'porch'\n\toption mac '{CAMERA_MAC}'\nconfig outbound 'outbound'\n\toption remote_client '1'\n"),
-        )
-        .replace("option api_port", &format!("option api_token '{TOKEN}'\n\toption api_port"));
+        );
+    lab.set_token(TOKEN);
     let cfg = lab.write_config("wilife", &text);
     lab.start_upnp_agent(&cfg);
     lab.say_hello_to_router(&lab.cc);

@@ -183,7 +183,7 @@ fn every_apk_reads_back_with_openwrts_fields_and_holds_what_its_ipk_holds() {
         assert_eq!(
             list,
             "/etc/config/wilife\n/etc/init.d/wilife\n/etc/uci-defaults/90-wilife\n\
-             /usr/sbin/wilife-agent\n/usr/share/nftables.d/chain-pre/forward/30-wilife.nft\n",
+             /lib/upgrade/keep.d/wilife-agent\n/usr/sbin/wilife-agent\n/usr/share/nftables.d/chain-pre/forward/30-wilife.nft\n",
             "{what}"
         );
         assert_eq!(

@@ -11,17 +11,12 @@ const TOKEN: &str = "hostile-lan-token-0123456789";
 /// token, the Command Center holding port `port`.
 fn lab_with_mapping(port: u16) -> Lab {
     let mut lab = Lab::new();
-    let cfg = lab
-        .config("upnp", "")
-        .replace(
-            "option api_port",
-            &format!("option api_token '{TOKEN}'\n\toption api_port"),
-        )
-        .replace(
-            &format!("\toption ip '{CC_IP}'\n"),
-            &format!("\toption ip '{CC_IP}'\n\toption mac '{CC_MAC}'\n"),
-        );
+    let cfg = lab.config("upnp", "").replace(
+        &format!("\toption ip '{CC_IP}'\n"),
+        &format!("\toption ip '{CC_IP}'\n\toption mac '{CC_MAC}'\n"),
+    );
     let cfg = lab.write_config("wilife", &cfg);
+    lab.set_token(TOKEN);
     lab.start_upnp_agent(&cfg);
     assert_eq!(lab.add_mapping(&lab.cc, port, "TCP", CC_IP, 0), 0);
     assert_eq!(mappings(&lab), vec![port]);

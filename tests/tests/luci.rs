@@ -80,15 +80,11 @@ fn steady(mut v: Value) -> Value {
 /// A lab agent in mode upnp with the porch camera and an API token; (lab, config path, config text).
 fn camera_lab() -> (Lab, PathBuf, String) {
     let mut lab = Lab::new();
-    let text = lab
-        .config(
-            "upnp",
-            &format!("config camera\n\toption name 'porch'\n\toption mac '{CAMERA_MAC}'\n"),
-        )
-        .replace(
-            "option api_port",
-            &format!("option api_token '{TOKEN}'\n\toption api_port"),
-        );
+    let text = lab.config(
+        "upnp",
+        &format!("config camera\n\toption name 'porch'\n\toption mac '{CAMERA_MAC}'\n"),
+    );
+    lab.set_token(TOKEN);
     let cfg = lab.write_config("wilife", &text);
     lab.start_upnp_agent(&cfg);
     (lab, cfg, text)
@@ -336,11 +332,6 @@ fn the_views_render_real_answers_in_a_headless_browser() {
 
     // Values the form must refuse are exactly those `wilife-agent check` refuses.
     let bad = [
-        (
-            "api_token",
-            format!("option api_token '{TOKEN}'"),
-            "option api_token 'short'",
-        ),
         (
             "ports",
             "option ports '20570-20575'".into(),

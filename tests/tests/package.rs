@@ -70,6 +70,7 @@ fn every_ipk_unpacks_like_opkg_with_its_fields_modes_and_binary() {
             ("/etc/config/wilife", 0o600),
             ("/etc/init.d/wilife", 0o755),
             ("/etc/uci-defaults/90-wilife", 0o755),
+            ("/lib/upgrade/keep.d/wilife-agent", 0o644),
             ("/usr/sbin/wilife-agent", 0o755),
             (
                 "/usr/share/nftables.d/chain-pre/forward/30-wilife.nft",
@@ -186,6 +187,19 @@ fn rpcd(lab: &Lab, root: &Root, method: &str, args: &str) -> Value {
         .unwrap_or_else(|e| panic!("rpcd {method}: {e}: {out:?}"))
 }
 
+/// The API token the router holds: 32 hex digits in a root-only file.
+fn installed_token(root: &Root) -> Option<String> {
+    let token = root.read(TOKEN_FILE)?.trim_end().to_string();
+    assert_eq!(root.owner_and_mode(TOKEN_FILE), Some((0, 0o600)));
+    assert!(
+        token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{token}"
+    );
+    Some(token)
+}
+
+const TOKEN_FILE: &str = "/etc/wilife/api_token";
+
 fn installed_status(lab: &Lab, root: &Root) -> Value {
     let out = root.run(
         lab,
@@ -215,17 +229,11 @@ fn the_package_as_shipped_works_on_a_router_and_follows_the_wan_device() {
         lab.log()
     );
     assert!(fs::read_link(root.dir.join(".rw/etc/upper/rc.d/S99wilife")).is_ok());
-    // The uci-defaults made a token (busybox has no base64), wrote it, and removed themselves.
+    // The uci-defaults made a token (busybox has no base64), wrote it where only root reads it (not
+    // into the config read-only LuCI users read), and removed themselves.
     let config = root.read("/etc/config/wilife").unwrap();
-    let token = config
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("option api_token '"))
-        .and_then(|t| t.strip_suffix('\''))
-        .unwrap_or_else(|| panic!("no token:\n{config}"));
-    assert!(
-        token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()),
-        "{token}"
-    );
+    let token = installed_token(&root).expect("a token");
+    assert!(!config.contains(&token), "{config}");
     let gone = root.run(
         &lab,
         false,
@@ -352,34 +360,25 @@ fn the_package_as_shipped_works_on_a_router_and_follows_the_wan_device() {
         .unwrap()
         .is_empty());
 
-    // A new token as the shipped config's comment says, run verbatim under busybox ash. Its
-    // `uci commit` alone tells nobody (the agent keeps the old token, so LuCI's Delete is refused);
-    // its `reload_config` sends config.change, and procd's reload trigger signals the agent.
+    // A new token as the shipped config's comment says, run verbatim under busybox ash. Writing the
+    // file alone tells nobody (the agent keeps the old token, so LuCI's Delete is refused); the
+    // init script's reload signals the agent, which reads the new one.
     let advice = config
         .lines()
         .find(|l| l.contains("gen-token"))
         .map(|l| l.trim_start_matches(['#', ' ', '\t']).to_string())
         .expect("the config says how to make a token");
-    let (commit, reload) = advice
-        .split_once(" && reload_config")
-        .expect("the advice ends in reload_config");
-    assert_eq!(reload, "");
+    let (write, reload) = advice
+        .split_once(" && ")
+        .expect("the advice writes, then reloads");
     let _server = lab.echo_server(&lab.cc.clone(), 20573, "cc");
     assert_eq!(lab.add_mapping(&lab.cc, 20573, "TCP", CC_IP, 0), 0);
-    root.ash(&lab, &["-c", commit]);
-    assert_ne!(
-        root.read("/etc/config/wilife").unwrap(),
-        config,
-        "a new token"
-    );
-    assert_eq!(
-        procd.act(&mut lab, &root),
-        vec![],
-        "uci commit sends no event"
-    );
+    root.ash(&lab, &["-c", write]);
+    assert_ne!(installed_token(&root), Some(token), "a new token");
+    assert_eq!(procd.act(&mut lab, &root), vec![], "a file sends no event");
     let refused = rpcd(&lab, &root, "delete_mapping", r#"{"port":20573}"#);
     assert_eq!(refused["status"], 401, "{refused}");
-    root.ash(&lab, &["-c", "reload_config"]);
+    root.ash(&lab, &["-c", reload]);
     assert_eq!(
         procd.act(&mut lab, &root),
         vec![Did::Signalled(nix::sys::signal::Signal::SIGHUP)]
@@ -396,6 +395,79 @@ fn the_package_as_shipped_works_on_a_router_and_follows_the_wan_device() {
         vec![Did::Stopped, Did::FirewallReloaded]
     );
     assert!(!lab.table_present());
+}
+
+/// A read-only LuCI login gets the `read` grants of the ACL files alone (rpcd's session ACL): with the
+/// ACL files as installed, nothing it may read holds the API token — not the UCI configs (the token
+/// lived in `wilife` once), not a file, not what the plugin's read methods answer — and no method
+/// that changes anything is granted.
+#[test]
+fn a_read_only_luci_user_can_read_nothing_that_holds_the_api_token() {
+    let (lab, root, _procd, _) = installed_router(
+        &[
+            ("wan", true, Some(WAN_DEV), Some(WAN_DEV)),
+            ("lan", true, Some(LAN_DEV), Some(LAN_DEV)),
+        ],
+        CC_SECTION,
+    );
+    let token = installed_token(&root).expect("a token");
+    assert_eq!(lab.add_mapping(&lab.cc, 20572, "TCP", CC_IP, 0), 0);
+    // The plugin runs as root and uses it: LuCI's Delete (a write grant) works.
+    let del = rpcd(&lab, &root, "delete_mapping", r#"{"port":20572}"#);
+    assert!(del.get("error").is_none(), "{del}");
+    let acl_dir = "/usr/share/rpcd/acl.d";
+    let mut files: Vec<_> = fs::read_dir(root.dir.join(acl_dir.trim_start_matches('/')))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let mut checked = 0;
+    for file in files {
+        let acl: Value = serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+        for (group, grants) in acl.as_object().unwrap() {
+            let read = &grants["read"];
+            for config in read["uci"].as_array().into_iter().flatten() {
+                let config = config.as_str().unwrap();
+                let out = root.run(&lab, false, &["uci", "show", config], &[], b"");
+                let shown = String::from_utf8_lossy(&out.stdout);
+                assert!(out.status.success() && !shown.is_empty(), "{out:?}");
+                assert!(!shown.contains(&token), "{group}: uci {config}:\n{shown}");
+                checked += 1;
+            }
+            for (glob, _) in read["file"].as_object().into_iter().flatten() {
+                assert!(!glob_matches(glob, TOKEN_FILE), "{group}: file {glob}");
+            }
+            for (object, methods) in read["ubus"].as_object().into_iter().flatten() {
+                if object != "luci.wilife" {
+                    continue;
+                }
+                for method in methods.as_array().unwrap() {
+                    let method = method.as_str().unwrap();
+                    assert_ne!(method, "delete_mapping", "{group}: a change in read");
+                    let answer = rpcd(&lab, &root, method, "{}");
+                    assert!(answer.get("error").is_none(), "{method}: {answer}");
+                    assert!(!answer.to_string().contains(&token), "{group}: {method}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 7, "uci wilife and six read methods: {checked}");
+}
+
+/// rpcd's file ACL globs (`*`, `?`), matching at least as much as fnmatch does.
+fn glob_matches(glob: &str, path: &str) -> bool {
+    fn go(g: &[u8], p: &[u8]) -> bool {
+        match (g.first(), p.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&g[1..], p) || (!p.is_empty() && go(g, &p[1..])),
+            (Some(b'?'), Some(_)) => go(&g[1..], &p[1..]),
+            (Some(a), Some(b)) if a == b => go(&g[1..], &p[1..]),
+            _ => false,
+        }
+    }
+    go(glob.as_bytes(), path.as_bytes())
 }
 
 #[test]
@@ -527,7 +599,13 @@ fn the_readmes_first_steps_reach_the_agent_right_after_installing() {
             "{manager:?}: the README's steps did not reach the agent:\n{steps}"
         );
         lab.wait_log("configuration reloaded", Duration::from_secs(5));
-        assert_eq!(lab.add_mapping(&lab.cc, 20571, "TCP", CC_IP, 0), 0);
+        assert_eq!(
+            lab.add_mapping(&lab.cc, 20571, "TCP", CC_IP, 0),
+            0,
+            "{}\n{:?}",
+            lab.log(),
+            root.read("/etc/config/wilife")
+        );
         assert_eq!(
             lab.tcp_exchange(&lab.remote, (WAN_IP, 20571).into(), "hi")
                 .unwrap(),
@@ -597,6 +675,7 @@ fn an_apk_upgrade_restarts_the_agent_and_apk_del_leaves_nothing_running() {
     let (mut lab, root, mut procd, did, agent) = installed_by(Manager::Apk, &UP, CC_SECTION);
     assert_eq!(did, [Did::Started, Did::FirewallReloaded], "{}", lab.log());
     let agent = agent.unwrap();
+    let token = installed_token(&root).expect("a token");
     let _server = lab.echo_server(&lab.cc.clone(), 20572, "cc");
     assert_eq!(lab.add_mapping(&lab.cc, 20572, "TCP", CC_IP, 0), 0);
     let before = lab.agent_pid().unwrap();
@@ -623,10 +702,7 @@ fn an_apk_upgrade_restarts_the_agent_and_apk_del_leaves_nothing_running() {
         lab.log()
     );
     // The token the uci-defaults made is kept (the script ran again and changed nothing).
-    assert!(root
-        .read("/etc/config/wilife")
-        .unwrap()
-        .contains("option api_token"));
+    assert_eq!(installed_token(&root), Some(token));
 
     root.apk_del(&lab, &upgraded);
     assert_eq!(
@@ -638,7 +714,7 @@ fn an_apk_upgrade_restarts_the_agent_and_apk_del_leaves_nothing_running() {
     assert!(fs::read_link(root.dir.join(".rw/etc/upper/rc.d/S99wilife")).is_err());
     for f in upgraded.package["files"].as_array().unwrap() {
         let path = f["path"].as_str().unwrap();
-        // apk keeps a config file the user (here the uci-defaults' token) changed.
+        // apk keeps a config file the user changed.
         if path != "/etc/config/wilife" {
             assert!(!root.exists(path), "{path} left behind");
         }
@@ -646,70 +722,99 @@ fn an_apk_upgrade_restarts_the_agent_and_apk_del_leaves_nothing_running() {
 }
 
 #[test]
-fn uci_defaults_give_the_api_a_token_once_keep_the_users_and_never_an_empty_one() {
+fn uci_defaults_give_the_api_a_root_only_token_once_move_an_old_one_and_never_write_an_empty_one() {
     let lab = Lab::new();
     let root = Root::new(&lab.dir);
     root.install(&ipk("wilife-agent", "x86_64"));
     let script = "/etc/uci-defaults/90-wilife";
-    let token = || {
-        root.read("/etc/config/wilife").and_then(|c| {
-            c.lines().find_map(|l| {
-                l.trim()
-                    .strip_prefix("option api_token '")?
-                    .strip_suffix('\'')
-                    .map(str::to_string)
-            })
-        })
-    };
     // As the boot (and default_postinst) run it: sourced in a subshell, under busybox ash.
-    let run = || {
+    let run = |root: &Root, lab: &Lab| {
         root.run(
-            &lab,
+            lab,
             true,
             &["ash", "-c", &format!("( . {script} )")],
             &[],
             b"",
         )
     };
-    assert!(run().status.success());
-    let first = token().expect("a token was set");
-    assert!(
-        first.len() == 32 && first.bytes().all(|b| b.is_ascii_hexdigit()),
-        "{first}"
-    );
+    assert!(run(&root, &lab).status.success());
+    let first = installed_token(&root).expect("a token was made");
     let cfg = root.read("/etc/config/wilife").unwrap();
+    assert!(!cfg.contains(&first), "{cfg}");
     assert!(
-        wilife_agent_accepts(&lab.dir, &cfg),
-        "the generated token must be a valid api_token"
+        wilife_agent_accepts(&lab.dir, &cfg, &first),
+        "the generated token must be one the agent takes"
     );
     // Idempotent: a second run changes nothing.
-    assert!(run().status.success());
-    assert_eq!(token(), Some(first.clone()));
+    assert!(run(&root, &lab).status.success());
+    assert_eq!(installed_token(&root), Some(first.clone()));
+    // sysupgrade keeps it (it is no file of the package, so no conffile).
+    assert_eq!(
+        root.read("/lib/upgrade/keep.d/wilife-agent").as_deref(),
+        Some("/etc/wilife/api_token\n")
+    );
+
+    // An older version kept the token in /etc/config/wilife: it is moved out, and the option goes.
+    let lab2 = Lab::new();
+    let old = Root::new(&lab2.dir);
+    old.install(&ipk("wilife-agent", "x86_64"));
+    let shipped = old.read("/etc/config/wilife").unwrap();
+    let before = shipped.replace(
+        "\toption api_port '8780'\n",
+        "\toption api_port '8780'\n\toption api_token '0123456789abcdef0123456789abcdef'\n",
+    );
+    old.write("/etc/config/wilife", &before);
+    assert!(
+        !wilife_agent_accepts(&lab2.dir, &before, ""),
+        "check refuses a token where read-only users read it"
+    );
+    assert!(run(&old, &lab2).status.success());
+    assert_eq!(
+        installed_token(&old).as_deref(),
+        Some("0123456789abcdef0123456789abcdef")
+    );
+    let after = old.read("/etc/config/wilife").unwrap();
+    assert!(!after.contains("api_token '"), "{after}");
+    assert!(wilife_agent_accepts(
+        &lab2.dir,
+        &after,
+        "0123456789abcdef0123456789abcdef"
+    ));
+
     // Without the agent (no way to make a token), the script fails, so it stays for the next boot,
     // and writes nothing: never an empty token.
-    let lab2 = Lab::new();
-    let bare = Root::new(&lab2.dir);
+    let lab3 = Lab::new();
+    let bare = Root::new(&lab3.dir);
     bare.install(&ipk("wilife-agent", "x86_64"));
     fs::remove_file(bare.dir.join("usr/sbin/wilife-agent")).unwrap();
-    let out = bare.run(
-        &lab2,
-        true,
-        &["ash", "-c", &format!("( . {script} )")],
-        &[],
-        b"",
-    );
+    let out = run(&bare, &lab3);
     assert!(!out.status.success(), "{out:?}");
-    let cfg = bare.read("/etc/config/wilife").unwrap();
-    assert!(
-        !cfg.lines()
-            .any(|l| l.trim().starts_with("option api_token")),
-        "{cfg}"
-    );
+    assert!(!bare.exists(TOKEN_FILE));
+    assert!(!bare.exists("/etc/wilife/api_token.new"));
+    assert!(!bare
+        .read("/etc/config/wilife")
+        .unwrap()
+        .contains("api_token '"));
 }
 
-/// Does `wilife-agent check` accept this config text?
-fn wilife_agent_accepts(dir: &Path, text: &str) -> bool {
+/// Does `wilife-agent check` accept this config text, with `token` (if any) in its token file?
+fn wilife_agent_accepts(dir: &Path, text: &str, token: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join("checked_token");
+    let _ = fs::remove_file(&file);
+    if !token.is_empty() {
+        fs::write(&file, format!("{token}\n")).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let cfg = dir.join("wilife");
+    let text = text.replacen(
+        "config agent 'main'\n",
+        &format!(
+            "config agent 'main'\n\toption api_token_file '{}'\n",
+            file.display()
+        ),
+        1,
+    );
     fs::write(&cfg, text).unwrap();
     Command::new(agent_bin())
         .args(["check", "--config", cfg.to_str().unwrap(), "--fw4-include"])

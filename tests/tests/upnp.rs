@@ -25,10 +25,8 @@ fn upnp_lab(extra: &str) -> Lab {
 /// `upnp_lab`, the agent started with the arguments `args` gives for the new lab.
 fn upnp_lab_with(extra: &str, args: impl FnOnce(&Lab) -> Vec<String>) -> Lab {
     let mut lab = Lab::new();
-    let cfg = lab.config("upnp", extra).replace(
-        "option api_port",
-        &format!("option api_token '{TOKEN}'\n\toption api_port"),
-    );
+    let cfg = lab.config("upnp", extra);
+    lab.set_token(TOKEN);
     let cfg = lab.write_config("wilife", &cfg);
     let args = args(&lab);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

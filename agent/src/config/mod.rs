@@ -9,7 +9,7 @@ pub mod uci;
 mod validate;
 mod values;
 
-pub use api_access::{api_access, ApiAccess};
+pub use api_access::{api_access, read_token, ApiAccess};
 pub use model::*;
 pub use values::*;
 
@@ -85,7 +85,8 @@ impl From<ConfigError> for ConfigErrors {
     }
 }
 
-/// Reads and validates a config file.
+/// Reads and validates a config file. The API token (a file of its own) is left to the caller:
+/// `check` refuses an unusable one, the daemon runs on with API writes off.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.display().to_string(),

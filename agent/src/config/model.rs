@@ -196,6 +196,10 @@ pub struct Config {
     pub api_port: u16,
     /// Empty: the LAN devices' addresses and loopback.
     pub api_listen: Vec<IpAddr>,
+    /// Where the write token is kept (`api_token_file`).
+    #[serde(skip)]
+    pub api_token_file: PathBuf,
+    /// The token read from that file by `load` (never from the UCI text); `None`: API writes are off.
     #[serde(skip)]
     pub api_token: Option<String>,
     pub state_dir: PathBuf,

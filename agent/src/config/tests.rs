@@ -7,7 +7,7 @@ config agent 'main'
 \toption wan_device 'wan0'
 \tlist lan_device 'br-lan'
 \toption api_port '8780'
-\toption api_token '0123456789abcdef'
+\toption api_token_file '/etc/wilife/api_token'
 \toption state_dir '/var/run/wilife'
 config direct 'direct'
 \toption ports '20570-20575'
@@ -365,15 +365,16 @@ fn bad_configs_get_precise_errors() {
             "is inside ports 20570-20575",
         ),
         (
-            "short token",
+            "token in the file read-only users read",
             with(
-                "\toption api_token '0123456789abcdef'",
-                "\toption api_token 'secret'",
+                "\toption api_token_file '/etc/wilife/api_token'",
+                "\toption api_token 'secret-secret-secret'",
             ),
             Some(6),
             Some("agent 'main'"),
             Some("api_token"),
-            "16-256 printable",
+            "is no longer read from this file, which read-only LuCI users can read: put the token in \
+             /etc/wilife/api_token (mode 0600) and delete this option",
         ),
         (
             "relative state dir",

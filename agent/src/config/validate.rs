@@ -20,6 +20,7 @@ const AGENT_OPTIONS: &[&str] = &[
     "api_port",
     "api_listen",
     "api_token",
+    "api_token_file",
     "state_dir",
     "connmark",
     "presence_timeout",
@@ -127,7 +128,7 @@ struct Agent {
     networks: Networks,
     api_port: u16,
     api_listen: Vec<IpAddr>,
-    api_token: Option<String>,
+    api_token_file: PathBuf,
     state_dir: PathBuf,
     connmark: u32,
     presence_timeout: u32,
@@ -157,7 +158,8 @@ impl Validator<'_> {
             networks: agent.networks,
             api_port: agent.api_port,
             api_listen: agent.api_listen,
-            api_token: agent.api_token,
+            api_token_file: agent.api_token_file,
+            api_token: None,
             state_dir: agent.state_dir,
             connmark: agent.connmark,
             presence_timeout: agent.presence_timeout,
@@ -225,6 +227,15 @@ impl Validator<'_> {
                 _ => Err("is not a mode: use upnp, static or off".into()),
             })
             .unwrap_or(DirectAccess::Upnp);
+        if let Some(e) = self.get(a, "api_token") {
+            // Never echoed: this message reaches the status, which read-only users see.
+            let message = format!(
+                "is no longer read from this file, which read-only LuCI users can read: put the \
+                 token in {} (mode 0600) and delete this option",
+                consts::DEFAULT_API_TOKEN_FILE
+            );
+            self.report(Some(e.line), Some(&a.label), Some("api_token"), message);
+        }
         let (wan_device, lan_devices) = self.devices(a, overrides);
         let networks = self.networks(a, wan_device.is_some(), !lan_devices.is_empty());
         Agent {
@@ -238,7 +249,11 @@ impl Validator<'_> {
                 v.parse::<IpAddr>()
                     .map_err(|_| "is not an IP address (e.g. 192.168.1.1 or ::1)".to_string())
             }),
-            api_token: self.parsed(a, "api_token", parse_token),
+            api_token_file: self
+                .parsed(a, "api_token_file", |v| {
+                    parse_abs_path(v, consts::DEFAULT_API_TOKEN_FILE)
+                })
+                .unwrap_or_else(|| PathBuf::from(consts::DEFAULT_API_TOKEN_FILE)),
             state_dir: self
                 .parsed(a, "state_dir", |v| {
                     parse_abs_path(v, consts::DEFAULT_STATE_DIR)

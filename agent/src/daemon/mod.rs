@@ -82,6 +82,11 @@ struct Owner {
 /// unknown is no error: camera isolation and the LAN side must not wait for the internet.
 fn load_config(opts: &Options) -> Result<Config, config::ConfigErrors> {
     let mut c = config::load(&opts.config_path, &opts.overrides)?;
+    // An unusable token file costs API writes only, never the camera rules or the IGD.
+    c.api_token = config::read_token(&c.api_token_file).unwrap_or_else(|e| {
+        warning!("API writes are off: {}: {e}", c.api_token_file.display());
+        None
+    });
     if let Err(e) = net::netifd::resolve(&mut c, &opts.ubus) {
         warning!(
             "cannot ask netifd which devices the networks '{}' and '{}' are: {e}; pin them with \

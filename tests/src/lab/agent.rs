@@ -13,9 +13,24 @@ impl Lab {
     /// A config for this lab: `mode` direct access, the cc as the Command Center, plus `extra` lines.
     pub fn config(&self, mode: &str, extra: &str) -> String {
         format!(
-            "config agent 'main'\n\toption direct_access '{mode}'\n\toption wan_device '{WAN_DEV}'\n\tlist lan_device '{LAN_DEV}'\n\toption api_port '{API_PORT}'\n\toption state_dir '{}'\n\nconfig direct 'direct'\n\toption ports '20570-20575'\n\nconfig command_center\n\toption name 'office-pc'\n\toption ip '{CC_IP}'\n{extra}",
+            "config agent 'main'\n\toption direct_access '{mode}'\n\toption wan_device '{WAN_DEV}'\n\tlist lan_device '{LAN_DEV}'\n\toption api_port '{API_PORT}'\n\toption api_token_file '{}'\n\toption state_dir '{}'\n\nconfig direct 'direct'\n\toption ports '20570-20575'\n\nconfig command_center\n\toption name 'office-pc'\n\toption ip '{CC_IP}'\n{extra}",
+            self.token_file().display(),
             self.dir.join("state").display()
         )
+    }
+
+    /// The lab's API token file (absent until `set_token`: API writes are off).
+    pub fn token_file(&self) -> PathBuf {
+        self.dir.join("api_token")
+    }
+
+    /// Gives the agent `token` for API writes, in a root-only file as the package keeps it (read at
+    /// the agent's start and on SIGHUP).
+    pub fn set_token(&self, token: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.token_file();
+        fs::write(&p, format!("{token}\n")).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
     }
 
     /// Starts the agent in the router with `config` and waits until it applied (or failed to apply) its

@@ -27,19 +27,6 @@ function portRange(section_id, value) {
 	return a <= b ? true : _('The range is reversed');
 }
 
-function token(section_id, value) {
-	if (!value)
-		return true;
-	return (value.length >= 16 && value.length <= 256 && /^[\x21-\x7e]+$/.test(value)) ? true :
-		_('Use 16 to 256 printable characters without spaces');
-}
-
-function newToken() {
-	var bytes = new Uint8Array(18);
-	window.crypto.getRandomValues(bytes);
-	return btoa(String.fromCharCode.apply(null, bytes)).replace(/[+\/=]/g, '');
-}
-
 /** The LAN's known hosts as choices: value MAC or IP, label with the host name. */
 function hostChoices(option, hosts, by) {
 	Object.keys(hosts || {}).sort().forEach(function(mac) {
@@ -63,7 +50,8 @@ return view.extend({
 		m = new form.Map('wilife', _('WiLife cameras'),
 			_('What the WiLife / Logitech Alert camera system needs from this router: direct remote viewing, camera isolation and outbound access.'));
 
-		s = m.section(form.NamedSection, 'main', 'agent', _('General'));
+		s = m.section(form.NamedSection, 'main', 'agent', _('General'),
+			_('Scripts change mappings through the JSON API with the token in /etc/wilife/api_token, which only root can read.'));
 		o = s.option(form.Flag, 'enabled', _('Enabled'));
 		o.default = '1';
 		o.rmempty = false;
@@ -73,17 +61,6 @@ return view.extend({
 		o.value('static', _('Static forwards'));
 		o.value('off', _('Off (relay only)'));
 		o.default = 'upnp';
-		o = s.option(form.Value, 'api_token', _('API token'), _('Needed to change mappings through the JSON API.'));
-		o.password = true;
-		o.validate = token;
-		o = s.option(form.Button, '_generate', _('New API token'));
-		o.inputtitle = _('Generate');
-		o.onclick = function(ev, section_id) {
-			if (this.map.readonly)
-				return;
-			var field = this.map.lookupOption('api_token', section_id)[0];
-			field.getUIElement(section_id).setValue(newToken());
-		};
 		o = s.option(form.Value, 'presence_timeout', _('Presence timeout (s)'),
 			_('A camera or Command Center not seen for this long is shown as absent.'));
 		o.placeholder = '300';
