@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let access = ApiAccess {
         port: 1,
         token: Some("0123456789abcdef".into()),
+        token_file: "/etc/wilife/api_token".into(),
     };
     if let Ok((_, path, _)) = plan(&access, method, args) {
         // Only the API's own paths, never one made of the caller's text.
