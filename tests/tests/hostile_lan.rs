@@ -330,3 +330,153 @@ while time.time() < end:
     eprintln!("WAN address change seen {took:?} after it, during a flood of new MACs");
     assert!(took < std::time::Duration::from_secs(2), "{took:?}");
 }
+
+/// An AddPortMapping body for `port` to the Command Center.
+fn add_body(port: u16) -> String {
+    let port = port.to_string();
+    soap_body(
+        WANIP1,
+        "AddPortMapping",
+        &[
+            ("NewRemoteHost", ""),
+            ("NewExternalPort", &port),
+            ("NewProtocol", "TCP"),
+            ("NewInternalPort", &port),
+            ("NewInternalClient", &CC_IP.to_string()),
+            ("NewEnabled", "1"),
+            ("NewPortMappingDescription", "chunked"),
+            ("NewLeaseDuration", "0"),
+        ],
+    )
+}
+
+/// Point 9: UPnP stacks send SOAP bodies chunked. A real client library's chunked POST (Python's
+/// http.client, `encode_chunked`) is served like a Content-Length one; so are chunks that trickle in
+/// one by one. Two framings at once (the smuggling pattern), a chunked body beyond the cap, endless
+/// chunk extensions and a coding nobody can decode are refused, and the agent serves on.
+#[test]
+fn chunked_soap_bodies_are_served_within_the_same_bounds_and_smuggling_is_refused() {
+    let lab = lab_with_mapping(20571);
+    let action = format!("{WANIP1}#AddPortMapping");
+    let client = format!(
+        "import http.client, sys\n\
+         body = sys.stdin.buffer.read()\n\
+         c = http.client.HTTPConnection('{LAN_IP}', {UPNP_PORT}, timeout=5)\n\
+         parts = [body[i:i + 97] for i in range(0, len(body), 97)]\n\
+         c.request('POST', '/ctl/IPConn', body=iter(parts), encode_chunked=True,\n\
+                   headers={{'Content-Type': 'text/xml; charset=\"utf-8\"', 'SOAPAction': '\"{action}\"'}})\n\
+         r = c.getresponse()\n\
+         print(r.status, r.read().decode())\n"
+    );
+    let out = lab.exec_with_stdin(
+        &lab.cc,
+        &["python3", "-c", &client],
+        add_body(20572).as_bytes(),
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with("200 "), "{said}{}", lab.log());
+    assert_eq!(mappings(&lab), vec![20571, 20572]);
+    // (Two mappings are all one client may hold by default.)
+    assert_eq!(lab.delete_mapping(&lab.cc, 20572), 0);
+
+    // The same, one chunk at a time with pauses (a slow client), and with an extension and a trailer.
+    let body = add_body(20573);
+    let (a, b) = body.split_at(body.len() / 2);
+    let pieces = [
+        format!(
+            "POST /ctl/IPConn HTTP/1.1\r\nHost: {LAN_IP}:{UPNP_PORT}\r\nContent-Type: text/xml\r\n\
+             SOAPAction: \"{action}\"\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ),
+        format!("{:x};part=1\r\n{a}\r\n", a.len()),
+        format!("{:x}\r\n{b}\r\n", b.len()),
+        "0\r\nX-Checksum: none\r\n\r\n".to_string(),
+    ];
+    let to = SocketAddr::from((LAN_IP, UPNP_PORT));
+    let answer = lab.in_ns(&lab.cc, move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(to).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        for p in &pieces {
+            s.write_all(p.as_bytes()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(150));
+        }
+        let mut raw = String::new();
+        let _ = s.read_to_string(&mut raw);
+        raw
+    });
+    assert_eq!(split_response(&answer).0, 200, "{answer}");
+    assert_eq!(mappings(&lab), vec![20571, 20573]);
+    assert_eq!(lab.delete_mapping(&lab.cc, 20573), 0);
+
+    // Refused: what a smuggler sends, what exceeds the bounds, what cannot be decoded.
+    let head = |framing: &str| {
+        format!(
+            "POST /ctl/IPConn HTTP/1.1\r\nHost: {LAN_IP}:{UPNP_PORT}\r\nContent-Type: text/xml\r\n\
+             SOAPAction: \"{action}\"\r\n{framing}\r\n"
+        )
+    };
+    let small = add_body(20574);
+    let chunk = format!("{:x}\r\n{small}\r\n0\r\n\r\n", small.len());
+    let cases = [
+        (
+            format!(
+                "{}{chunk}",
+                head(&format!(
+                    "Content-Length: {}\r\nTransfer-Encoding: chunked\r\n",
+                    chunk.len()
+                ))
+            ),
+            400,
+        ),
+        (
+            format!(
+                "{}{chunk}",
+                head(&format!(
+                    "Transfer-Encoding: chunked\r\nContent-Length: {}\r\n",
+                    small.len()
+                ))
+            ),
+            400,
+        ),
+        (
+            format!("{}{chunk}", head("Transfer-Encoding: gzip, chunked\r\n")),
+            501,
+        ),
+        (
+            format!(
+                "{}4001\r\n{}\r\n0\r\n\r\n",
+                head("Transfer-Encoding: chunked\r\n"),
+                "a".repeat(0x4001)
+            ),
+            413,
+        ),
+        (
+            format!(
+                "{}1;{}\r\n",
+                head("Transfer-Encoding: chunked\r\n"),
+                "x".repeat(100_000)
+            ),
+            413,
+        ),
+    ];
+    for (request, status) in cases {
+        let raw = lab.raw_http(&lab.cc, to, request.into_bytes()).unwrap();
+        assert_eq!(
+            split_response(&raw).0,
+            status,
+            "{raw}\n{request_head}",
+            request_head = raw.lines().next().unwrap_or("")
+        );
+    }
+    assert_eq!(mappings(&lab), vec![20571]);
+    // A chunked body that stops coming is cut off at the request deadline like any other.
+    let stalled = format!("{}5\r\nab", head("Transfer-Encoding: chunked\r\n"));
+    let started = std::time::Instant::now();
+    let raw = lab
+        .raw_http_held(&lab.cc, to, stalled.into_bytes())
+        .unwrap();
+    assert_eq!(split_response(&raw).0, 408, "{raw}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert_eq!(lab.add_mapping(&lab.cc, 20575, "TCP", CC_IP, 0), 0);
+}

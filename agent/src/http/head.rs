@@ -11,8 +11,10 @@ pub struct Head {
     /// The request target as sent (`/path?query`).
     pub target: String,
     pub headers: Vec<(String, String)>,
-    /// Bytes of body that follow the head (Content-Length; 0 without one).
+    /// Bytes of body that follow the head (Content-Length; 0 without one or when chunked).
     pub body_len: usize,
+    /// The body comes in chunks (`Transfer-Encoding: chunked`), bounded like a Content-Length one.
+    pub chunked: bool,
 }
 
 /// Why a head is refused: the status to answer with, and a reason for the client.
@@ -100,6 +102,7 @@ fn head(lines: &[&[u8]], limits: &Limits) -> Result<Head, Refused> {
     }
     let mut headers = Vec::with_capacity(lines.len() - 1);
     let mut length: Option<usize> = None;
+    let mut codings = 0;
     for line in &lines[1..] {
         // Folded lines (obs-fold) are refused, as RFC 9112 §5.2 allows.
         if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
@@ -115,10 +118,16 @@ fn head(lines: &[&[u8]], limits: &Limits) -> Result<Head, Refused> {
             return Err(bad);
         }
         if name.eq_ignore_ascii_case("Transfer-Encoding") {
-            return Err(refused(
-                501,
-                "transfer codings are not supported: send Content-Length",
-            ));
+            // Only `chunked`, once: what else a client names we could not decode (RFC 9112 §6.1).
+            for coding in value.split(',').map(|c| c.trim_matches([' ', '\t'])) {
+                if !coding.eq_ignore_ascii_case("chunked") {
+                    return Err(refused(
+                        501,
+                        "only the chunked transfer coding is supported",
+                    ));
+                }
+                codings += 1;
+            }
         }
         if name.eq_ignore_ascii_case("Content-Length") {
             if value.is_empty() || value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {
@@ -137,11 +146,27 @@ fn head(lines: &[&[u8]], limits: &Limits) -> Result<Head, Refused> {
         }
         headers.push((name.to_string(), value.to_string()));
     }
+    let chunked = codings > 0;
+    if codings > 1 {
+        return Err(refused(400, "chunked applied more than once"));
+    }
+    // Two framings at once are how requests are smuggled past a proxy: neither is believed
+    // (RFC 9112 §6.3); nor a coding in HTTP/1.0, which has none.
+    if chunked && length.is_some() {
+        return Err(refused(
+            400,
+            "Content-Length and Transfer-Encoding together",
+        ));
+    }
+    if chunked && version == "HTTP/1.0" {
+        return Err(refused(400, "Transfer-Encoding in an HTTP/1.0 request"));
+    }
     Ok(Head {
         method: method.to_string(),
         target: target.to_string(),
         headers,
         body_len: length.unwrap_or(0),
+        chunked,
     })
 }
 
@@ -204,10 +229,34 @@ mod tests {
             err(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
             400
         );
-        assert_eq!(
-            err(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            501
-        );
+    }
+
+    #[test]
+    fn chunked_alone_is_taken_and_every_other_framing_refused() {
+        let (h, _) = ok("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n");
+        assert!(h.chunked && h.body_len == 0);
+        for (text, status) in [
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 501),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n", 501),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: \r\n\r\n", 501),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400),
+            (
+                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                400,
+            ),
+            (
+                "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+                400,
+            ),
+            (
+                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n",
+                400,
+            ),
+            ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        ] {
+            assert_eq!(err(text.as_bytes()), status, "{text}");
+        }
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The HTTP/1.x layer the JSON API and the UPnP IGD share, written for a router that any LAN host can
 //! reach: bounded heads and bodies (checked before anything is allocated or drained), timeouts, caps on
 //! connections in total and per source address, no thread per connection, and accept errors survived.
+//! Bodies come with a Content-Length or chunked (as UPnP stacks send SOAP), never both.
 //! (It replaced tiny_http 0.12, which aborted on a client's huge Content-Length, lost its listener on
 //! EMFILE and blocked on slow bodies; see the README.)
 
+pub mod chunked;
 pub mod head;
 pub mod host;
 pub mod server;

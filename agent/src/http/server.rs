@@ -4,6 +4,7 @@
 //! time and size); slots are capped in total and per source address; accept errors (EMFILE) back off
 //! and never end a listener.
 
+use super::chunked::Chunked;
 use super::head::{self, Head, Refused};
 use super::{Limits, Request, Response};
 use crate::consts::{
@@ -155,6 +156,11 @@ struct Conn {
     peer: SocketAddr,
     buf: Vec<u8>,
     head: Option<(Head, usize)>,
+    /// A chunked body's decoder (its bytes are not kept in `buf`).
+    chunks: Option<Chunked>,
+    /// Where the head's line still arriving starts: the head is parsed again only when a line ends
+    /// or this line outgrows its bound, so a head trickled byte by byte costs linear time.
+    line_start: usize,
     deadline: Instant,
     slot: Slot,
 }
@@ -266,6 +272,8 @@ impl Loop {
                         peer,
                         buf: Vec::new(),
                         head: None,
+                        chunks: None,
+                        line_start: 0,
                         deadline: Instant::now() + Duration::from_millis(HTTP_REQUEST_TIMEOUT_MS),
                         slot,
                     });
@@ -294,29 +302,68 @@ impl Loop {
     fn read(&mut self, i: usize) {
         let limits = self.limits;
         let c = &mut self.conns[i];
-        // Never more than the head's bound plus the declared body.
-        let want = match &c.head {
-            Some((h, n)) => n + h.body_len,
-            None => limits.max_head + 1,
+        const READ: usize = 4096;
+        let mut chunk = [0u8; READ];
+        // Never more than the head's bound plus the declared body (a chunked body bounds itself).
+        let room = match (&c.head, &c.chunks) {
+            (Some(_), Some(_)) => READ,
+            (Some((h, n)), None) => (n + h.body_len).saturating_sub(c.buf.len()),
+            (None, _) => (limits.max_head + 1).saturating_sub(c.buf.len()),
         };
-        let mut chunk = [0u8; 4096];
-        let room = want.saturating_sub(c.buf.len()).clamp(1, chunk.len());
-        match c.stream.read(&mut chunk[..room]) {
+        let got = match c.stream.read(&mut chunk[..room.clamp(1, READ)]) {
             Ok(0) => {
                 self.conns.swap_remove(i);
                 return;
             }
-            Ok(n) => c.buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => return,
             Err(_) => {
                 self.conns.swap_remove(i);
                 return;
             }
+        };
+        let mut line_ended = false;
+        let fed = match &mut c.chunks {
+            Some(chunks) => chunks.feed(&chunk[..got]).map(drop),
+            None => {
+                if let Some(p) = chunk[..got].iter().rposition(|&b| b == b'\n') {
+                    c.line_start = c.buf.len() + p + 1;
+                    line_ended = true;
+                }
+                c.buf.extend_from_slice(&chunk[..got]);
+                Ok(())
+            }
+        };
+        if let Err(refused) = fed {
+            let c = self.conns.swap_remove(i);
+            refuse(c.stream, refused);
+            return;
         }
         if c.head.is_none() {
+            let bound = if c.line_start == 0 {
+                limits.max_request_line
+            } else {
+                limits.max_header_line
+            };
+            if !line_ended && c.buf.len() - c.line_start <= bound {
+                return;
+            }
             match head::parse(&c.buf, &limits) {
                 Ok(None) => return,
-                Ok(Some(parsed)) => c.head = Some(parsed),
+                Ok(Some((h, n))) => {
+                    if h.chunked {
+                        // What came with the head is the body's start.
+                        let mut chunks = Chunked::new(limits.max_body);
+                        if let Err(refused) = chunks.feed(&c.buf[n..]) {
+                            let c = self.conns.swap_remove(i);
+                            refuse(c.stream, refused);
+                            return;
+                        }
+                        c.buf.truncate(n);
+                        c.chunks = Some(chunks);
+                    }
+                    c.head = Some((h, n));
+                }
                 Err(refused) => {
                     let c = self.conns.swap_remove(i);
                     refuse(c.stream, refused);
@@ -324,18 +371,26 @@ impl Loop {
                 }
             }
         }
-        let Some((h, n)) = &c.head else { return };
-        if c.buf.len() < n + h.body_len {
+        let complete = match (&c.head, &c.chunks) {
+            (Some(_), Some(chunks)) => chunks.done(),
+            (Some((h, n)), None) => c.buf.len() >= n + h.body_len,
+            (None, _) => false,
+        };
+        if !complete {
             return;
         }
         let c = self.conns.swap_remove(i);
         let (h, n) = c.head.unwrap();
+        let body = match c.chunks {
+            Some(chunks) => chunks.into_body(),
+            None => c.buf[n..n + h.body_len].to_vec(),
+        };
         let request = Request {
             peer: c.peer,
             method: h.method,
             target: h.target,
             headers: h.headers,
-            body: c.buf[n..n + h.body_len].to_vec(),
+            body,
         };
         match self
             .jobs

@@ -32,9 +32,30 @@ impl Lab {
 
     /// A raw request from `ns` (bytes as given); the whole answer until the server closes, or an error.
     pub fn raw_http(&self, ns: &str, to: SocketAddr, request: Vec<u8>) -> std::io::Result<String> {
+        self.raw_http_waiting(ns, to, request, Duration::from_secs(5))
+    }
+
+    /// `raw_http` for a request that never completes: the answer comes only when the server gives
+    /// up on it (its request deadline), so this waits up to 20 s.
+    pub fn raw_http_held(
+        &self,
+        ns: &str,
+        to: SocketAddr,
+        request: Vec<u8>,
+    ) -> std::io::Result<String> {
+        self.raw_http_waiting(ns, to, request, Duration::from_secs(20))
+    }
+
+    fn raw_http_waiting(
+        &self,
+        ns: &str,
+        to: SocketAddr,
+        request: Vec<u8>,
+        wait: Duration,
+    ) -> std::io::Result<String> {
         self.in_ns(ns, move || {
             let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2))?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.set_read_timeout(Some(wait))?;
             // A server may answer and close before reading a huge body: a failed write is not the end.
             let _ = s.write_all(&request);
             let mut raw = Vec::new();
