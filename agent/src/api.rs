@@ -91,6 +91,7 @@ impl Servers {
             })
             .clone();
         let wanted = listen_addresses(config, net);
+        (self.listeners).set_trusted(net.command_center_addresses(&config.command_centers));
         self.listeners.sync(&wanted, &handler);
     }
 

@@ -79,6 +79,9 @@ pub const HTTP_WRITE_TIMEOUT_MS: u64 = 5_000;
 /// need one or two; a host that opens more cannot crowd them out).
 pub const HTTP_MAX_CONNECTIONS: usize = 64;
 pub const HTTP_MAX_PER_SOURCE: usize = 8;
+/// Of those, kept for loopback and the authorised Command Centers: many LAN addresses together can
+/// fill the rest, never these.
+pub const HTTP_RESERVED_CONNECTIONS: usize = 16;
 /// Workers that run handlers, per service, and the requests that may wait for them.
 pub const HTTP_WORKERS: usize = 2;
 pub const HTTP_QUEUE: usize = 16;

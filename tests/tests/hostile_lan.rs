@@ -480,3 +480,109 @@ fn chunked_soap_bodies_are_served_within_the_same_bounds_and_smuggling_is_refuse
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
     assert_eq!(lab.add_mapping(&lab.cc, 20575, "TCP", CC_IP, 0), 0);
 }
+
+/// `count` more addresses on host `ns` (aliases, as one machine can have many): 192.168.50.200 on.
+fn aliases(lab: &Lab, ns: &str, count: u8) -> Vec<std::net::Ipv4Addr> {
+    (0..count)
+        .map(|i| {
+            let ip = std::net::Ipv4Addr::new(192, 168, 50, 200 + i);
+            lab.ip(ns, &["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+            ip
+        })
+        .collect()
+}
+
+/// Point 2: eight addresses of one LAN host open eight connections each to the IGD and to the API
+/// and send nothing (or a byte now and then), and open them again when closed: every slot a LAN host
+/// may take. The Command Center's mapping calls, LuCI's path on loopback, and a newcomer on the LAN
+/// are all served all the same.
+#[test]
+fn many_addresses_holding_connections_starve_neither_the_command_center_nor_luci() {
+    let lab = lab_with_mapping(20571);
+    let from = aliases(&lab, &lab.other, 8);
+    let services = [
+        SocketAddr::from((LAN_IP, UPNP_PORT)),
+        SocketAddr::from((LAN_IP, API_PORT)),
+    ];
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let (ready, ready_rx) = std::sync::mpsc::channel();
+    // Held open, and opened again as soon as the agent closes one (as an attacker would).
+    let attacker = lab.in_ns_thread(&lab.other, move || {
+        use std::io::{Read, Write};
+        let d = std::time::Duration::from_millis(300);
+        let open = |ip, to| tcp_connect_from(ip, to, d).ok();
+        // fw4 lets 25 new connections a second through to the router: retried until all are open.
+        let patient = |ip, to| (0..50).find_map(|_| open(ip, to));
+        let mut held: Vec<(std::net::Ipv4Addr, SocketAddr, std::net::TcpStream)> = Vec::new();
+        for &ip in &from {
+            for &to in &services {
+                held.extend((0..8).filter_map(|_| Some((ip, to, patient(ip, to)?))));
+            }
+        }
+        let opened = held.len();
+        let _ = ready.send(());
+        while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            // Reopening stays under fw4's limit on new connections to the router (25/s, burst 50,
+            // for everyone together): above it any host denies the router's every service, the
+            // agent's or not, so that is fw4's to weigh, not what this shows.
+            let mut reopen = 1;
+            for (n, (ip, to, s)) in held.iter_mut().enumerate() {
+                // Half trickle a request line, a byte at a time; half stay silent.
+                let alive = if n % 2 == 0 {
+                    s.write_all(b"G").is_ok()
+                } else {
+                    let _ = s.set_nonblocking(true);
+                    // Nothing to read yet: still open (an answer or EOF means it was closed).
+                    matches!(s.read(&mut [0u8; 64]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+                };
+                if !alive && reopen > 0 {
+                    reopen -= 1;
+                    if let Some(again) = open(*ip, *to) {
+                        *s = again;
+                    }
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        opened
+    });
+    // The attack holds its connections before the Command Center comes.
+    ready_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the attacker connected");
+    let t = std::time::Instant::now();
+    for _ in 0..20 {
+        assert_eq!(
+            lab.add_mapping(&lab.cc, 20572, "TCP", CC_IP, 0),
+            0,
+            "{}",
+            lab.log()
+        );
+        assert_eq!(lab.delete_mapping(&lab.cc, 20572), 0);
+    }
+    let took = t.elapsed();
+    // LuCI's path: the rpcd plugin asks the API on loopback.
+    for _ in 0..10 {
+        let _ = lab.api_get("/api/v1/health");
+    }
+    // A newcomer on the LAN (not a Command Center): an idle connection gives way to it.
+    let to = SocketAddr::from((LAN_IP, UPNP_PORT));
+    let (status, _) = lab
+        .http(
+            &lab.camera,
+            to,
+            "GET",
+            "/rootDesc.xml",
+            &format!("{LAN_IP}:{UPNP_PORT}"),
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let opened = attacker.join().unwrap();
+    assert_eq!(opened, 128, "the attack opened all its connections");
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "20 add+delete took {took:?}"
+    );
+}

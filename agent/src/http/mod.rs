@@ -9,6 +9,7 @@ pub mod chunked;
 pub mod head;
 pub mod host;
 pub mod server;
+pub mod slots;
 
 use std::net::SocketAddr;
 

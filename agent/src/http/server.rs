@@ -1,15 +1,18 @@
 //! Listening sockets kept in step with the addresses wanted (LAN addresses come and go), one poll loop
 //! per address that reads requests without blocking, and a small fixed set of workers that run the
 //! handler and write the answer. A client can hold a slot only while it sends a request (bounded in
-//! time and size); slots are capped in total and per source address; accept errors (EMFILE) back off
-//! and never end a listener.
+//! time and size); slots are capped in total and per source address, with a reserve for the router
+//! itself and the Command Centers (`slots.rs`); a newcomer finding the rest full evicts an idle
+//! connection that has not sent its request line; accept errors (EMFILE) back off and never end a
+//! listener.
 
 use super::chunked::Chunked;
 use super::head::{self, Head, Refused};
+use super::slots::{Full, Slot, Slots};
 use super::{Limits, Request, Response};
 use crate::consts::{
-    HTTP_ACCEPT_BACKOFF_MS, HTTP_MAX_CONNECTIONS, HTTP_MAX_PER_SOURCE, HTTP_QUEUE,
-    HTTP_REQUEST_TIMEOUT_MS, HTTP_WORKERS, HTTP_WRITE_TIMEOUT_MS,
+    HTTP_ACCEPT_BACKOFF_MS, HTTP_QUEUE, HTTP_REQUEST_TIMEOUT_MS, HTTP_WORKERS,
+    HTTP_WRITE_TIMEOUT_MS,
 };
 use crate::queue::Queue;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -19,7 +22,7 @@ use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -91,6 +94,11 @@ impl Listeners {
                 Err(e) => warning!("{} cannot listen on {addr}: {e}", self.label),
             }
         }
+    }
+
+    /// The Command Centers' addresses, for which connections are kept in reserve (with loopback).
+    pub fn set_trusted(&self, ips: Vec<IpAddr>) {
+        self.slots.set_trusted(ips);
     }
 
     /// Stops every listener at once. Workers finish the request they run (bounded by their write
@@ -252,7 +260,11 @@ impl Loop {
         loop {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
-                    let Some(slot) = self.slots.take(peer.ip()) else {
+                    let mut taken = self.slots.take(peer.ip());
+                    if taken.as_ref().err() == Some(&Full::Pool) && self.evict_idle() {
+                        taken = self.slots.take(peer.ip());
+                    }
+                    let Ok(slot) = taken else {
                         // Full: a short answer without waiting for the request, then close.
                         let _ = stream.set_nonblocking(true);
                         refuse(
@@ -296,6 +308,35 @@ impl Loop {
                 }
             }
         }
+    }
+
+    /// Closes one connection of the general pool that has not sent its request line yet, from the
+    /// source holding the most slots (the oldest of its), so that a host with many idle connections
+    /// gives way to a newcomer. False: there is none here (every connection in the pool is sending
+    /// a request, each bounded by the request deadline).
+    fn evict_idle(&mut self) -> bool {
+        let victim = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.slot.reserved() && c.head.is_none() && c.line_start == 0)
+            .max_by_key(|(_, c)| {
+                (
+                    self.slots.held_by(c.peer.ip()),
+                    std::cmp::Reverse(c.deadline),
+                )
+            })
+            .map(|(i, _)| i);
+        let Some(i) = victim else { return false };
+        let c = self.conns.swap_remove(i);
+        refuse(
+            c.stream,
+            Refused {
+                status: 408,
+                reason: "idle: the connection was given to another client",
+            },
+        );
+        true
     }
 
     /// Reads what connection `i` sent; hands a complete request to a worker.
@@ -430,64 +471,4 @@ fn refuse(stream: TcpStream, why: Refused) {
     let r = Response::new(why.status, "text/plain", format!("{}\n", why.reason));
     let _ = (&stream).write(&r.to_bytes(false));
     let _ = stream.shutdown(Shutdown::Both);
-}
-
-/// Connection slots of one service, counted per source address.
-#[derive(Clone, Default)]
-struct Slots(Arc<Mutex<HashMap<IpAddr, usize>>>);
-
-/// One connection's slot; given back when dropped.
-struct Slot {
-    slots: Slots,
-    ip: IpAddr,
-}
-
-impl Slots {
-    fn take(&self, ip: IpAddr) -> Option<Slot> {
-        let mut map = self.0.lock().unwrap();
-        let total: usize = map.values().sum();
-        let mine = map.get(&ip).copied().unwrap_or(0);
-        if total >= HTTP_MAX_CONNECTIONS || mine >= HTTP_MAX_PER_SOURCE {
-            return None;
-        }
-        *map.entry(ip).or_insert(0) += 1;
-        Some(Slot {
-            slots: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut map = self.slots.0.lock().unwrap();
-        if let Some(n) = map.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.ip);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slots_are_capped_per_source_and_in_total() {
-        let slots = Slots::default();
-        let a: IpAddr = "192.168.1.10".parse().unwrap();
-        let held: Vec<Slot> = (0..HTTP_MAX_PER_SOURCE)
-            .map(|_| slots.take(a).unwrap())
-            .collect();
-        assert!(slots.take(a).is_none());
-        drop(held);
-        assert!(slots.take(a).is_some());
-        let many: Vec<Slot> = (0..HTTP_MAX_CONNECTIONS)
-            .filter_map(|i| slots.take(IpAddr::from([10, 0, (i / 200) as u8, (i % 200) as u8])))
-            .collect();
-        assert_eq!(many.len(), HTTP_MAX_CONNECTIONS);
-        assert!(slots.take(a).is_none());
-    }
 }

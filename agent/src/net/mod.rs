@@ -133,6 +133,22 @@ impl NetState {
         }
     }
 
+    /// The addresses the Command Centers have: configured, and (for one known by MAC) those the
+    /// neighbour table holds for its MAC.
+    pub fn command_center_addresses(&self, ccs: &[CommandCenter]) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = ccs.iter().filter_map(|c| c.ip).map(IpAddr::V4).collect();
+        for cc in ccs.iter().filter(|c| c.ip.is_none()) {
+            out.extend(
+                (self.neighbours.iter())
+                    .filter(|n| n.valid && Some(n.mac) == cc.mac)
+                    .filter_map(|n| n.ip.map(IpAddr::V4)),
+            );
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// A Command Center's MAC: the configured one, else the neighbour table's for its address.
     pub fn command_center_mac(&self, cc: &CommandCenter) -> Option<Mac> {
         cc.mac.or_else(|| cc.ip.and_then(|ip| self.mac_of(ip)))

@@ -406,6 +406,7 @@ impl IgdRuntime {
             .flat_map(|l| &l.addrs)
             .map(|(ip, _)| SocketAddr::new(IpAddr::V4(*ip), config.upnp.port))
             .collect();
+        (self.listeners).set_trusted(net.command_center_addresses(&config.command_centers));
         self.listeners.sync(&wanted, &handler);
         let settings = discovery::Settings {
             identity: identity.clone(),

@@ -140,6 +140,32 @@ fn header_flood(lab: &Lab, stop: Arc<AtomicBool>) -> Vec<TcpStream> {
     Vec::new()
 }
 
+/// Issue 27: eight addresses of one host, eight idle connections each to both services (opened at
+/// the pace fw4's limit on new connections lets through).
+fn many_addresses(lab: &Lab, _: Arc<AtomicBool>) -> Vec<TcpStream> {
+    let from: Vec<std::net::Ipv4Addr> = (0..8)
+        .map(|i| {
+            let ip = std::net::Ipv4Addr::new(192, 168, 50, 200 + i);
+            let cidr = format!("{ip}/24");
+            let _ = Command::new("ip")
+                .args(["-n", &lab.other, "addr", "add", &cidr, "dev", "eth0"])
+                .output();
+            ip
+        })
+        .collect();
+    lab.in_ns(&lab.other, move || {
+        let mut held = Vec::new();
+        for ip in from {
+            for to in services() {
+                held.extend((0..8).filter_map(|_| {
+                    (0..50).find_map(|_| tcp_connect_from(ip, to, Duration::from_millis(300)).ok())
+                }));
+            }
+        }
+        held
+    })
+}
+
 fn huge_content_length(lab: &Lab, _: Arc<AtomicBool>) -> Vec<TcpStream> {
     for to in services() {
         let request = format!("GET /api/v1/health HTTP/1.1\r\nHost: {to}\r\nContent-Length: 18446744073709551615\r\n\r\n");
@@ -153,12 +179,13 @@ fn main() {
     let cfg = lab.write_config("wilife", &lab.config("upnp", ""));
     lab.start_upnp_agent(&cfg);
     let pid = lab.agent_pid().unwrap();
-    let attacks: [(&str, Attack); 5] = [
+    let attacks: [(&str, Attack); 6] = [
         ("none", none),
         ("1200 idle connections", idle_connections),
         ("16 slow bodies", slow_bodies),
         ("header flood (1 MiB each)", header_flood),
         ("Content-Length 2^64-1", huge_content_length),
+        ("8 addresses x 8 idle connections", many_addresses),
     ];
     println!(
         "| attack | upnpc add+delete p50 / p99 (ms) | failed | threads | fds | RSS (kB) | alive |"

@@ -34,7 +34,7 @@ mod topology;
 pub use clients::{header_value, soap_body, split_response, upnp_error};
 pub use firewall::CountingNft;
 pub use isp::{Isp, MINIUPNPD_CHAINS};
-pub use probes::{exchange, exchange_within, EchoServer};
+pub use probes::{exchange, exchange_within, tcp_connect_from, EchoServer};
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -190,6 +190,28 @@ pub fn exchange_within(
     Ok(answer.trim().to_string())
 }
 
+/// A TCP connection from a chosen local address (one of several a host has), within `wait`.
+pub fn tcp_connect_from(
+    from: Ipv4Addr,
+    to: SocketAddr,
+    wait: Duration,
+) -> std::io::Result<TcpStream> {
+    use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )?;
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::from(std::net::SocketAddrV4::new(from, 0)),
+    )?;
+    let s = TcpStream::from(fd);
+    connect_deadline(&s, to, wait)?;
+    Ok(s)
+}
+
 fn connect_deadline(s: &TcpStream, to: SocketAddr, wait: Duration) -> std::io::Result<()> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::socket::{connect, getsockopt, sockopt, SockaddrStorage};

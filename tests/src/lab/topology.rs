@@ -197,14 +197,23 @@ impl Lab {
 
     /// Runs `f` on a fresh thread that has entered namespace `ns`; sockets it makes live there.
     pub fn in_ns<T: Send + 'static>(&self, ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        self.in_ns_thread(ns, f)
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+
+    /// `in_ns` without waiting: the thread, to join when its work (e.g. an attack) should end.
+    pub fn in_ns_thread<T: Send + 'static>(
+        &self,
+        ns: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
         let path = format!("/run/netns/{ns}");
         std::thread::spawn(move || {
             let file = fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
             nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
             f()
         })
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))
     }
 }
 
