@@ -10,6 +10,9 @@ fi
 bash tests/setup.sh tests
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# What only the router builds compile (musl: agent/src/thread_name.rs).
+rustup target add x86_64-unknown-linux-musl >/dev/null
+cargo clippy -p wilife-agent --target x86_64-unknown-linux-musl --locked -- -D warnings
 cargo build --locked -p wilife-agent
 # Router builds (every target, static musl; cached outside the clone), their .ipk and .apk files and
 # size budgets, then each binary under qemu-user. The package tests below use dist/.

@@ -109,9 +109,16 @@ pub const XML_MAX_ATTRIBUTES: usize = 16;
 pub const GENA_MAX_SUBSCRIPTIONS: usize = 32;
 /// Subscriptions one host may hold (a Command Center needs one per service, Windows' client two).
 pub const GENA_MAX_PER_HOST: usize = 4;
+/// Of GENA_MAX_SUBSCRIPTIONS, kept for the authorised Command Centers (two of them, each at its
+/// GENA_MAX_PER_HOST).
+pub const GENA_RESERVED: usize = 8;
 pub const GENA_DEFAULT_TIMEOUT_SECS: u64 = 1800;
 /// SSDP answers per source: a burst of this many datagrams, refilled at `SSDP_RATE_PER_SEC`.
 pub const SSDP_BURST: f64 = 40.0;
 pub const SSDP_RATE_PER_SEC: f64 = 20.0;
+/// SSDP answers to all sources but the authorised Command Centers together (any address can be
+/// forged): a search for ssdp:all costs 9, so this is five such searches a second.
+pub const SSDP_SHARED_BURST: f64 = 90.0;
+pub const SSDP_SHARED_RATE_PER_SEC: f64 = 45.0;
 /// Decisions (grants, refusals) the API remembers.
 pub const DECISIONS_KEPT: usize = 100;

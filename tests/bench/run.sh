@@ -35,6 +35,9 @@ WILIFE_AGENT_BIN=$PWD/target/size-z/x86_64-unknown-linux-musl/release/wilife-age
 # A hostile SOAP body (issue 27): 2600 attributes against a plain request, same run.
 cargo build -q --release --locked -p wilife-lab --bin bench_soap
 WILIFE_AGENT_BIN=$PWD/target/size-z/x86_64-unknown-linux-musl/release/wilife-agent ./target/release/bench_soap
+# The Command Center's events while 28 dead callbacks are subscribed (issue 27).
+cargo build -q --release --locked -p wilife-lab --bin bench_gena
+WILIFE_AGENT_BIN=$PWD/target/size-z/x86_64-unknown-linux-musl/release/wilife-agent ./target/release/bench_gena
 # The data path (issue 15): iperf3 streams through the lab router with fw4 alone and with our tables.
 # Debian's iperf3 asks whether to run a daemon (the default, kept here: no), and starts nothing.
 if ! command -v iperf3 >/dev/null; then

@@ -481,17 +481,6 @@ fn chunked_soap_bodies_are_served_within_the_same_bounds_and_smuggling_is_refuse
     assert_eq!(lab.add_mapping(&lab.cc, 20575, "TCP", CC_IP, 0), 0);
 }
 
-/// `count` more addresses on host `ns` (aliases, as one machine can have many): 192.168.50.200 on.
-fn aliases(lab: &Lab, ns: &str, count: u8) -> Vec<std::net::Ipv4Addr> {
-    (0..count)
-        .map(|i| {
-            let ip = std::net::Ipv4Addr::new(192, 168, 50, 200 + i);
-            lab.ip(ns, &["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
-            ip
-        })
-        .collect()
-}
-
 /// Point 2: eight addresses of one LAN host open eight connections each to the IGD and to the API
 /// and send nothing (or a byte now and then), and open them again when closed: every slot a LAN host
 /// may take. The Command Center's mapping calls, LuCI's path on loopback, and a newcomer on the LAN
@@ -499,7 +488,7 @@ fn aliases(lab: &Lab, ns: &str, count: u8) -> Vec<std::net::Ipv4Addr> {
 #[test]
 fn many_addresses_holding_connections_starve_neither_the_command_center_nor_luci() {
     let lab = lab_with_mapping(20571);
-    let from = aliases(&lab, &lab.other, 8);
+    let from = lab.aliases(&lab.other, 8);
     let services = [
         SocketAddr::from((LAN_IP, UPNP_PORT)),
         SocketAddr::from((LAN_IP, API_PORT)),
@@ -585,4 +574,127 @@ fn many_addresses_holding_connections_starve_neither_the_command_center_nor_luci
         took < std::time::Duration::from_secs(10),
         "20 add+delete took {took:?}"
     );
+}
+
+/// Point 7: eight addresses of one LAN host take four event subscriptions each, with callbacks that
+/// never answer (their packets are dropped). The Command Center still subscribes, and its events
+/// (the initial one, and the change its own AddPortMapping makes) arrive at once, not after every
+/// dead callback has timed out.
+#[test]
+fn dead_subscribers_neither_take_the_command_centers_slot_nor_delay_its_events() {
+    let lab = lab_with_mapping(20571);
+    let from = lab.aliases(&lab.other, 8);
+    // The callbacks' packets vanish: every NOTIFY to them waits for its timeout.
+    let out = lab.exec(
+        &lab.other,
+        &[
+            "nft",
+            "add table inet blackhole; add chain inet blackhole in { type filter hook input priority 0; }; \
+             add rule inet blackhole in tcp dport 2869 drop",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let mut taken = 0;
+    for &ip in &from {
+        for _ in 0..4 {
+            let answer = lab.subscribe_from(&lab.other, ip, format!("http://{ip}:2869/evt"));
+            taken += usize::from(split_response(&answer).0 == 200);
+        }
+    }
+    assert!(taken >= 24, "the attack took {taken} subscriptions");
+    let listener = lab.in_ns(&lab.cc, || {
+        std::net::TcpListener::bind("0.0.0.0:2869").unwrap()
+    });
+    let answer = lab.subscribe_from(&lab.cc, CC_IP, format!("http://{CC_IP}:2869/evt"));
+    assert_eq!(split_response(&answer).0, 200, "{answer}");
+    let wait = std::time::Duration::from_secs(3);
+    let first = notify_within(&listener, wait).expect("the initial event, at once");
+    assert_eq!(header_value(&first, "SEQ").as_deref(), Some("0"));
+    let t = std::time::Instant::now();
+    assert_eq!(lab.add_mapping(&lab.cc, 20572, "TCP", CC_IP, 0), 0);
+    let change = notify_within(&listener, wait).expect("the change's event, at once");
+    assert_eq!(header_value(&change, "SEQ").as_deref(), Some("1"));
+    assert!(
+        change.contains("<PortMappingNumberOfEntries>2</PortMappingNumberOfEntries>"),
+        "{change}"
+    );
+    eprintln!(
+        "the Command Center's NOTIFY came {:?} after its AddPortMapping",
+        t.elapsed()
+    );
+}
+
+/// A raw socket on `ns` sends, for `seconds`, `per_sec` unicast M-SEARCHes for ssdp:all to the router,
+/// each from a different forged LAN address where no host is (192.168.50.100-199).
+fn forge_searches(lab: &Lab, ns: &str, per_sec: u32, seconds: f64) {
+    let script = r#"
+import socket, struct, sys, time
+router, per_sec, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+search = b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nST: ssdp:all\r\n\r\n"
+n = 0
+end = time.time() + seconds
+while time.time() < end:
+    src = "192.168.50.%d" % (100 + n % 100)
+    udp = struct.pack("!HHHH", 40000 + n % 1000, 1900, 8 + len(search), 0) + search
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,
+                     socket.inet_aton(src), socket.inet_aton(router))
+    s.sendto(ip + udp, (router, 0))
+    n += 1
+    time.sleep(1.0 / per_sec)
+"#;
+    let out = lab.exec(
+        ns,
+        &[
+            "python3",
+            "-c",
+            script,
+            &LAN_IP.to_string(),
+            &per_sec.to_string(),
+            &seconds.to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Point 3: a LAN host floods the router with unicast searches from forged addresses of absent hosts
+/// (each answer waits for an address resolution that never succeeds). Discovery goes on for the
+/// Command Center during the flood and for everyone right after it; the router's answers to the
+/// forged addresses are bounded in all, however many addresses are forged.
+#[test]
+fn forged_searches_from_absent_hosts_never_stall_discovery() {
+    let lab = lab_with_mapping(20571);
+    let to = SocketAddr::from((LAN_IP, 1900));
+    let other = lab.other.clone();
+    let flood = move |lab: &Lab| forge_searches(lab, &other, 50, 10.0);
+    // Counted where they leave the router: answers towards the forged addresses.
+    let counter = "table inet answers {\n counter sent { }\n chain out { type filter hook output priority 0; \
+         udp sport 1900 ip daddr 192.168.50.100-192.168.50.199 counter name sent\n }\n}\n";
+    let out = lab.exec_with_stdin(&lab.router, &["nft", "-f", "-"], counter.as_bytes());
+    assert!(out.status.success(), "{out:?}");
+    std::thread::scope(|scope| {
+        let flooding = scope.spawn(|| flood(&lab));
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        let wait = std::time::Duration::from_secs(2);
+        let during = lab.m_search_first(&lab.cc, to, "ssdp:all", wait);
+        let during = during.expect("no answer to the Command Center during the flood");
+        eprintln!("during the flood, the Command Center's first answer came after {during:?}");
+        flooding.join().unwrap();
+    });
+    let igd = "urn:schemas-upnp-org:device:InternetGatewayDevice:1";
+    for host in [lab.cc.clone(), lab.camera.clone()] {
+        let after = lab.m_search_first(&host, to, igd, std::time::Duration::from_secs(2));
+        let after = after.unwrap_or_else(|| panic!("{host}: no answer right after the flood"));
+        eprintln!("{host}: answered after {after:?}, right after the flood");
+    }
+    let out = lab.exec(
+        &lab.router,
+        &["nft", "-j", "list", "counter", "inet", "answers", "sent"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sent = v["nftables"][1]["counter"]["packets"].as_u64().unwrap();
+    // 500 searches for 9 answers each; the shared bucket lets through 90 + 45/s.
+    assert!(sent <= 90 + 45 * 11, "{sent} answers to forged addresses");
+    eprintln!("{sent} answers to 500 forged searches");
 }

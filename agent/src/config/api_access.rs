@@ -74,14 +74,17 @@ pub fn read_token(path: &Path) -> Result<Option<String>, String> {
             mode & 0o7777
         ));
     }
-    let mut text = String::new();
+    let unusable = || "holds no usable token: 16-256 printable characters on one line".to_string();
+    if meta.len() > 1024 {
+        return Err(unusable());
+    }
+    let mut bytes = Vec::new();
     use std::io::Read;
-    file.take(1024).read_to_string(&mut text).map_err(|_| {
-        "holds no usable token: 16-256 printable characters on one line".to_string()
-    })?;
+    (&file).read_to_end(&mut bytes).map_err(|_| unusable())?;
+    let text = String::from_utf8(bytes).map_err(|_| unusable())?;
     parse_token(text.trim_end_matches(['\n', '\r']))
         .map(Some)
-        .map_err(|_| "holds no usable token: 16-256 printable characters on one line".to_string())
+        .map_err(|_| unusable())
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::queue::Queue;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,7 +97,7 @@ impl Listeners {
     }
 
     /// The Command Centers' addresses, for which connections are kept in reserve (with loopback).
-    pub fn set_trusted(&self, ips: Vec<IpAddr>) {
+    pub fn set_trusted(&self, ips: Vec<std::net::Ipv4Addr>) {
         self.slots.set_trusted(ips);
     }
 

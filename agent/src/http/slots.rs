@@ -6,7 +6,7 @@
 
 use crate::consts::{HTTP_MAX_CONNECTIONS, HTTP_MAX_PER_SOURCE, HTTP_RESERVED_CONNECTIONS};
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Default)]
@@ -16,7 +16,7 @@ pub struct Slots(Arc<Mutex<Inner>>);
 struct Inner {
     held: HashMap<IpAddr, usize>,
     /// The authorised Command Centers' addresses (loopback is always trusted).
-    trusted: Vec<IpAddr>,
+    trusted: Vec<Ipv4Addr>,
     reserve_used: usize,
     general_used: usize,
 }
@@ -46,7 +46,7 @@ impl Slot {
 
 impl Slots {
     /// The addresses the reserve is for, besides loopback (replaces the previous ones).
-    pub fn set_trusted(&self, ips: Vec<IpAddr>) {
+    pub fn set_trusted(&self, ips: Vec<Ipv4Addr>) {
         self.0.lock().unwrap().trusted = ips;
     }
 
@@ -55,7 +55,8 @@ impl Slots {
         if inner.held.get(&ip).copied().unwrap_or(0) >= HTTP_MAX_PER_SOURCE {
             return Err(Full::Source);
         }
-        let trusted = ip.is_loopback() || inner.trusted.contains(&ip);
+        let trusted =
+            ip.is_loopback() || matches!(ip, IpAddr::V4(v4) if inner.trusted.contains(&v4));
         let reserved = if trusted && inner.reserve_used < HTTP_RESERVED_CONNECTIONS {
             inner.reserve_used += 1;
             true
@@ -107,7 +108,8 @@ mod tests {
     #[test]
     fn each_source_is_capped_in_both_pools() {
         let slots = Slots::default();
-        let a: IpAddr = "192.168.1.10".parse().unwrap();
+        let a4: Ipv4Addr = "192.168.1.10".parse().unwrap();
+        let a = IpAddr::V4(a4);
         let held: Vec<Slot> = (0..HTTP_MAX_PER_SOURCE)
             .map(|_| slots.take(a).unwrap())
             .collect();
@@ -115,7 +117,7 @@ mod tests {
         assert_eq!(slots.held_by(a), HTTP_MAX_PER_SOURCE);
         drop(held);
         assert_eq!(slots.held_by(a), 0);
-        slots.set_trusted(vec![a]);
+        slots.set_trusted(vec![a4]);
         let held: Vec<Slot> = (0..HTTP_MAX_PER_SOURCE)
             .map(|_| slots.take(a).unwrap())
             .collect();
@@ -134,9 +136,10 @@ mod tests {
         assert!(many.iter().all(|s| !s.reserved()));
         assert_eq!(slots.take(lan(9999)).err(), Some(Full::Pool));
         // The router itself and a Command Center still get in, up to the reserve.
-        let cc: IpAddr = "192.168.1.10".parse().unwrap();
+        let cc4: Ipv4Addr = "192.168.1.10".parse().unwrap();
+        let cc = IpAddr::V4(cc4);
         assert_eq!(slots.take(cc).err(), Some(Full::Pool));
-        slots.set_trusted(vec![cc]);
+        slots.set_trusted(vec![cc4]);
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         let v6: IpAddr = "::1".parse().unwrap();
         let mut trusted: Vec<Slot> = (0..HTTP_MAX_PER_SOURCE)

@@ -135,17 +135,15 @@ impl NetState {
 
     /// The addresses the Command Centers have: configured, and (for one known by MAC) those the
     /// neighbour table holds for its MAC.
-    pub fn command_center_addresses(&self, ccs: &[CommandCenter]) -> Vec<IpAddr> {
-        let mut out: Vec<IpAddr> = ccs.iter().filter_map(|c| c.ip).map(IpAddr::V4).collect();
+    pub fn command_center_addresses(&self, ccs: &[CommandCenter]) -> Vec<Ipv4Addr> {
+        let mut out: Vec<Ipv4Addr> = ccs.iter().filter_map(|c| c.ip).collect();
         for cc in ccs.iter().filter(|c| c.ip.is_none()) {
             out.extend(
                 (self.neighbours.iter())
                     .filter(|n| n.valid && Some(n.mac) == cc.mac)
-                    .filter_map(|n| n.ip.map(IpAddr::V4)),
+                    .filter_map(|n| n.ip),
             );
         }
-        out.sort();
-        out.dedup();
         out
     }
 

@@ -1,17 +1,20 @@
 //! SSDP on the wire: one UDP socket on port 1900 that has joined 239.255.255.250 on the LAN devices only.
 //! IP_PKTINFO tells which device each datagram came in on; anything from a non-LAN device or from a
-//! source outside the LAN subnets is dropped unanswered. Answers are rate-limited per source and, for
-//! multicast searches, spread over MX seconds as UDA asks. NOTIFY ssdp:alive goes out at start and
+//! source outside the LAN subnets is dropped unanswered. Answers are rate-limited per source and in all
+//! (any source address can be forged; the Command Centers keep their own share), sent without ever
+//! waiting, and, for multicast searches, spread over MX seconds as UDA asks. NOTIFY ssdp:alive goes out at start and
 //! periodically from a socket bound to each LAN address (the kernel then routes the multicast out of
 //! that address's device); ssdp:byebye on a clean stop.
 
 use super::description::{wants_v1, Identity, DESC_PATH};
 use super::ssdp::{self, RateLimit, GROUP, PORT};
-use crate::consts::{SSDP_BURST, SSDP_MX_MARGIN_MS, SSDP_RATE_PER_SEC};
+use crate::consts::{
+    SSDP_BURST, SSDP_MX_MARGIN_MS, SSDP_RATE_PER_SEC, SSDP_SHARED_BURST, SSDP_SHARED_RATE_PER_SEC,
+};
 use crate::net::NetState;
 use nix::sys::socket::{
-    bind, recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType, SockaddrIn,
+    bind, recvmsg, sendto, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType, SockaddrIn,
 };
 use std::collections::HashMap;
 use std::io::IoSliceMut;
@@ -29,6 +32,8 @@ pub struct Settings {
     pub http_port: u16,
     pub lan: Vec<LanIf>,
     pub notify_interval: u32,
+    /// The authorised Command Centers' addresses: answered from their own rate buckets only.
+    pub trusted: Vec<Ipv4Addr>,
 }
 
 /// The running SSDP thread.
@@ -143,7 +148,12 @@ impl Worker {
             joined: Vec::new(),
             senders: HashMap::new(),
             pending: Vec::new(),
-            limit: RateLimit::new(SSDP_BURST, SSDP_RATE_PER_SEC),
+            limit: RateLimit::new(
+                SSDP_BURST,
+                SSDP_RATE_PER_SEC,
+                SSDP_SHARED_BURST,
+                SSDP_SHARED_RATE_PER_SEC,
+            ),
             jitter: Jitter(seed | 1),
         }
     }
@@ -259,7 +269,18 @@ impl Worker {
             self.pending.drain(..).partition(|(t, _, _)| *t <= now);
         self.pending = later;
         for (_, to, msg) in due {
-            if let Err(e) = self.sock.send_to(msg.as_bytes(), to) {
+            // Never waits: an answer to an absent host sits in the kernel until its address
+            // resolution fails, and a flood of such answers would fill the socket's buffer; then
+            // this one is dropped (UDP is lossy; the client searches again), discovery goes on.
+            let SocketAddr::V4(to) = to else { continue };
+            let flags = MsgFlags::MSG_DONTWAIT;
+            let sent = sendto(
+                self.sock.as_raw_fd(),
+                msg.as_bytes(),
+                &SockaddrIn::from(to),
+                flags,
+            );
+            if let Err(e) = sent {
                 debug!("SSDP: answer to {to} failed: {e}");
             }
         }
@@ -305,7 +326,11 @@ impl Worker {
             return;
         }
         let now = Instant::now();
-        if !self.limit.take(*src.ip(), answers.len() as f64, now) {
+        let trusted = settings.trusted.contains(src.ip());
+        if !self
+            .limit
+            .take(*src.ip(), answers.len() as f64, now, trusted)
+        {
             debug!("SSDP: rate limit reached for {}", src.ip());
             return;
         }

@@ -1,16 +1,19 @@
 //! GENA eventing: SUBSCRIBE / renew / UNSUBSCRIBE, and NOTIFY of evented state variables (an initial
 //! event at subscription, then on every change). A callback must point at the subscriber's own address
 //! (CallStranger, CVE-2020-12695: otherwise the router could be made to send traffic anywhere), the
-//! number of subscriptions is capped, and NOTIFYs are sent by one thread with short timeouts so a dead
-//! subscriber costs nothing but its own slot until it expires.
+//! number of subscriptions is capped per host and in all, with a share only the authorised Command
+//! Centers may take, and NOTIFYs are sent side by side (`notifier.rs`), so a dead subscriber costs
+//! nothing but its own slot until it expires.
 
 use super::description::Service;
+use super::notifier::{self, Job};
 use super::xml::escape;
-use crate::consts::{GENA_DEFAULT_TIMEOUT_SECS, GENA_MAX_PER_HOST, GENA_MAX_SUBSCRIPTIONS};
+use crate::consts::{
+    GENA_DEFAULT_TIMEOUT_SECS, GENA_MAX_PER_HOST, GENA_MAX_SUBSCRIPTIONS, GENA_RESERVED,
+};
 use crate::queue::Queue;
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -111,13 +114,6 @@ struct Subscription {
     seq: u32,
 }
 
-struct Job {
-    callback: Callback,
-    sid: String,
-    seq: u32,
-    body: String,
-}
-
 /// Why a GENA request was refused: the HTTP status to answer with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenaError {
@@ -136,6 +132,8 @@ pub struct Subscriptions {
     subs: Mutex<HashMap<String, Subscription>>,
     /// Last evented values per service, sent to new subscribers and compared on change.
     state: Mutex<HashMap<Service, String>>,
+    /// The authorised Command Centers' addresses: only they may take the last GENA_RESERVED slots.
+    trusted: Mutex<Vec<Ipv4Addr>>,
     jobs: Arc<Queue<Job>>,
 }
 
@@ -156,18 +154,18 @@ impl Subscriptions {
     pub fn new() -> Self {
         let jobs = Arc::new(Queue::unbounded());
         let queue = Arc::clone(&jobs);
-        std::thread::spawn(move || {
-            while let Some(job) = queue.pop() {
-                if let Err(e) = send_notify(&job) {
-                    debug!("GENA: NOTIFY to {} failed: {e}", job.callback.addr);
-                }
-            }
-        });
+        std::thread::spawn(move || notifier::run(&queue));
         Subscriptions {
             subs: Mutex::new(HashMap::new()),
             state: Mutex::new(HashMap::new()),
+            trusted: Mutex::new(Vec::new()),
             jobs,
         }
+    }
+
+    /// The addresses the reserved slots are for (replaces the previous ones).
+    pub fn set_trusted(&self, ips: Vec<Ipv4Addr>) {
+        *self.trusted.lock().unwrap() = ips;
     }
 
     /// A new subscription; returns (SID, timeout seconds). The initial event follows the response.
@@ -180,12 +178,17 @@ impl Subscriptions {
         let mut subs = self.subs.lock().unwrap();
         let now = Instant::now();
         subs.retain(|_, s| s.expires > now);
-        if subs.len() >= GENA_MAX_SUBSCRIPTIONS {
+        // The callback is the subscriber's own address (checked when it was read): many hosts
+        // together can fill what is not reserved, never the Command Centers' share.
+        let host = *callback.addr.ip();
+        let trusted = self.trusted.lock().unwrap().clone();
+        let others = (subs.values())
+            .filter(|s| !trusted.contains(s.callback.addr.ip()))
+            .count();
+        let general_full = others >= GENA_MAX_SUBSCRIPTIONS - GENA_RESERVED;
+        if subs.len() >= GENA_MAX_SUBSCRIPTIONS || (!trusted.contains(&host) && general_full) {
             return Err(gena_error(503, "too many subscriptions"));
         }
-        // The callback is the subscriber's own address (checked when it was read): one host cannot
-        // take the slots the Command Center needs.
-        let host = *callback.addr.ip();
         if subs
             .values()
             .filter(|s| *s.callback.addr.ip() == host)
@@ -298,28 +301,6 @@ impl Subscriptions {
     }
 }
 
-fn send_notify(job: &Job) -> std::io::Result<()> {
-    let timeout = Duration::from_secs(2);
-    let mut stream = TcpStream::connect_timeout(&SocketAddr::V4(job.callback.addr), timeout)?;
-    stream.set_write_timeout(Some(timeout))?;
-    stream.set_read_timeout(Some(timeout))?;
-    let request = format!(
-        "NOTIFY {} HTTP/1.1\r\nHOST: {}\r\nCONTENT-TYPE: text/xml; charset=\"utf-8\"\r\nNT: upnp:event\r\n\
-NTS: upnp:propchange\r\nSID: {}\r\nSEQ: {}\r\nCONTENT-LENGTH: {}\r\nCONNECTION: close\r\n\r\n{}",
-        job.callback.path,
-        job.callback.addr,
-        job.sid,
-        job.seq,
-        job.body.len(),
-        job.body
-    );
-    stream.write_all(request.as_bytes())?;
-    // Read the status line so the subscriber is not cut off mid-request; its content does not matter.
-    let mut buf = [0u8; 64];
-    let _ = stream.read(&mut buf);
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,7 +390,8 @@ mod tests {
         let (a, _) = s.subscribe(Service::WanIp, cb(11), 300).unwrap();
         let (b, _) = s.subscribe(Service::WanIp, cb(11), 300).unwrap();
         assert_ne!(a[5..13], b[5..13]);
-        // One host holds at most GENA_MAX_PER_HOST; all hosts together GENA_MAX_SUBSCRIPTIONS.
+        // One host holds at most GENA_MAX_PER_HOST; hosts that are no Command Center together
+        // GENA_MAX_SUBSCRIPTIONS - GENA_RESERVED.
         for _ in 2..GENA_MAX_PER_HOST {
             s.subscribe(Service::WanIp, cb(11), 300).unwrap();
         }
@@ -418,12 +400,34 @@ mod tests {
             503
         );
         let mut host = 100;
-        while s.count() < GENA_MAX_SUBSCRIPTIONS {
+        while s.count() < GENA_MAX_SUBSCRIPTIONS - GENA_RESERVED {
             s.subscribe(Service::WanIp, cb(host), 300).unwrap();
             host += 1;
         }
         assert_eq!(
             s.subscribe(Service::WanIp, cb(12), 300).unwrap_err().status,
+            503
+        );
+    }
+
+    #[test]
+    fn many_hosts_cannot_take_the_command_centers_share() {
+        let s = Subscriptions::new();
+        let cb = |last: u8| Callback {
+            addr: SocketAddrV4::new(Ipv4Addr::new(192, 168, 1, last), 9),
+            path: "/".into(),
+        };
+        s.set_trusted(vec![ME]);
+        let mut host = 100;
+        while s.subscribe(Service::WanIp, cb(host / 4), 300).is_ok() {
+            host += 1;
+        }
+        assert_eq!(s.count(), GENA_MAX_SUBSCRIPTIONS - GENA_RESERVED);
+        for _ in 0..GENA_MAX_PER_HOST {
+            s.subscribe(Service::WanIp, cb(10), 300).unwrap();
+        }
+        assert_eq!(
+            s.subscribe(Service::WanIp, cb(10), 300).unwrap_err().status,
             503
         );
     }

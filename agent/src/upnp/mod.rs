@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod error;
 pub mod gena;
 pub mod leases;
+pub mod notifier;
 pub mod policy;
 pub mod server;
 pub mod soap;

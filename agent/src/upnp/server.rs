@@ -406,13 +406,16 @@ impl IgdRuntime {
             .flat_map(|l| &l.addrs)
             .map(|(ip, _)| SocketAddr::new(IpAddr::V4(*ip), config.upnp.port))
             .collect();
-        (self.listeners).set_trusted(net.command_center_addresses(&config.command_centers));
+        let trusted = net.command_center_addresses(&config.command_centers);
+        self.gena.set_trusted(trusted.clone());
+        self.listeners.set_trusted(trusted.clone());
         self.listeners.sync(&wanted, &handler);
         let settings = discovery::Settings {
             identity: identity.clone(),
             http_port: config.upnp.port,
             lan,
             notify_interval: config.upnp.notify_interval,
+            trusted,
         };
         match &self.discovery {
             Some(d) => d.update(settings),

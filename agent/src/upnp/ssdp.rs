@@ -135,41 +135,95 @@ pub fn notify(nt: &str, usn: &str, alive: Option<(&str, u32)>, id: &Identity) ->
     s
 }
 
-/// Per-source token buckets, bounded in size: a flood from one host (or many spoofed ones) costs little.
+/// Token buckets for SSDP answers. A source's address is forgeable at will on a LAN (raw sockets), so
+/// per-source buckets alone bound nothing: whoever cycles through addresses gets a fresh bucket each
+/// time. So every source that is not an authorised Command Center also draws on one shared bucket,
+/// which bounds what the router sends (and the neighbour resolutions it starts for absent hosts) in
+/// all; the Command Centers' own buckets do not draw on it, so a flood of forged searches cannot
+/// silence discovery for them. The table of buckets is bounded; when full, the one unused longest goes.
 pub struct RateLimit {
-    buckets: std::collections::HashMap<std::net::Ipv4Addr, (f64, std::time::Instant)>,
-    burst: f64,
-    per_sec: f64,
+    buckets: std::collections::HashMap<std::net::Ipv4Addr, Bucket>,
+    shared: Bucket,
+    per_source: (f64, f64),
+    shared_rate: (f64, f64),
 }
 
-impl RateLimit {
-    pub fn new(burst: f64, per_sec: f64) -> Self {
-        RateLimit {
-            buckets: Default::default(),
-            burst,
-            per_sec,
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl Bucket {
+    fn full(burst: f64, now: std::time::Instant) -> Bucket {
+        Bucket {
+            tokens: burst,
+            at: now,
         }
     }
 
-    /// May `src` be sent `cost` more datagrams now? Takes them if so.
-    pub fn take(&mut self, src: std::net::Ipv4Addr, cost: f64, now: std::time::Instant) -> bool {
-        if self.buckets.len() >= 256 && !self.buckets.contains_key(&src) {
-            let (burst, per_sec) = (self.burst, self.per_sec);
-            self.buckets
-                .retain(|_, (t, at)| *t + now.duration_since(*at).as_secs_f64() * per_sec < burst);
-            if self.buckets.len() >= 256 {
-                return false;
-            }
-        }
-        let (tokens, at) = self.buckets.entry(src).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_sec).min(self.burst);
-        *at = now;
-        if *tokens >= cost {
-            *tokens -= cost;
+    /// Refilled to `now`, then `cost` taken if there is that much.
+    fn take(&mut self, (burst, per_sec): (f64, f64), cost: f64, now: std::time::Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * per_sec).min(burst);
+        self.at = now;
+        if self.tokens >= cost {
+            self.tokens -= cost;
             true
         } else {
             false
         }
+    }
+}
+
+/// Buckets kept at most (sources seen recently).
+const MAX_BUCKETS: usize = 256;
+
+impl RateLimit {
+    /// Each source: `burst` datagrams, refilled at `per_sec`; all but the Command Centers together:
+    /// `shared_burst`, refilled at `shared_per_sec`.
+    pub fn new(burst: f64, per_sec: f64, shared_burst: f64, shared_per_sec: f64) -> Self {
+        let now = std::time::Instant::now();
+        RateLimit {
+            buckets: Default::default(),
+            shared: Bucket::full(shared_burst, now),
+            per_source: (burst, per_sec),
+            shared_rate: (shared_burst, shared_per_sec),
+        }
+    }
+
+    /// May `src` be sent `cost` more datagrams now (`trusted`: an authorised Command Center)? Takes
+    /// them if so.
+    pub fn take(
+        &mut self,
+        src: std::net::Ipv4Addr,
+        cost: f64,
+        now: std::time::Instant,
+        trusted: bool,
+    ) -> bool {
+        if self.buckets.len() >= MAX_BUCKETS && !self.buckets.contains_key(&src) {
+            if let Some(oldest) = (self.buckets.iter())
+                .min_by_key(|(_, b)| b.at)
+                .map(|(ip, _)| *ip)
+            {
+                self.buckets.remove(&oldest);
+            }
+        }
+        let per_source = self.per_source;
+        let mine = (self.buckets)
+            .entry(src)
+            .or_insert_with(|| Bucket::full(per_source.0, now));
+        // Looked at before anything is taken: a refusal costs neither bucket.
+        let mut probe = *mine;
+        if !probe.take(per_source, cost, now) {
+            *mine = probe;
+            return false;
+        }
+        if !trusted && !self.shared.take(self.shared_rate, cost, now) {
+            return false;
+        }
+        *mine = probe;
+        true
     }
 }
 
@@ -290,18 +344,42 @@ mod tests {
 
     #[test]
     fn rate_limit_per_source() {
-        let mut rl = RateLimit::new(10.0, 5.0);
+        let mut rl = RateLimit::new(10.0, 5.0, 10_000.0, 1000.0);
         let t = Instant::now();
         let a = "192.168.1.10".parse().unwrap();
         let b = "192.168.1.11".parse().unwrap();
-        assert!(rl.take(a, 9.0, t));
-        assert!(!rl.take(a, 9.0, t), "bucket empty");
-        assert!(rl.take(b, 9.0, t), "another source is not affected");
-        assert!(rl.take(a, 9.0, t + Duration::from_secs(2)), "refilled");
-        // The table stays bounded.
+        assert!(rl.take(a, 9.0, t, false));
+        assert!(!rl.take(a, 9.0, t, false), "bucket empty");
+        assert!(rl.take(b, 9.0, t, false), "another source is not affected");
+        assert!(
+            rl.take(a, 9.0, t + Duration::from_secs(2), false),
+            "refilled"
+        );
+        // The table stays bounded, and a newcomer is never refused for it.
         for i in 0..1000u32 {
-            rl.take(std::net::Ipv4Addr::from(0x0a00_0000 + i), 1.0, t);
+            assert!(rl.take(std::net::Ipv4Addr::from(0x0a00_0000 + i), 1.0, t, false));
         }
-        assert!(rl.buckets.len() <= 256);
+        assert!(rl.buckets.len() <= MAX_BUCKETS);
+    }
+
+    #[test]
+    fn forged_sources_share_one_bucket_and_the_command_center_keeps_its_own() {
+        let mut rl = RateLimit::new(10.0, 5.0, 50.0, 20.0);
+        let t = Instant::now();
+        // Every forged address has a fresh bucket of its own, but together they get the shared one.
+        let sent = (0..1000u32)
+            .filter(|i| rl.take(std::net::Ipv4Addr::from(0x0a00_0000 + i), 9.0, t, false))
+            .count();
+        assert_eq!(sent, 5);
+        let cc = "192.168.1.10".parse().unwrap();
+        assert!(!rl.take(cc, 9.0, t, false));
+        assert!(
+            rl.take(cc, 9.0, t, true),
+            "the Command Center is answered all the same"
+        );
+        assert!(!rl.take(cc, 9.0, t, true), "within its own bucket");
+        // The shared bucket refills.
+        let later = t + Duration::from_secs(1);
+        assert!(rl.take("192.168.1.99".parse().unwrap(), 9.0, later, false));
     }
 }

@@ -68,6 +68,36 @@ impl Lab {
         })
     }
 
+    /// A SUBSCRIBE to the WANIPConnection events from `from` (one of `ns`'s addresses) with
+    /// `callback`: the whole answer.
+    pub fn subscribe_from(&self, ns: &str, from: Ipv4Addr, callback: String) -> String {
+        let to = SocketAddr::from((LAN_IP, UPNP_PORT));
+        self.in_ns(ns, move || {
+            let mut s = tcp_connect_from(from, to, Duration::from_secs(2)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let r = format!(
+                "SUBSCRIBE /evt/IPConn HTTP/1.1\r\nHost: {LAN_IP}:{UPNP_PORT}\r\nCallback: <{callback}>\r\n\
+                 NT: upnp:event\r\nTimeout: Second-300\r\nConnection: close\r\n\r\n"
+            );
+            s.write_all(r.as_bytes()).unwrap();
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            answer
+        })
+    }
+
+    /// `count` more addresses on host `ns` (aliases, as one machine can have many), from
+    /// 192.168.50.200 on.
+    pub fn aliases(&self, ns: &str, count: u8) -> Vec<Ipv4Addr> {
+        (0..count)
+            .map(|i| {
+                let ip = Ipv4Addr::new(192, 168, 50, 200 + i);
+                self.ip(ns, &["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+                ip
+            })
+            .collect()
+    }
+
     /// A SOAP call from `ns` to the IGD's WANIPConnection control URL: (HTTP status, body).
     pub fn soap(&self, ns: &str, urn: &str, action: &str, args: &[(&str, &str)]) -> (u16, String) {
         self.soap_at(ns, UPNP_PORT, urn, action, args)
@@ -156,6 +186,26 @@ impl Lab {
     }
 
     /// Sends an M-SEARCH from `ns` to `to` and collects the answers that arrive within `wait`.
+    /// How long the first answer to an M-SEARCH for `st` from `ns` took (`None`: none within `wait`).
+    pub fn m_search_first(
+        &self,
+        ns: &str,
+        to: SocketAddr,
+        st: &str,
+        wait: Duration,
+    ) -> Option<Duration> {
+        let msg = format!(
+            "M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nST: {st}\r\n\r\n"
+        );
+        self.in_ns(ns, move || {
+            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.set_read_timeout(Some(wait)).unwrap();
+            let t = Instant::now();
+            s.send_to(msg.as_bytes(), to).ok()?;
+            s.recv(&mut [0u8; 4096]).ok().map(|_| t.elapsed())
+        })
+    }
+
     pub fn m_search(
         &self,
         ns: &str,
@@ -268,4 +318,34 @@ impl Lab {
         let body = self.api_get(path);
         serde_json::json!({"method": "GET", "path": path, "status": 200, "body": body.to_string()})
     }
+}
+
+/// The next NOTIFY on `listener` (answered 200), within `wait`.
+pub fn notify_within(listener: &std::net::TcpListener, wait: Duration) -> Option<String> {
+    listener.set_nonblocking(true).unwrap();
+    let until = std::time::Instant::now() + wait;
+    let (mut s, _) = loop {
+        match listener.accept() {
+            Ok(c) => break c,
+            Err(_) if std::time::Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(2))
+            }
+            Err(_) => return None,
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if String::from_utf8_lossy(&raw).contains("</e:propertyset>") {
+            break;
+        }
+    }
+    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    Some(String::from_utf8_lossy(&raw).to_string())
 }

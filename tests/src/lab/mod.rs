@@ -31,7 +31,7 @@ mod isp;
 mod probes;
 mod topology;
 
-pub use clients::{header_value, soap_body, split_response, upnp_error};
+pub use clients::{header_value, notify_within, soap_body, split_response, upnp_error};
 pub use firewall::CountingNft;
 pub use isp::{Isp, MINIUPNPD_CHAINS};
 pub use probes::{exchange, exchange_within, tcp_connect_from, EchoServer};
