@@ -172,9 +172,23 @@ impl Kept {
 /// Sends one request and returns the payloads of every answer until DONE (a dump) or the first
 /// acknowledgement (a single request with NLM_F_ACK). A refusal is an error with the kernel's errno.
 pub fn transact(fd: &OwnedFd, request: &[u8], seq: u32) -> Result<Vec<(u16, Vec<u8>)>, Errno> {
+    let mut out = Vec::new();
+    transact_each(fd, request, seq, |kind, payload| {
+        out.push((kind, payload.to_vec()))
+    })?;
+    Ok(out)
+}
+
+/// `transact`, each answer handed to `take` as it is read and not kept: a dump of a table with
+/// hundreds of thousands of entries (a flooded bridge FDB) costs one receive buffer, not its size.
+pub fn transact_each(
+    fd: &OwnedFd,
+    request: &[u8],
+    seq: u32,
+    mut take: impl FnMut(u16, &[u8]),
+) -> Result<(), Errno> {
     send(fd.as_raw_fd(), request, MsgFlags::empty())?;
     let mut buf = vec![0u8; 64 * 1024];
-    let mut out = Vec::new();
     loop {
         let n = loop {
             match recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
@@ -187,15 +201,15 @@ pub fn transact(fd: &OwnedFd, request: &[u8], seq: u32) -> Result<Vec<(u16, Vec<
                 continue;
             }
             match kind {
-                NLMSG_DONE => return Ok(out),
+                NLMSG_DONE => return Ok(()),
                 NLMSG_ERROR => {
                     return match error_code(payload) {
-                        Some(0) => Ok(out),
+                        Some(0) => Ok(()),
                         Some(e) => Err(Errno::from_raw(-e)),
                         None => Err(Errno::EBADMSG),
                     }
                 }
-                _ => out.push((kind, payload.to_vec())),
+                _ => take(kind, payload),
             }
         }
     }
@@ -203,10 +217,21 @@ pub fn transact(fd: &OwnedFd, request: &[u8], seq: u32) -> Result<Vec<(u16, Vec<
 
 /// Blocks until a message arrives on a subscribed socket (or events were lost, which means the same).
 pub fn wait(fd: &OwnedFd) -> nix::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
+    while !wait_news(fd, &mut vec![0u8; 64 * 1024], |_, _| true)? {}
+    Ok(())
+}
+
+/// Reads what arrived on a subscribed socket into `buf` (blocking until something did): true if a
+/// message is news by `is_news`, or events were lost (which may have hidden news).
+pub fn wait_news(
+    fd: &OwnedFd,
+    buf: &mut [u8],
+    is_news: impl Fn(u16, &[u8]) -> bool,
+) -> nix::Result<bool> {
     loop {
-        match recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-            Ok(_) | Err(Errno::ENOBUFS) => return Ok(()),
+        match recv(fd.as_raw_fd(), buf, MsgFlags::empty()) {
+            Ok(n) => return Ok(messages(&buf[..n]).any(|(k, _, p)| is_news(k, p))),
+            Err(Errno::ENOBUFS) => return Ok(true),
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
         }
@@ -215,11 +240,32 @@ pub fn wait(fd: &OwnedFd) -> nix::Result<()> {
 
 /// Waits at most `timeout` for a further message (to coalesce a burst); true if one came.
 pub fn wait_for(fd: &OwnedFd, timeout: Duration) -> bool {
+    wait_for_news(fd, &mut vec![0u8; 64 * 1024], timeout, |_, _| true)
+}
+
+/// Waits at most `timeout` for further news by `is_news` (read into `buf`); true if some came.
+pub fn wait_for_news(
+    fd: &OwnedFd,
+    buf: &mut [u8],
+    timeout: Duration,
+    is_news: impl Fn(u16, &[u8]) -> bool,
+) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-    let ms =
-        PollTimeout::try_from(timeout.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::ZERO);
-    matches!(poll(&mut fds, ms), Ok(n) if n > 0) && wait(fd).is_ok()
+    let until = std::time::Instant::now() + timeout;
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        let ms =
+            PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::ZERO);
+        if !matches!(poll(&mut fds, ms), Ok(n) if n > 0) {
+            return false;
+        }
+        match wait_news(fd, buf, &is_news) {
+            Ok(true) => return true,
+            Ok(false) if !left.is_zero() => continue,
+            _ => return false,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,9 @@ WILIFE_AGENT_BIN=$PWD/target/size-z/x86_64-unknown-linux-musl/release/wilife-age
 # The Command Center's events while 28 dead callbacks are subscribed (issue 27).
 cargo build -q --release --locked -p wilife-lab --bin bench_gena
 WILIFE_AGENT_BIN=$PWD/target/size-z/x86_64-unknown-linux-musl/release/wilife-agent ./target/release/bench_gena
+# 200,000 forged MACs in the bridge FDB (issue 27): RSS, Add latency, a WAN change.
+cargo build -q --release --locked -p wilife-lab --bin bench_fdb
+WILIFE_AGENT_BIN=$PWD/target/size-z/x86_64-unknown-linux-musl/release/wilife-agent ./target/release/bench_fdb
 # The data path (issue 15): iperf3 streams through the lab router with fw4 alone and with our tables.
 # Debian's iperf3 asks whether to run a daemon (the default, kept here: no), and starts nothing.
 if ! command -v iperf3 >/dev/null; then

@@ -698,3 +698,65 @@ fn forged_searches_from_absent_hosts_never_stall_discovery() {
     assert!(sent <= 90 + 45 * 11, "{sent} answers to forged addresses");
     eprintln!("{sent} answers to 500 forged searches");
 }
+
+/// Point 6, the second half: a LAN host teaches the bridge 100,000 forged MACs. The agent keeps only
+/// the FDB entries of the hosts it watches: its memory does not grow with the table, a mapping and a
+/// WAN address change are handled at once, and the camera it watches is still seen on the bridge.
+#[test]
+fn a_flooded_bridge_fdb_costs_the_agent_neither_memory_nor_time() {
+    let mut lab = Lab::new();
+    let camera = format!("config camera\n\toption name 'porch'\n\toption mac '{CAMERA_MAC}'\n");
+    let cfg = lab.write_config("wilife", &lab.config("upnp", &camera));
+    lab.start_upnp_agent(&cfg);
+    lab.say_hello_to_router(&lab.camera);
+    let pid = lab.agent_pid().unwrap();
+    let kb = |field: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap()
+    };
+    let before = kb("VmHWM");
+    let batch: String = (0..100_000u32)
+        .map(|i| {
+            let b = i.to_be_bytes();
+            format!(
+                "fdb add 02:00:{:02x}:{:02x}:{:02x}:{:02x} dev lan-other master dynamic\n",
+                b[0], b[1], b[2], b[3]
+            )
+        })
+        .collect();
+    let file = lab.dir.join("fdb.batch");
+    std::fs::write(&file, batch).unwrap();
+    let out = lab.exec(&lab.router, &["bridge", "-batch", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    // Something the agent must read while the table is that large: a WAN address change.
+    let moved = "198.51.100.7";
+    lab.ip(
+        &lab.router,
+        &["addr", "add", &format!("{moved}/24"), "dev", WAN_DEV],
+    );
+    lab.ip(
+        &lab.router,
+        &["addr", "del", &format!("{WAN_IP}/24"), "dev", WAN_DEV],
+    );
+    let wan = |lab: &Lab| lab.api_get("/api/v1/diagnosis")["wan"]["ipv4"].clone();
+    let seen = lab.time_until(std::time::Duration::from_secs(3), || {
+        wan(&lab) == serde_json::json!([moved])
+    });
+    assert!(seen.is_some(), "the WAN change was not seen: {}", lab.log());
+    let t = std::time::Instant::now();
+    assert_eq!(lab.add_mapping(&lab.cc, 20570, "TCP", CC_IP, 0), 0);
+    assert!(t.elapsed() < std::time::Duration::from_millis(500));
+    let peak = kb("VmHWM");
+    assert!(
+        peak < before + 2048,
+        "the agent's peak RSS grew from {before} to {peak} kB"
+    );
+    let fdb = lab.exec(&lab.router, &["bridge", "fdb", "show", "br", LAN_DEV]);
+    assert!(String::from_utf8_lossy(&fdb.stdout).lines().count() > 100_000);
+    let cameras = lab.api_get("/api/v1/cameras");
+    assert_eq!(cameras["cameras"][0]["present"], true, "{cameras}");
+}

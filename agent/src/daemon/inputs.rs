@@ -17,6 +17,10 @@ pub(super) struct Inputs {
     pub ruleset_pending: Arc<AtomicBool>,
     /// A network event is queued.
     pub net_pending: Arc<AtomicBool>,
+    /// The MACs whose bridge FDB entries are news (the owner keeps it current).
+    pub fdb_watched: Arc<std::sync::Mutex<Vec<crate::config::Mac>>>,
+    /// A watched MAC's FDB entry changed since the owner last read the FDB.
+    pub fdb_changed: Arc<AtomicBool>,
     /// No rtnetlink events (subscription failed): the periodic check reads the network instead.
     pub net_events_missing: bool,
     /// No nftables events (never, or no longer): the periodic check reads our tables back instead.
@@ -41,10 +45,19 @@ pub(super) fn spawn(signals: SigSet, events: &Arc<Queue<Event>>, own: Arc<OwnPid
     let missing = ruleset_events_missing.clone();
     spawn_ruleset_monitor(events.clone(), ruleset_pending.clone(), own, missing);
     let net_pending = Arc::new(AtomicBool::new(false));
-    let net_events_missing = !spawn_network_monitor(events.clone(), net_pending.clone());
+    let fdb_watched = Arc::default();
+    let fdb_changed = Arc::new(AtomicBool::new(true));
+    let net_events_missing = !spawn_network_monitor(
+        events.clone(),
+        net_pending.clone(),
+        Arc::clone(&fdb_watched),
+        Arc::clone(&fdb_changed),
+    );
     Inputs {
         ruleset_pending,
         net_pending,
+        fdb_watched,
+        fdb_changed,
         net_events_missing,
         ruleset_events_missing,
     }
@@ -96,8 +109,13 @@ fn spawn_ruleset_monitor(
 
 /// Wakes the owner on rtnetlink changes, a burst coalesced into one event. `false`: no events (the
 /// periodic check then reads the network).
-fn spawn_network_monitor(owner: Arc<Queue<Event>>, pending: Arc<AtomicBool>) -> bool {
-    let events = match NetEvents::subscribe() {
+fn spawn_network_monitor(
+    owner: Arc<Queue<Event>>,
+    pending: Arc<AtomicBool>,
+    watched: Arc<std::sync::Mutex<Vec<crate::config::Mac>>>,
+    fdb_changed: Arc<AtomicBool>,
+) -> bool {
+    let mut events = match NetEvents::subscribe(watched, fdb_changed) {
         Ok(e) => e,
         Err(e) => {
             warning!("cannot subscribe to rtnetlink events ({e}); reading the network every {PERIODIC_CHECK_SECS} s");

@@ -66,6 +66,13 @@ struct Owner {
     dhcp_leases: Vec<dhcp::Lease>,
     /// A network event is queued.
     net_event_pending: Arc<AtomicBool>,
+    /// The MACs whose bridge FDB events the network monitor passes on (cameras, Command Centers).
+    fdb_watched: Arc<std::sync::Mutex<Vec<config::Mac>>>,
+    /// Set by the monitor when a watched MAC's FDB entry changed; cleared when the FDB is read.
+    fdb_changed: Arc<AtomicBool>,
+    /// When the FDB was last read (it is read again at least every FDB_REFRESH_SECS, in case events
+    /// were lost).
+    fdb_read_at: Option<Instant>,
     /// No rtnetlink events (subscription failed): the periodic check reads the network instead.
     net_events_missing: bool,
     /// No nftables events: the periodic check reads our tables back (with them, idle means no nft).
@@ -193,6 +200,9 @@ impl Owner {
             net: NetState::default(),
             dhcp_leases: Vec::new(),
             net_event_pending: inputs.net_pending,
+            fdb_watched: inputs.fdb_watched,
+            fdb_changed: inputs.fdb_changed,
+            fdb_read_at: None,
             net_events_missing: inputs.net_events_missing,
             ruleset_events_missing: inputs.ruleset_events_missing,
             presence_check_at: None,
@@ -298,6 +308,8 @@ impl Owner {
             .presence_check_at
             .is_some_and(|at| at <= SystemTime::now())
         {
+            // Presence counts the bridge's sightings too: read them fresh.
+            self.fdb_changed.store(true, Ordering::SeqCst);
             self.network_changed();
         }
         if self.retry_at.is_some_and(|r| r <= now) {

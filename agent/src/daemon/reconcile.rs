@@ -13,6 +13,7 @@ use crate::status::{Fw4Include, Reconcile, UpnpStatus};
 use crate::upnp::description::{uuid_from_mac, Identity};
 use crate::upnp::leases;
 use crate::upnp::server::IgdRuntime;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Why the tables are rendered and applied again (the API's `last_reconcile.reason`).
@@ -196,9 +197,38 @@ impl Owner {
 
     /// Reads links, addresses, neighbours and leases; derives the facts and publishes them.
     pub(super) fn read_network(&mut self) {
-        match rtnl::dump() {
-            Ok(state) => self.net = state,
-            Err(e) => warning!("cannot read the network over rtnetlink: {e}"),
+        let fdb = rtnl::Watched {
+            macs: (self.config.cameras.iter().map(|c| c.mac))
+                .chain(self.config.command_centers.iter().filter_map(|c| c.mac))
+                .collect(),
+            ips: (self.config.command_centers.iter())
+                .filter_map(|c| c.ip)
+                .collect(),
+        };
+        // The FDB only when a watched host's entry changed (or for presence, a reload, the periodic
+        // check): a flooded FDB is long to list, and its other entries are of no one we watch.
+        let with_fdb = self.fdb_changed.swap(false, Ordering::SeqCst)
+            || self.fdb_read_at.is_none_or(|t| {
+                t.elapsed() >= Duration::from_secs(crate::consts::FDB_REFRESH_SECS)
+            });
+        match rtnl::dump(&fdb, with_fdb) {
+            Ok(mut state) => {
+                if with_fdb {
+                    self.fdb_read_at = Some(Instant::now());
+                } else {
+                    // The entries read before, aged by the time since (ages count from a dump).
+                    let since = (state.taken_at.zip(self.net.taken_at))
+                        .and_then(|(now, then)| now.duration_since(then).ok())
+                        .unwrap_or_default();
+                    state.bridge_fdb = std::mem::take(&mut self.net.bridge_fdb);
+                    state.bridge_fdb.iter_mut().for_each(|s| s.age += since);
+                }
+                self.net = state;
+            }
+            Err(e) => {
+                self.fdb_changed.store(with_fdb, Ordering::SeqCst);
+                warning!("cannot read the network over rtnetlink: {e}");
+            }
         }
         self.dhcp_leases = dhcp::read(&self.config.dhcp_leases, unix_now());
         self.facts = net::facts(&self.config, &self.net, &self.dhcp_leases);
@@ -215,6 +245,8 @@ impl Owner {
             .map(|c| c.mac)
             .chain(cc_macs)
             .collect();
+        // The monitor passes on FDB events of these MACs only.
+        *self.fdb_watched.lock().unwrap() = watched.clone();
         let timeout = Duration::from_secs(self.config.presence_timeout.into());
         // A little after the moment, so the host is surely past the timeout when read again.
         self.presence_check_at = net::next_absence(&self.net, &watched, timeout)
@@ -275,6 +307,8 @@ impl Owner {
                 self.config = new;
                 self.identity = identity(&self.config, &self.net, self.identity.boot_id);
                 self.shared.snapshot.lock().unwrap().reload_error = None;
+                // Other hosts may be watched now.
+                self.fdb_changed.store(true, Ordering::SeqCst);
                 self.read_network();
                 self.revalidate("configuration reload");
                 self.reconcile(Trigger::Reload);

@@ -4,8 +4,11 @@
 //!
 //! Events only say *that* something changed; the daemon then dumps again. A dump of a home router's
 //! tables is small, and it cannot drift the way an incrementally patched copy can after a lost event.
-//! A mapping change asks only for its requester's neighbour entry (`neighbour`): it needs that one
-//! entry fresh, and must not cost more the more hosts the LAN has.
+//! The bridge FDB is the exception: any LAN host can fill it with forged MACs (hundreds of thousands
+//! of entries), so only the entries of the watched MACs (cameras, Command Centers) are kept, read as
+//! the dump streams by, and an FDB event of any other MAC is no news at all. A mapping change asks
+//! only for its requester's neighbour entry (`neighbour`): it needs that one entry fresh, and must not
+//! cost more the more hosts the LAN has.
 
 use super::{Addr, DefaultRoute, Link, NetState, Sighting};
 use crate::config::Mac;
@@ -22,6 +25,7 @@ const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_GETADDR: u16 = 22;
 const RTM_NEWNEIGH: u16 = 28;
+const RTM_DELNEIGH: u16 = 29;
 const RTM_GETNEIGH: u16 = 30;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
@@ -82,20 +86,66 @@ fn dump_of(
         .collect())
 }
 
-/// Reads the whole picture once.
-pub fn dump() -> io::Result<NetState> {
+/// The hosts whose bridge FDB entries matter: these MACs, and those the ARP table gives these
+/// addresses (a Command Center configured by address).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Watched {
+    pub macs: Vec<Mac>,
+    pub ips: Vec<Ipv4Addr>,
+}
+
+/// Reads the whole picture once; of the bridge FDB only the watched hosts' entries, and only with
+/// `fdb` (otherwise `bridge_fdb` is empty: a flooded FDB takes long to list, and the daemon reads it
+/// only when a watched host's entry changed, or at its periodic check).
+pub fn dump(watched: &Watched, fdb: bool) -> io::Result<NetState> {
     let fd = open()?;
     let taken_at = SystemTime::now();
     let links = dump_of(&fd, RTM_GETLINK, RTM_NEWLINK, 1, &[0; IFINFOMSG])?;
     let addrs = dump_of(&fd, RTM_GETADDR, RTM_NEWADDR, 2, &[AF_UNSPEC; IFADDRMSG])?;
+    let neighbours = sightings(&fd, 3, AF_INET, |_| true)?;
+    let mut macs = watched.macs.clone();
+    macs.extend(
+        (neighbours.iter())
+            .filter(|n| n.ip.is_some_and(|ip| watched.ips.contains(&ip)))
+            .map(|n| n.mac),
+    );
     Ok(NetState {
         links: links.iter().filter_map(|p| link(p)).collect(),
         addrs: addrs.iter().filter_map(|p| addr(p)).collect(),
-        neighbours: sightings(&fd, 3, AF_INET)?,
-        bridge_fdb: sightings(&fd, 4, AF_BRIDGE)?,
+        neighbours,
+        bridge_fdb: if fdb {
+            sightings(&fd, 4, AF_BRIDGE, |s| macs.contains(&s.mac))?
+        } else {
+            Vec::new()
+        },
         default_routes: default_routes(&fd, 5)?,
         taken_at: Some(taken_at),
     })
+}
+
+/// What an rtnetlink event means to the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum News {
+    /// An FDB entry of a MAC nobody watches: nothing.
+    No,
+    /// Links, addresses, routes, the ARP table: read them again.
+    Yes,
+    /// A watched host's FDB entry (or one that cannot be read): read the FDB too.
+    WatchedFdb,
+}
+
+pub fn news(kind: u16, payload: &[u8], watched: &[Mac]) -> News {
+    if !matches!(kind, RTM_NEWNEIGH | RTM_DELNEIGH) || payload.first() != Some(&AF_BRIDGE) {
+        return News::Yes;
+    }
+    let mac = (payload.get(NDMSG..))
+        .and_then(|attrs| attributes(attrs).find(|(t, _)| *t == NDA_LLADDR))
+        .and_then(|(_, v)| <[u8; 6]>::try_from(v).ok());
+    if mac.is_none_or(|m| watched.contains(&Mac(m))) {
+        News::WatchedFdb
+    } else {
+        News::No
+    }
 }
 
 /// The kernel's neighbour entry for one IPv4 address, looked for on each of `devices` (the kernel's
@@ -164,12 +214,28 @@ fn default_route(p: &[u8]) -> Option<DefaultRoute> {
     })
 }
 
-/// Neighbour entries of one family (`AF_INET`: the ARP table; `AF_BRIDGE`: the bridges' FDB).
-fn sightings(fd: &OwnedFd, seq: u32, family: u8) -> io::Result<Vec<Sighting>> {
+/// Neighbour entries of one family (`AF_INET`: the ARP table; `AF_BRIDGE`: the bridges' FDB) that
+/// `keep` keeps, each looked at as the dump streams by.
+fn sightings(
+    fd: &OwnedFd,
+    seq: u32,
+    family: u8,
+    keep: impl Fn(&Sighting) -> bool,
+) -> io::Result<Vec<Sighting>> {
     let mut ndmsg = [0u8; NDMSG];
     ndmsg[0] = family;
-    let answers = dump_of(fd, RTM_GETNEIGH, RTM_NEWNEIGH, seq, &ndmsg)?;
-    Ok(answers.iter().filter_map(|p| sighting(p, family)).collect())
+    let req = netlink::message(RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, seq, &ndmsg, &[]);
+    let mut out = Vec::new();
+    netlink::transact_each(fd, &req, seq, |kind, p| {
+        if let Some(s) = (kind == RTM_NEWNEIGH)
+            .then(|| sighting(p, family))
+            .flatten()
+            .filter(&keep)
+        {
+            out.push(s);
+        }
+    })?;
+    Ok(out)
 }
 
 /// ifinfomsg { family u8, pad u8, type u16, index i32, flags u32, change u32 } + attributes.
@@ -272,13 +338,22 @@ fn sighting(p: &[u8], family: u8) -> Option<Sighting> {
     })
 }
 
-/// A subscription to link, IPv4 address and neighbour (incl. bridge FDB) changes.
+/// A subscription to link, IPv4 address and neighbour (incl. bridge FDB) changes. `watched`: the MACs
+/// whose FDB entries are news (the daemon keeps it current).
 pub struct NetEvents {
     fd: OwnedFd,
+    watched: std::sync::Arc<std::sync::Mutex<Vec<Mac>>>,
+    /// Set when a watched host's FDB entry changed (the daemon clears it when it reads the FDB).
+    fdb_changed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// One receive buffer for every event (a flood brings hundreds of thousands).
+    buf: Vec<u8>,
 }
 
 impl NetEvents {
-    pub fn subscribe() -> io::Result<Self> {
+    pub fn subscribe(
+        watched: std::sync::Arc<std::sync::Mutex<Vec<Mac>>>,
+        fdb_changed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> io::Result<Self> {
         let fd = netlink::open(
             SockProtocol::NetlinkRoute,
             RTMGRP_LINK
@@ -287,18 +362,36 @@ impl NetEvents {
                 | RTMGRP_IPV6_IFADDR
                 | RTMGRP_IPV4_ROUTE,
         )?;
-        Ok(NetEvents { fd })
+        Ok(NetEvents {
+            fd,
+            watched,
+            fdb_changed,
+            buf: vec![0; 64 * 1024],
+        })
     }
 
-    /// Blocks until something changed (or events were lost, which means the same).
-    pub fn wait(&self) -> io::Result<()> {
-        Ok(netlink::wait(&self.fd)?)
+    /// Blocks until something that matters changed (or events were lost, which means the same).
+    pub fn wait(&mut self) -> io::Result<()> {
+        let (watched, fdb) = (&self.watched, &self.fdb_changed);
+        let is_news = |k, p: &[u8]| noted(news(k, p, &watched.lock().unwrap()), fdb);
+        while !netlink::wait_news(&self.fd, &mut self.buf, is_news)? {}
+        Ok(())
     }
 
-    /// Waits at most `timeout` for a further event (to coalesce a burst).
-    pub fn wait_for(&self, timeout: Duration) -> bool {
-        netlink::wait_for(&self.fd, timeout)
+    /// Waits at most `timeout` for further news (to coalesce a burst).
+    pub fn wait_for(&mut self, timeout: Duration) -> bool {
+        let (watched, fdb) = (&self.watched, &self.fdb_changed);
+        let is_news = |k, p: &[u8]| noted(news(k, p, &watched.lock().unwrap()), fdb);
+        netlink::wait_for_news(&self.fd, &mut self.buf, timeout, is_news)
     }
+}
+
+/// Whether `news` is news; a watched host's FDB change is noted in `fdb_changed`.
+fn noted(news: News, fdb_changed: &std::sync::atomic::AtomicBool) -> bool {
+    if news == News::WatchedFdb {
+        fdb_changed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    news != News::No
 }
 
 #[cfg(test)]
@@ -308,7 +401,7 @@ mod tests {
     #[test]
     fn one_neighbour_entry_is_asked_of_the_kernel() {
         // The request is one the kernel understands: an address without an entry is no error.
-        let lo = dump()
+        let lo = dump(&Watched::default(), true)
             .unwrap()
             .links
             .into_iter()
@@ -321,10 +414,44 @@ mod tests {
         assert_eq!(neighbour(&[], Ipv4Addr::new(127, 0, 0, 9)).unwrap(), None);
     }
 
+    /// An ndmsg of `family` for `mac`, as the kernel sends it in an event.
+    fn neigh_event(family: u8, mac: [u8; 6]) -> Vec<u8> {
+        let mut ndmsg = [0u8; NDMSG];
+        ndmsg[0] = family;
+        let mut p = ndmsg.to_vec();
+        p.extend(netlink::attr(NDA_LLADDR, &mac));
+        p
+    }
+
+    #[test]
+    fn only_fdb_events_of_watched_macs_are_news() {
+        let camera = [0x0a, 0, 0, 0, 0, 0x20];
+        let flood = [0x02, 1, 2, 3, 4, 5];
+        let watched = [Mac(camera)];
+        let fdb = |mac| neigh_event(AF_BRIDGE, mac);
+        let watched_fdb = News::WatchedFdb;
+        assert_eq!(news(RTM_NEWNEIGH, &fdb(camera), &watched), watched_fdb);
+        assert_eq!(news(RTM_DELNEIGH, &fdb(camera), &watched), watched_fdb);
+        assert_eq!(news(RTM_NEWNEIGH, &fdb(flood), &watched), News::No);
+        assert_eq!(news(RTM_DELNEIGH, &fdb(flood), &watched), News::No);
+        // The ARP table, links, addresses and routes are always news; an FDB entry that cannot be
+        // read may be a watched one.
+        let arp = neigh_event(AF_INET, flood);
+        assert_eq!(news(RTM_NEWNEIGH, &arp, &watched), News::Yes);
+        assert_eq!(news(RTM_NEWLINK, &fdb(flood), &watched), News::Yes);
+        assert_eq!(news(RTM_NEWNEIGH, &[AF_BRIDGE], &watched), watched_fdb);
+        // A watched host's change is noted for the daemon; the rest only wakes it.
+        let noted_flag = std::sync::atomic::AtomicBool::new(false);
+        assert!(!noted(News::No, &noted_flag) && noted(News::Yes, &noted_flag));
+        assert!(!noted_flag.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(noted(News::WatchedFdb, &noted_flag));
+        assert!(noted_flag.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
     /// A real dump of this namespace: loopback is there and up, with 127.0.0.1/8.
     #[test]
     fn dump_sees_loopback() {
-        let state = dump().expect("rtnetlink dump");
+        let state = dump(&Watched::default(), true).expect("rtnetlink dump");
         let lo = state.links.iter().find(|l| l.name == "lo").expect("lo");
         assert!(state.taken_at.is_some());
         assert!(lo.up, "{lo:?}");

@@ -6,6 +6,7 @@
 //! nothing but its own slot until it expires.
 
 use super::description::Service;
+pub use super::notifier::Callback;
 use super::notifier::{self, Job};
 use super::xml::escape;
 use crate::consts::{
@@ -17,13 +18,6 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// Where a subscriber wants its events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Callback {
-    pub addr: SocketAddrV4,
-    pub path: String,
-}
 
 /// Reads a CALLBACK header (`<http://192.168.1.10:2869/upnp/eventing/abc>`, possibly several URLs) and
 /// keeps the first one that points at the requester itself.

@@ -3,7 +3,6 @@
 //! up only its own events, never another subscriber's. Events of one subscription go out one at a
 //! time, in SEQ order, as GENA requires.
 
-use super::gena::Callback;
 use crate::queue::Queue;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
@@ -11,6 +10,13 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
+
+/// Where a subscriber wants its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callback {
+    pub addr: std::net::SocketAddrV4,
+    pub path: String,
+}
 
 /// One NOTIFY to send.
 pub struct Job {

@@ -24,7 +24,13 @@ fn main() {
     let cfg = config::parse(&text, Path::new("bench"), &Overrides::default()).unwrap();
     let facts = lab.in_ns(&lab.router, {
         let c = cfg.clone();
-        move || wilife_agent::net::facts(&c, &wilife_agent::net::rtnl::dump().unwrap(), &[])
+        move || {
+            wilife_agent::net::facts(
+                &c,
+                &wilife_agent::net::rtnl::dump(&Default::default(), true).unwrap(),
+                &[],
+            )
+        }
     });
     let forwards = static_forwards(&cfg);
     let tables = render::render(&render::Desired {
