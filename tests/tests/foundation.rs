@@ -292,7 +292,7 @@ fn run_with_a_bad_config_exits_non_zero_with_the_error_and_touches_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(
-            ":13: command_center #1, option 'ip': '192.168.50.300' is not an IPv4 address"
+            ":14: command_center #1, option 'ip': '192.168.50.300' is not an IPv4 address"
         ),
         "{err}"
     );

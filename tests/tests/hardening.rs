@@ -23,13 +23,8 @@ fn upnp_lab() -> Lab {
 }
 
 /// /proc/PID/status field (kB for VmRSS, a count for Threads).
-fn proc_status(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
+fn status(pid: u32, field: &str) -> u64 {
+    proc_status(pid, field).unwrap()
 }
 
 fn open_fds(pid: u32) -> usize {
@@ -93,7 +88,7 @@ fn a_huge_content_length_is_refused_and_the_agent_lives() {
 fn idle_connections_cannot_exhaust_the_agent_or_crowd_out_the_command_center() {
     let lab = upnp_lab();
     let pid = lab.agent_pid().unwrap();
-    let (rss0, fds0) = (proc_status(pid, "VmRSS"), open_fds(pid));
+    let (rss0, fds0) = (status(pid, "VmRSS"), open_fds(pid));
     // 600 idle connections from another LAN host to each service (the agent may hold 1024 fds).
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 8192, 8192);
     let held: Vec<TcpStream> = lab.in_ns(&lab.other, || {
@@ -108,11 +103,7 @@ fn idle_connections_cannot_exhaust_the_agent_or_crowd_out_the_command_center() {
         v
     });
     std::thread::sleep(Duration::from_millis(300));
-    let (threads, fds, rss) = (
-        proc_status(pid, "Threads"),
-        open_fds(pid),
-        proc_status(pid, "VmRSS"),
-    );
+    let (threads, fds, rss) = (status(pid, "Threads"), open_fds(pid), status(pid, "VmRSS"));
     eprintln!(
         "1200 idle connections: threads {threads}, fds {fds0} -> {fds}, RSS {rss0} -> {rss} kB"
     );
@@ -185,7 +176,7 @@ fn a_slow_client_is_cut_after_the_request_timeout() {
 fn endless_headers_are_cut_early_and_cost_no_memory() {
     let lab = upnp_lab();
     let pid = lab.agent_pid().unwrap();
-    let rss0 = proc_status(pid, "VmRSS");
+    let rss0 = status(pid, "VmRSS");
     for to in [api(), igd()] {
         let sent = lab.in_ns(&lab.other, move || {
             let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).unwrap();
@@ -207,7 +198,7 @@ fn endless_headers_are_cut_early_and_cost_no_memory() {
             "{to}: the agent read {sent} bytes of headers"
         );
     }
-    let rss = proc_status(pid, "VmRSS");
+    let rss = status(pid, "VmRSS");
     eprintln!("64 MiB of headers offered: RSS {rss0} -> {rss} kB");
     assert!(rss < rss0 + 4096, "RSS grew from {rss0} to {rss} kB");
     assert!(cc_is_served(&lab), "{}", lab.log());

@@ -295,16 +295,8 @@ while time.time() < end:
     std::thread::sleep(std::time::Duration::from_secs(1));
     let wan = |lab: &Lab| lab.api_get("/api/v1/diagnosis")["wan"]["ipv4"].clone();
     assert_eq!(wan(&lab), serde_json::json!([WAN_IP.to_string()]));
-    // Another subnet: deleting a primary address takes the secondaries of its subnet with it.
     let moved = "198.51.100.7";
-    lab.ip(
-        &lab.router,
-        &["addr", "add", &format!("{moved}/24"), "dev", WAN_DEV],
-    );
-    lab.ip(
-        &lab.router,
-        &["addr", "del", &format!("{WAN_IP}/24"), "dev", WAN_DEV],
-    );
+    lab.move_wan_address(moved);
     let seen = lab.time_until(std::time::Duration::from_secs(4), || {
         wan(&lab) == serde_json::json!([moved])
     });
@@ -710,38 +702,12 @@ fn a_flooded_bridge_fdb_costs_the_agent_neither_memory_nor_time() {
     lab.start_upnp_agent(&cfg);
     lab.say_hello_to_router(&lab.camera);
     let pid = lab.agent_pid().unwrap();
-    let kb = |field: &str| -> u64 {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{field}:")))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap()
-    };
+    let kb = |field: &str| proc_status(pid, field).unwrap();
     let before = kb("VmHWM");
-    let batch: String = (0..100_000u32)
-        .map(|i| {
-            let b = i.to_be_bytes();
-            format!(
-                "fdb add 02:00:{:02x}:{:02x}:{:02x}:{:02x} dev lan-other master dynamic\n",
-                b[0], b[1], b[2], b[3]
-            )
-        })
-        .collect();
-    let file = lab.dir.join("fdb.batch");
-    std::fs::write(&file, batch).unwrap();
-    let out = lab.exec(&lab.router, &["bridge", "-batch", file.to_str().unwrap()]);
-    assert!(out.status.success(), "{out:?}");
+    lab.flood_fdb("lan-other", 100_000);
     // Something the agent must read while the table is that large: a WAN address change.
     let moved = "198.51.100.7";
-    lab.ip(
-        &lab.router,
-        &["addr", "add", &format!("{moved}/24"), "dev", WAN_DEV],
-    );
-    lab.ip(
-        &lab.router,
-        &["addr", "del", &format!("{WAN_IP}/24"), "dev", WAN_DEV],
-    );
+    lab.move_wan_address(moved);
     let wan = |lab: &Lab| lab.api_get("/api/v1/diagnosis")["wan"]["ipv4"].clone();
     let seen = lab.time_until(std::time::Duration::from_secs(3), || {
         wan(&lab) == serde_json::json!([moved])

@@ -619,26 +619,6 @@ fn api_lists_mappings_and_delete_needs_the_token_and_cuts_live_sessions() {
     assert!(m["mappings"].as_array().unwrap().is_empty());
 }
 
-/// Receives one GENA NOTIFY on `listener` and returns (headers+body).
-fn next_notify(listener: &TcpListener) -> String {
-    let (mut s, _) = listener.accept().expect("a NOTIFY");
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = s.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        raw.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&raw);
-        if text.contains("</e:propertyset>") {
-            break;
-        }
-    }
-    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-    String::from_utf8_lossy(&raw).to_string()
-}
-
 #[test]
 fn gena_subscribers_get_events_and_callbacks_elsewhere_are_refused() {
     let lab = upnp_lab("");
@@ -659,8 +639,7 @@ fn gena_subscribers_get_events_and_callbacks_elsewhere_are_refused() {
         header_value(&answer, "TIMEOUT").as_deref(),
         Some("Second-300")
     );
-    listener.set_nonblocking(false).unwrap();
-    let first = next_notify(&listener);
+    let first = notify_within(&listener, Duration::from_secs(10)).expect("the initial event");
     assert!(first.starts_with("NOTIFY /evt HTTP/1.1"), "{first}");
     assert_eq!(header_value(&first, "SID").as_deref(), Some(sid.as_str()));
     assert_eq!(header_value(&first, "SEQ").as_deref(), Some("0"));
@@ -670,7 +649,7 @@ fn gena_subscribers_get_events_and_callbacks_elsewhere_are_refused() {
     );
     assert!(first.contains(&format!("<ExternalIPAddress>{WAN_IP}</ExternalIPAddress>")));
     assert_eq!(lab.add_mapping(&lab.cc, 20570, "TCP", CC_IP, 0), 0);
-    let change = next_notify(&listener);
+    let change = notify_within(&listener, Duration::from_secs(10)).expect("the change's event");
     assert_eq!(header_value(&change, "SEQ").as_deref(), Some("1"));
     assert!(
         change.contains("<PortMappingNumberOfEntries>1</PortMappingNumberOfEntries>"),

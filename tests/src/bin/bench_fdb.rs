@@ -9,12 +9,7 @@ use std::time::{Duration, Instant};
 use wilife_lab::lab::*;
 
 fn status_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    proc_status(pid, field).unwrap_or(0)
 }
 
 fn cpu_ms(pid: u32) -> u64 {
@@ -39,20 +34,8 @@ fn main() {
     lab.start_upnp_agent(&cfg);
     let pid = lab.agent_pid().unwrap();
     let (cpu0, rss0) = (cpu_ms(pid), status_kb(pid, "VmRSS"));
-    let batch: String = (0..entries)
-        .map(|i| {
-            let b = i.to_be_bytes();
-            format!(
-                "fdb add 02:00:{:02x}:{:02x}:{:02x}:{:02x} dev lan-other master dynamic\n",
-                b[0], b[1], b[2], b[3]
-            )
-        })
-        .collect();
-    let file = lab.dir.join("fdb.batch");
-    std::fs::write(&file, batch).unwrap();
     let t = Instant::now();
-    let out = lab.exec(&lab.router, &["bridge", "-batch", file.to_str().unwrap()]);
-    assert!(out.status.success(), "{out:?}");
+    lab.flood_fdb("lan-other", entries);
     let learned = t.elapsed();
     // Let the agent take in the events of the flood.
     std::thread::sleep(Duration::from_secs(2));

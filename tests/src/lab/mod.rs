@@ -134,6 +134,15 @@ pub fn ip_program() -> &'static str {
         .expect("iproute2's ip")
 }
 
+/// A field of /proc/PID/status (kB for VmRSS and VmHWM, a count for Threads).
+pub fn proc_status(pid: u32, field: &str) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
 /// `tests/openwrt-stubs/openwrt-root`: runs a command under a `/dev` as OpenWrt has it (device nodes
 /// only, no `/dev/stdin`), and with `OPENWRT_ROOT` over an installed package's files. Every agent the lab
 /// starts runs under it.

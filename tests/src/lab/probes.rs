@@ -154,28 +154,13 @@ pub fn exchange_within(
     sport: Option<u16>,
     wait: Duration,
 ) -> std::io::Result<String> {
-    use nix::sys::socket::{
-        bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
-    };
     let s = match sport {
         None => TcpStream::connect_timeout(&to, wait)?,
-        Some(p) => {
-            let fd = socket(
-                AddressFamily::Inet,
-                SockType::Stream,
-                SockFlag::empty(),
-                None,
-            )?;
-            setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-            bind(
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                &SockaddrIn::from(std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, p)),
-            )?;
-            let s = TcpStream::from(fd);
-            // connect with a deadline: nonblocking connect, then wait for writability.
-            connect_deadline(&s, to, wait)?;
-            s
-        }
+        Some(p) => connect_bound(
+            std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, p),
+            to,
+            wait,
+        )?,
     };
     s.set_read_timeout(Some(wait))?;
     (&s).write_all(format!("{line}\n").as_bytes())?;
@@ -196,18 +181,31 @@ pub fn tcp_connect_from(
     to: SocketAddr,
     wait: Duration,
 ) -> std::io::Result<TcpStream> {
-    use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    connect_bound(std::net::SocketAddrV4::new(from, 0), to, wait)
+}
+
+/// A TCP connection from `local` (address or port fixed) to `to`, within `wait`.
+fn connect_bound(
+    local: std::net::SocketAddrV4,
+    to: SocketAddr,
+    wait: Duration,
+) -> std::io::Result<TcpStream> {
+    use nix::sys::socket::{
+        bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
     let fd = socket(
         AddressFamily::Inet,
         SockType::Stream,
         SockFlag::empty(),
         None,
     )?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     bind(
         std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &SockaddrIn::from(std::net::SocketAddrV4::new(from, 0)),
+        &SockaddrIn::from(local),
     )?;
     let s = TcpStream::from(fd);
+    // connect with a deadline: nonblocking connect, then wait for writability.
     connect_deadline(&s, to, wait)?;
     Ok(s)
 }

@@ -202,6 +202,33 @@ impl Lab {
             .unwrap_or_else(|p| std::panic::resume_unwind(p))
     }
 
+    /// Teaches the router's bridge `count` forged MACs (02:00:…) on `port`, as frames from them would:
+    /// learned (dynamic) entries, added in one batch.
+    pub fn flood_fdb(&self, port: &str, count: u32) {
+        let batch: String = (0..count)
+            .map(|i| {
+                let b = i.to_be_bytes();
+                format!(
+                    "fdb add 02:00:{:02x}:{:02x}:{:02x}:{:02x} dev {port} master dynamic\n",
+                    b[0], b[1], b[2], b[3]
+                )
+            })
+            .collect();
+        let file = self.dir.join("fdb.batch");
+        fs::write(&file, batch).unwrap();
+        let out = self.exec(&self.router, &["bridge", "-batch", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    /// The WAN address changes to `to` (/24): the new one is added, then the lab's WAN_IP removed
+    /// (another subnet: removing a primary address takes the secondaries of its subnet with it).
+    pub fn move_wan_address(&self, to: &str) {
+        let add = format!("{to}/24");
+        self.ip(&self.router, &["addr", "add", &add, "dev", WAN_DEV]);
+        let del = format!("{WAN_IP}/24");
+        self.ip(&self.router, &["addr", "del", &del, "dev", WAN_DEV]);
+    }
+
     /// `in_ns` without waiting: the thread, to join when its work (e.g. an attack) should end.
     pub fn in_ns_thread<T: Send + 'static>(
         &self,
