@@ -261,12 +261,7 @@ fn print_ruleset(a: Args) -> i32 {
     }
     // Read-only, as the daemon reads it: addresses, neighbours and leases fill the sets; nothing is
     // written.
-    let watched = crate::net::rtnl::Watched {
-        macs: (c.cameras.iter().map(|cam| cam.mac))
-            .chain(c.command_centers.iter().filter_map(|cc| cc.mac))
-            .collect(),
-        ips: c.command_centers.iter().filter_map(|cc| cc.ip).collect(),
-    };
+    let watched = crate::net::rtnl::Watched::of(&c);
     let state = crate::net::rtnl::dump(&watched, true).unwrap_or_default();
     let leases = crate::net::dhcp::read(&c.dhcp_leases, crate::clock::unix_now());
     let facts = crate::net::facts(&c, &state, &leases);

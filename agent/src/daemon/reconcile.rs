@@ -197,14 +197,7 @@ impl Owner {
 
     /// Reads links, addresses, neighbours and leases; derives the facts and publishes them.
     pub(super) fn read_network(&mut self) {
-        let fdb = rtnl::Watched {
-            macs: (self.config.cameras.iter().map(|c| c.mac))
-                .chain(self.config.command_centers.iter().filter_map(|c| c.mac))
-                .collect(),
-            ips: (self.config.command_centers.iter())
-                .filter_map(|c| c.ip)
-                .collect(),
-        };
+        let fdb = rtnl::Watched::of(&self.config);
         // The FDB only when a watched host's entry changed (or for presence, a reload, the periodic
         // check): a flooded FDB is long to list, and its other entries are of no one we watch.
         let with_fdb = self.fdb_changed.swap(false, Ordering::SeqCst)

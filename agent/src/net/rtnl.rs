@@ -94,6 +94,19 @@ pub struct Watched {
     pub ips: Vec<Ipv4Addr>,
 }
 
+impl Watched {
+    /// The hosts a config watches: its cameras and Command Centers.
+    pub fn of(config: &crate::config::Config) -> Watched {
+        let ccs = &config.command_centers;
+        Watched {
+            macs: (config.cameras.iter().map(|c| c.mac))
+                .chain(ccs.iter().filter_map(|c| c.mac))
+                .collect(),
+            ips: ccs.iter().filter_map(|c| c.ip).collect(),
+        }
+    }
+}
+
 /// Reads the whole picture once; of the bridge FDB only the watched hosts' entries, and only with
 /// `fdb` (otherwise `bridge_fdb` is empty: a flooded FDB takes long to list, and the daemon reads it
 /// only when a watched host's entry changed, or at its periodic check).

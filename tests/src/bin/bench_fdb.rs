@@ -12,12 +12,6 @@ fn status_kb(pid: u32, field: &str) -> u64 {
     proc_status(pid, field).unwrap_or(0)
 }
 
-fn cpu_ms(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    (f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()) * 10
-}
-
 fn main() {
     let entries: u32 = std::env::var("ENTRIES")
         .ok()

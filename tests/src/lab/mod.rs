@@ -134,6 +134,14 @@ pub fn ip_program() -> &'static str {
         .expect("iproute2's ip")
 }
 
+/// A process's user plus system CPU time in ms (fields 14 and 15 of /proc/PID/stat, in USER_HZ
+/// ticks of 10 ms; the fields start after the command name's closing parenthesis).
+pub fn cpu_ms(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    (fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()) * 10
+}
+
 /// A field of /proc/PID/status (kB for VmRSS and VmHWM, a count for Threads).
 pub fn proc_status(pid: u32, field: &str) -> Option<u64> {
     fs::read_to_string(format!("/proc/{pid}/status"))
