@@ -43,8 +43,6 @@ const BRIDGE_SERVICE_SETS: [(&str, &str, bool); 4] = [
 const CHAIN_FROM_CAMERA: &str = "from_camera";
 const CHAIN_TO_CAMERA: &str = "to_camera";
 const CHAIN_CAMERA_INPUT: &str = "camera_input";
-const CHAIN_CAMERA_TX: &str = "camera_tx";
-const CHAIN_CAMERA_RX: &str = "camera_rx";
 
 /// Counters of what isolation dropped, per path.
 pub const COUNTER_ISOLATION_BRIDGED: &str = "camera_isolation_bridged";
@@ -136,9 +134,10 @@ impl<'a> Cameras<'a> {
 
     fn sets(&self, b: &mut Builder, family: NfFamily) {
         let single = |t| SetTypeValue::Single(t);
-        let macs = self.cams.iter().map(|c| mac(&c.mac)).collect();
-        b.set(family, SET_CAMERAS, single(SetType::EtherAddr), false, macs);
         if family == NfFamily::INet {
+            // The bridge picks a camera by a verdict map instead.
+            let macs = self.cams.iter().map(|c| mac(&c.mac)).collect();
+            b.set(family, SET_CAMERAS, single(SetType::EtherAddr), false, macs);
             let mut ips: Vec<Ipv4Addr> = self.cams.iter().flat_map(|c| c.ips.clone()).collect();
             ips.sort();
             ips.dedup();
@@ -168,17 +167,14 @@ impl<'a> Cameras<'a> {
         b.set(family, SET_CC_TO_CAMERA, ty(), true, self.services());
     }
 
-    /// Per-camera counting: `KEY vmap { mac : jump cam_ID_tx }`, each chain one named counter.
-    fn count_chains(&self, b: &mut Builder, family: NfFamily) {
-        let path = if family == NfFamily::Bridge {
-            "bridged"
-        } else {
-            "routed"
-        };
+    /// Per-camera counting on the routed path: `KEY vmap { mac : jump cam_ID_tx }`, each chain one
+    /// named counter.
+    fn routed_count_chains(&self, b: &mut Builder) {
+        let family = NfFamily::INet;
         for c in &self.cams {
             for dir in ["tx", "rx"] {
                 let chain = format!("cam_{}_{dir}", c.id);
-                let counter = format!("cam_{}_{path}_{dir}", c.id);
+                let counter = format!("cam_{}_routed_{dir}", c.id);
                 b.counter(family, counter.clone());
                 b.chain(family, &chain, None);
                 // counter name "cam_ID_routed_tx"
@@ -209,7 +205,7 @@ impl<'a> Cameras<'a> {
         if self.cams.is_empty() {
             return;
         }
-        self.count_chains(b, NfFamily::INet);
+        self.routed_count_chains(b);
         self.routed_grants(b);
         if self.isolation() {
             self.routed_isolation(b);
@@ -387,7 +383,10 @@ impl<'a> Cameras<'a> {
         }
     }
 
-    /// `table bridge wilife`: the same-bridge layout, stateless.
+    /// `table bridge wilife`: the same-bridge layout, stateless. A frame between two other hosts
+    /// meets two hash lookups (its source and its destination MAC) and nothing else; a camera's frame
+    /// is dispatched by the same lookup to its own chain, which asks the shared policy and counts
+    /// what it allows.
     pub(super) fn bridged(&self, b: &mut Builder) {
         if self.cams.is_empty() {
             return;
@@ -398,47 +397,55 @@ impl<'a> Cameras<'a> {
             b.counter(br, COUNTER_ISOLATION_BRIDGED.into());
         }
         self.sets(b, br);
-        self.count_chains(b, br);
         let hook = (NfChainType::Filter, NfHook::Forward, PRIO_BRIDGE_FILTER);
         b.chain(br, CHAIN_FORWARD, Some(hook));
-        for name in [
-            CHAIN_FROM_CAMERA,
-            CHAIN_TO_CAMERA,
-            CHAIN_CAMERA_TX,
-            CHAIN_CAMERA_RX,
+        b.chain(br, CHAIN_FROM_CAMERA, None);
+        b.chain(br, CHAIN_TO_CAMERA, None);
+        for (field, dir, policy, comment) in [
+            ("saddr", "tx", CHAIN_FROM_CAMERA, "frames from cameras"),
+            ("daddr", "rx", CHAIN_TO_CAMERA, "frames to cameras"),
         ] {
-            b.chain(br, name, None);
+            self.bridge_camera_chains(b, dir, policy);
+            // ether saddr vmap { MAC : jump cam_ID_tx, … }
+            let entries = (self.cams.iter())
+                .map(|c| (mac(&c.mac), format!("cam_{}_{dir}", c.id)))
+                .collect();
+            let key = payload("ether", field);
+            bridge_rule(b, CHAIN_FORWARD, comment, vec![vmap_jump(key, entries)]);
         }
-        // ether saddr @cameras jump from_camera
-        bridge_rule(
-            b,
-            CHAIN_FORWARD,
-            "frames from cameras",
-            vec![
-                is(payload("ether", "saddr"), set_ref(SET_CAMERAS)),
-                jump(CHAIN_FROM_CAMERA.into()),
-            ],
-        );
-        // ether daddr @cameras jump to_camera
-        bridge_rule(
-            b,
-            CHAIN_FORWARD,
-            "frames to cameras",
-            vec![
-                is(payload("ether", "daddr"), set_ref(SET_CAMERAS)),
-                jump(CHAIN_TO_CAMERA.into()),
-            ],
-        );
-        self.bridge_direction(b, CHAIN_FROM_CAMERA, "daddr", CHAIN_CAMERA_TX);
-        self.bridge_direction(b, CHAIN_TO_CAMERA, "saddr", CHAIN_CAMERA_RX);
-        self.bridge_counting(b);
+        self.bridge_direction(b, CHAIN_FROM_CAMERA, "daddr");
+        self.bridge_direction(b, CHAIN_TO_CAMERA, "saddr");
+    }
+
+    /// One chain per camera and direction: the shared `policy` returns what it allows, which is then
+    /// counted as the camera's traffic with the Command Centers and accepted.
+    fn bridge_camera_chains(&self, b: &mut Builder, dir: &str, policy: &str) {
+        let br = NfFamily::Bridge;
+        for c in &self.cams {
+            let chain = format!("cam_{}_{dir}", c.id);
+            let counter = format!("cam_{}_bridged_{dir}", c.id);
+            b.counter(br, counter.clone());
+            b.chain(br, &chain, None);
+            // jump from_camera
+            bridge_rule(b, &chain, "the camera policy", vec![jump(policy.into())]);
+            // counter name "cam_ID_bridged_tx" accept
+            bridge_rule(
+                b,
+                &chain,
+                &format!("camera {} {dir}, allowed", c.mac),
+                vec![
+                    S::Counter(CounterRef::Named(counter.into())),
+                    S::Accept(None),
+                ],
+            );
+        }
     }
 
     /// One direction between cameras and Command Centers on the bridge: `chain` sees frames from (or to)
-    /// cameras, `peer` is the Command Center's address field, allowed frames go on to `count`. The
-    /// port comes first: its protocol is the rule's first check, so a frame meets at most one port
-    /// lookup per protocol.
-    fn bridge_direction(&self, b: &mut Builder, chain: &str, peer: &'static str, count: &str) {
+    /// cameras and returns those between a camera and a Command Center (`peer`: its address field) on
+    /// the listed services. The port comes first: its protocol is the rule's first check, so a frame
+    /// meets at most one port lookup per protocol.
+    fn bridge_direction(&self, b: &mut Builder, chain: &str, peer: &'static str) {
         let arp = || vec![is(payload("ether", "type"), string("arp")), S::Accept(None)];
         let cc = || is(payload("ip", peer), set_ref(SET_CC_IPV4));
         // A camera opens `camera_to_cc_*` and answers on `cc_to_camera_*`; the Command Center the
@@ -454,7 +461,7 @@ impl<'a> Cameras<'a> {
         // ether type arp accept
         bridge_rule(b, chain, "ARP", arp());
         for p in ["tcp", "udp"] {
-            // tcp dport @camera_to_cc_tcp ip daddr @cc_ipv4 goto camera_tx
+            // tcp dport @camera_to_cc_tcp ip daddr @cc_ipv4 return
             bridge_rule(
                 b,
                 chain,
@@ -462,14 +469,10 @@ impl<'a> Cameras<'a> {
                     "new and ongoing {}, towards the listed services",
                     p.to_uppercase()
                 ),
-                vec![
-                    is(payload(p, "dport"), set(true, p)),
-                    cc(),
-                    goto(count.into()),
-                ],
+                vec![is(payload(p, "dport"), set(true, p)), cc(), S::Return(None)],
             );
         }
-        // tcp flags != syn / syn,ack tcp sport @cc_to_camera_tcp ip daddr @cc_ipv4 goto camera_tx
+        // tcp flags != syn / syn,ack tcp sport @cc_to_camera_tcp ip daddr @cc_ipv4 return
         bridge_rule(
             b,
             chain,
@@ -478,10 +481,10 @@ impl<'a> Cameras<'a> {
                 not_tcp_opener(),
                 is(payload("tcp", "sport"), set(false, "tcp")),
                 cc(),
-                goto(count.into()),
+                S::Return(None),
             ],
         );
-        // udp sport @cc_to_camera_udp ip daddr @cc_ipv4 goto camera_tx
+        // udp sport @cc_to_camera_udp ip daddr @cc_ipv4 return
         bridge_rule(
             b,
             chain,
@@ -489,7 +492,7 @@ impl<'a> Cameras<'a> {
             vec![
                 is(payload("udp", "sport"), set(false, "udp")),
                 cc(),
-                goto(count.into()),
+                S::Return(None),
             ],
         );
         if chain == CHAIN_FROM_CAMERA {
@@ -526,28 +529,9 @@ impl<'a> Cameras<'a> {
                     S::Drop(None),
                 ],
             );
-        }
-    }
-
-    /// Allowed frames are counted per camera, each way.
-    fn bridge_counting(&self, b: &mut Builder) {
-        for (chain, field, dir) in [
-            (CHAIN_CAMERA_TX, "saddr", "tx"),
-            (CHAIN_CAMERA_RX, "daddr", "rx"),
-        ] {
-            // ether saddr vmap { MAC : jump cam_ID_tx }
-            let entries = self
-                .cams
-                .iter()
-                .map(|c| (mac(&c.mac), format!("cam_{}_{dir}", c.id)))
-                .collect();
-            let key = match field {
-                "saddr" => payload("ether", "saddr"),
-                _ => payload("ether", "daddr"),
-            };
-            bridge_rule(b, chain, "count per camera", vec![vmap_jump(key, entries)]);
-            // accept
-            bridge_rule(b, chain, "allowed", vec![S::Accept(None)]);
+        } else {
+            // accept: not counted as traffic with the Command Centers.
+            bridge_rule(b, chain, "not isolated", vec![S::Accept(None)]);
         }
     }
 }
