@@ -128,23 +128,27 @@ impl Lab {
 
 /// A UDP socket on `port` (0: any) with SO_REUSEADDR, so tests can share well-known ports.
 fn socket_with_reuse_udp(port: u16) -> UdpSocket {
+    let local = std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
+    let fd = bound_with_reuse(nix::sys::socket::SockType::Datagram, local)
+        .unwrap_or_else(|e| panic!("bind udp {port}: {e}"));
+    UdpSocket::from(fd)
+}
+
+/// A socket of `ty` bound to `local` with SO_REUSEADDR.
+fn bound_with_reuse(
+    ty: nix::sys::socket::SockType,
+    local: std::net::SocketAddrV4,
+) -> std::io::Result<std::os::fd::OwnedFd> {
     use nix::sys::socket::{
-        bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+        bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockaddrIn,
     };
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Datagram,
-        SockFlag::empty(),
-        None,
-    )
-    .unwrap();
-    setsockopt(&fd, sockopt::ReuseAddr, &true).unwrap();
+    let fd = socket(AddressFamily::Inet, ty, SockFlag::empty(), None)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     bind(
         std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &SockaddrIn::from(std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)),
-    )
-    .unwrap_or_else(|e| panic!("bind udp {port}: {e}"));
-    UdpSocket::from(fd)
+        &SockaddrIn::from(local),
+    )?;
+    Ok(fd)
 }
 
 /// One line out, one line back, from an optional fixed source port, within `wait`.
@@ -190,20 +194,7 @@ fn connect_bound(
     to: SocketAddr,
     wait: Duration,
 ) -> std::io::Result<TcpStream> {
-    use nix::sys::socket::{
-        bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
-    };
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::empty(),
-        None,
-    )?;
-    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-    bind(
-        std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &SockaddrIn::from(local),
-    )?;
+    let fd = bound_with_reuse(nix::sys::socket::SockType::Stream, local)?;
     let s = TcpStream::from(fd);
     // connect with a deadline: nonblocking connect, then wait for writability.
     connect_deadline(&s, to, wait)?;
