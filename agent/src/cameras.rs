@@ -8,6 +8,7 @@ use crate::firewall::render::cameras::{
     traffic_counters, COUNTER_ISOLATION_BRIDGED, COUNTER_ISOLATION_INPUT, COUNTER_ISOLATION_ROUTED,
 };
 use crate::firewall::{camera_ips, command_center_ips};
+use crate::net::switching::{self, PathReport, PortReport};
 use crate::net::{self, dhcp::Lease, Presence};
 use crate::status::Snapshot;
 use serde::Serialize;
@@ -37,6 +38,14 @@ pub struct CameraReport {
     /// `enforced` (rules in the kernel), `routed_only` (the kernel refused the bridge table),
     /// `not_enforced` (they should be, but are not), `disabled`.
     pub rules: &'static str,
+    /// The worst of `paths`: whether the camera rules see all of the camera's traffic.
+    pub verdict: switching::Verdict,
+    /// That path's sentence.
+    pub verdict_message: String,
+    /// The port the camera sits behind, and its switch.
+    pub port: Option<PortReport>,
+    /// For each Command Center and the rest of the LAN: do the rules see the traffic at all?
+    pub paths: Vec<PathReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,10 +92,16 @@ pub fn report(
     };
     let timeout = Duration::from_secs(c.presence_timeout.into());
     let present_in_kernel = live.map_or(snap.table_present, |l| l.0);
+    let mut places = switching::report(c, &snap.net).into_iter();
     let cameras = c
         .cameras
         .iter()
         .map(|cam| {
+            let place = places.next().expect("one per camera");
+            let worst = place
+                .worst()
+                .cloned()
+                .expect("a path to the rest of the LAN");
             let ips = camera_ips(cam, &snap.facts);
             let [btx, brx, rtx, rrx] = traffic_counters(&cam.mac);
             CameraReport {
@@ -106,6 +121,10 @@ pub fn report(
                     (true, true, Some(_)) => "routed_only",
                     (true, true, None) => "enforced",
                 },
+                verdict: worst.verdict,
+                verdict_message: worst.message,
+                port: place.port,
+                paths: place.paths,
             }
         })
         .collect();

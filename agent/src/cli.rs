@@ -353,5 +353,17 @@ fn status(a: Args) -> i32 {
             f["bytes"]
         );
     }
+    // Whether the camera rules see each camera's traffic (a hardware switch may carry it past them).
+    if let Ok((200, body)) = crate::client::request(addr, "GET", "/api/v1/cameras", None) {
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        for cam in doc["cameras"].as_array().into_iter().flatten() {
+            println!(
+                "camera {}: {} — {}",
+                cam["name"].as_str().unwrap_or("?"),
+                cam["verdict"].as_str().unwrap_or("?"),
+                cam["verdict_message"].as_str().unwrap_or("")
+            );
+        }
+    }
     0
 }

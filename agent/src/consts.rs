@@ -59,6 +59,8 @@ pub const FW4_FORWARD_INCLUDE: &str = "/usr/share/nftables.d/chain-pre/forward/3
 pub const DRIFT_DEBOUNCE_MS: u64 = 150;
 /// Safety-net check of the table even when no netlink event came (a lost event, ENOBUFS).
 pub const PERIODIC_CHECK_SECS: u64 = 10;
+/// A newly watched MAC gets the FDB read at once, but not more often than this (seconds).
+pub const FDB_NEWCOMER_SECS: u64 = 5;
 /// The bridge FDB is read when a watched host's entry changes, and at least this often besides (in
 /// case events were lost): a flooded FDB is long to list.
 pub const FDB_REFRESH_SECS: u64 = 60;

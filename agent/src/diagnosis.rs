@@ -82,6 +82,7 @@ pub fn diagnose(snap: &Snapshot, now: SystemTime) -> Diagnosis {
     reasons.extend(wan_reasons(snap, &wan));
     reasons.extend(command_center_reasons(snap, now));
     reasons.extend(firewall_reasons(snap));
+    reasons.extend(switching_reasons(snap));
     let external = external(snap);
     let blocking = reasons.iter().any(|r| r.severity == Severity::Blocking);
     if !blocking && external.is_none() && c.direct_access == DirectAccess::Upnp {
@@ -278,6 +279,30 @@ fn firewall_reasons(snap: &Snapshot) -> Vec<Reason> {
         reasons.push(blocking("fw4_include_missing", "firewall4 does not accept the flows wilife-agent grants: its include is missing from fw4's forward chain (reinstall the package, then run fw4 reload).".into()));
     }
     reasons
+}
+
+/// Camera traffic the camera rules cannot see (a hardware switch, a segment of its own): one warning
+/// per camera, its worst path.
+fn switching_reasons(snap: &Snapshot) -> Vec<Reason> {
+    use crate::net::switching::{report, Verdict};
+    if !snap.config.enabled {
+        return Vec::new();
+    }
+    (report(&snap.config, &snap.net).iter())
+        .filter_map(|cam| cam.worst())
+        .filter_map(|p| {
+            let code = match p.verdict {
+                Verdict::BypassedBySwitch => "camera_rules_bypassed",
+                Verdict::SameSegment => "camera_same_segment",
+                Verdict::Enforced | Verdict::Unknown => return None,
+            };
+            Some(Reason {
+                code,
+                severity: Severity::Warning,
+                message: p.message.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Where the internet reaches the Command Center: a public WAN address and the forwards in force, or

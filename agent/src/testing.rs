@@ -63,6 +63,7 @@ pub fn link(index: u32, name: &str, up: bool) -> Link {
         name: name.into(),
         up,
         mac: None,
+        port: Default::default(),
     }
 }
 
@@ -74,6 +75,7 @@ pub fn neighbour(mac: &str, ip: &str, age_s: u64) -> Sighting {
         index: 3,
         valid: true,
         age: Duration::from_secs(age_s),
+        vlan: 0,
     }
 }
 

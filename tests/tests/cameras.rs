@@ -52,6 +52,30 @@ fn services(lab: &Lab, camera_ns: &str) -> Services {
 }
 
 /// What the seed lists between a camera (in `cam_ns`, at `cam_ip`) and the Command Center: delivered.
+/// The API places the camera behind `port` of `bridge`, and every path of it enforced.
+fn assert_paths(lab: &Lab, port: &str, bridge: &str) {
+    // The Command Center is configured by address: the router learns its MAC when it talks to it.
+    lab.say_hello_to_router(&lab.cc);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let cams = lab.api_get("/api/v1/cameras");
+        let cam = &cams["cameras"][0];
+        let placed = cam["port"]["name"] == port
+            && cam["port"]["bridge"] == bridge
+            && cam["paths"][0]["peer_ports"][0] == "lan-cc";
+        if placed {
+            assert_eq!(cam["verdict"], "enforced", "{cam}");
+            assert!(cam["port"]["switch_id"].is_null(), "{cam}");
+            for p in cam["paths"].as_array().unwrap() {
+                assert_eq!(p["verdict"], "enforced", "{p}");
+            }
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "not placed: {cam}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 fn assert_camera_services_flow(lab: &Lab, cam_ns: &str, cam_ip: Ipv4Addr, multicast: bool) {
     for port in [22211, 5800, 50000] {
         assert!(
@@ -100,6 +124,9 @@ fn same_bridge_camera_talks_to_the_command_center_only_while_isolated() {
     let text = camera_config(&lab, "");
     start(&mut lab, &text);
     assert_camera_services_flow(&lab, &lab.camera, CAMERA_IP, true);
+    // Veth ports have no hardware switch: the CPU bridges every frame, and the API says so, read
+    // from the kernel's links and FDB.
+    assert_paths(&lab, "lan-cam", "br-lan");
 
     // Isolation (the default): nothing else, in either direction.
     let blocked = [

@@ -34,6 +34,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+/// A camera (MAC) and one peer (`command_center` with its name, or `rest_of_lan`).
+type SwitchingKey = (String, &'static str, Option<String>);
+
 pub struct Options {
     pub config_path: PathBuf,
     pub overrides: Overrides,
@@ -73,6 +76,8 @@ struct Owner {
     /// When the FDB was last read (it is read again at least every FDB_REFRESH_SECS, in case events
     /// were lost).
     fdb_read_at: Option<Instant>,
+    /// The last verdict logged for each camera and peer (logged once per change).
+    switching_said: Vec<(SwitchingKey, net::switching::Verdict)>,
     /// No rtnetlink events (subscription failed): the periodic check reads the network instead.
     net_events_missing: bool,
     /// No nftables events: the periodic check reads our tables back (with them, idle means no nft).
@@ -203,6 +208,7 @@ impl Owner {
             fdb_watched: inputs.fdb_watched,
             fdb_changed: inputs.fdb_changed,
             fdb_read_at: None,
+            switching_said: Vec::new(),
             net_events_missing: inputs.net_events_missing,
             ruleset_events_missing: inputs.ruleset_events_missing,
             presence_check_at: None,

@@ -195,6 +195,39 @@ impl Owner {
         }
     }
 
+    /// Says in the log, once per change, where a camera's traffic passes the rules by (or no longer
+    /// does); a path first seen enforced is no news.
+    fn log_switching(&mut self) {
+        use net::switching::Verdict;
+        let mut said = Vec::new();
+        for cam in net::switching::report(&self.config, &self.net) {
+            for p in cam.paths {
+                let key = (cam.mac.clone(), p.peer, p.name.clone());
+                let before = (self.switching_said.iter())
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| *v);
+                let news = match before {
+                    _ if p.verdict == Verdict::Unknown => false,
+                    None => p.verdict != Verdict::Enforced,
+                    Some(v) => v != p.verdict,
+                };
+                if news && p.verdict == Verdict::Enforced {
+                    notice!("{}", p.message);
+                } else if news {
+                    warning!("{}", p.message);
+                }
+                // Unknown (a port not seen for a while) keeps the last verdict said.
+                let keep = if p.verdict == Verdict::Unknown {
+                    before
+                } else {
+                    Some(p.verdict)
+                };
+                said.extend(keep.map(|v| (key, v)));
+            }
+        }
+        self.switching_said = said;
+    }
+
     /// Reads links, addresses, neighbours and leases; derives the facts and publishes them.
     pub(super) fn read_network(&mut self) {
         let fdb = rtnl::Watched::of(&self.config);
@@ -215,8 +248,11 @@ impl Owner {
                         .unwrap_or_default();
                     state.bridge_fdb = std::mem::take(&mut self.net.bridge_fdb);
                     state.bridge_fdb.iter_mut().for_each(|s| s.age += since);
+                    state.fdb_other_hosts = std::mem::take(&mut self.net.fdb_other_hosts);
                 }
+                net::sysfs::switching(&mut state.links);
                 self.net = state;
+                self.log_switching();
             }
             Err(e) => {
                 self.fdb_changed.store(with_fdb, Ordering::SeqCst);
@@ -238,16 +274,35 @@ impl Owner {
             .map(|c| c.mac)
             .chain(cc_macs)
             .collect();
-        // The monitor passes on FDB events of these MACs only.
-        *self.fdb_watched.lock().unwrap() = watched.clone();
+        // The monitor passes on FDB events of these MACs only. A newly watched one (a Command
+        // Center's MAC, once the ARP table has it) had its FDB events ignored until now.
+        let newcomer = {
+            let mut known = self.fdb_watched.lock().unwrap();
+            let newcomer = watched.iter().any(|m| !known.contains(m));
+            *known = watched.clone();
+            newcomer
+        };
         let timeout = Duration::from_secs(self.config.presence_timeout.into());
         // A little after the moment, so the host is surely past the timeout when read again.
         self.presence_check_at = net::next_absence(&self.net, &watched, timeout)
             .filter(|at| *at > SystemTime::now())
             .map(|at| at + Duration::from_millis(100));
-        let mut snap = self.shared.snapshot.lock().unwrap();
-        snap.net = self.net.clone();
-        snap.dhcp_leases = self.dhcp_leases.clone();
+        {
+            let mut snap = self.shared.snapshot.lock().unwrap();
+            snap.net = self.net.clone();
+            snap.dhcp_leases = self.dhcp_leases.clone();
+        }
+        // Its FDB entry is read now, or (forged ARP answers could flap it) when the last reading is
+        // a few seconds old.
+        let gap = Duration::from_secs(crate::consts::FDB_NEWCOMER_SECS);
+        let wait = (self.fdb_read_at).map_or(Duration::ZERO, |t| gap.saturating_sub(t.elapsed()));
+        if newcomer && !with_fdb && wait.is_zero() {
+            self.fdb_changed.store(true, Ordering::SeqCst);
+            self.read_network();
+        } else if newcomer && !with_fdb {
+            let at = SystemTime::now() + wait;
+            self.presence_check_at = Some(self.presence_check_at.map_or(at, |p| p.min(at)));
+        }
     }
 
     /// An rtnetlink event (or a presence deadline): read the network; re-render if the facts moved.

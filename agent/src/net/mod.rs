@@ -6,6 +6,7 @@ pub mod dhcp;
 pub mod netifd;
 pub mod rtnl;
 pub mod subnet;
+pub mod switching;
 pub mod sysfs;
 
 use crate::config::{CommandCenter, Config, Mac};
@@ -21,6 +22,28 @@ pub struct Link {
     pub up: bool,
     /// The hardware address, if the device has one.
     pub mac: Option<Mac>,
+    /// Its place in the LAN's switching.
+    pub port: PortInfo,
+}
+
+/// Where a link sits in the LAN's switching: its bridge, its hardware switch, its isolation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortInfo {
+    /// The bridge it is a port of (IFLA_MASTER).
+    pub bridge: Option<u32>,
+    /// The hardware switch (DSA tree) it belongs to (IFLA_PHYS_SWITCH_ID, hex): ports with the same
+    /// id forward between each other without the CPU.
+    pub switch_id: Option<String>,
+    /// The device it sits on (IFLA_LINK): a DSA port's conduit.
+    pub parent: Option<u32>,
+    /// IFLA_INFO_KIND: bridge, dsa (Linux 6.1+), veth, vlan…
+    pub kind: Option<String>,
+    /// Bridge port isolation (IFLA_BRPORT_ISOLATED).
+    pub isolated: bool,
+    /// A Wi-Fi interface (sysfs).
+    pub wireless: bool,
+    /// On a DSA conduit: the tagging protocol, which names the switch driver (sysfs).
+    pub tagging: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +63,8 @@ pub struct Sighting {
     pub valid: bool,
     /// How long before the dump the host was last confirmed (neighbour) or heard (bridge).
     pub age: Duration,
+    /// The bridge VLAN of an FDB entry (0: none).
+    pub vlan: u16,
 }
 
 /// An IPv4 default route through a gateway (main table).
@@ -57,6 +82,8 @@ pub struct NetState {
     pub addrs: Vec<Addr>,
     pub neighbours: Vec<Sighting>,
     pub bridge_fdb: Vec<Sighting>,
+    /// For each bridge port, how many learned FDB entries of other (unwatched) hosts it holds.
+    pub fdb_other_hosts: Vec<(u32, u32)>,
     /// Lowest metric first.
     pub default_routes: Vec<DefaultRoute>,
     /// When the dump was taken (ages count back from it).
@@ -150,6 +177,17 @@ impl NetState {
     /// A Command Center's MAC: the configured one, else the neighbour table's for its address.
     pub fn command_center_mac(&self, cc: &CommandCenter) -> Option<Mac> {
         cc.mac.or_else(|| cc.ip.and_then(|ip| self.mac_of(ip)))
+    }
+}
+
+/// Counts a learned FDB entry of a host nobody watches against its port (`NetState::fdb_other_hosts`).
+pub fn count_other_host(counts: &mut Vec<(u32, u32)>, s: &Sighting) {
+    if !s.valid {
+        return;
+    }
+    match counts.iter_mut().find(|(i, _)| *i == s.index) {
+        Some((_, n)) => *n = n.saturating_add(1),
+        None => counts.push((s.index, 1)),
     }
 }
 
@@ -294,6 +332,7 @@ mod tests {
             index: 3,
             valid,
             age: Duration::from_secs(age_s),
+            vlan: 0,
         }
     }
 
@@ -335,6 +374,7 @@ mod tests {
                     index: 2,
                     name: "br-lan".into(),
                     up: true,
+                    port: Default::default(),
                     mac: Some(parse_mac("02:00:00:00:00:01").unwrap()),
                 },
                 Link {
@@ -342,6 +382,7 @@ mod tests {
                     name: "wan".into(),
                     up: false,
                     mac: None,
+                    port: Default::default(),
                 },
             ],
             addrs: vec![

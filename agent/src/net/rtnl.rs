@@ -10,7 +10,7 @@
 //! only for its requester's neighbour entry (`neighbour`): it needs that one entry fresh, and must not
 //! cost more the more hosts the LAN has.
 
-use super::{Addr, DefaultRoute, Link, NetState, Sighting};
+use super::{Addr, DefaultRoute, Link, NetState, PortInfo, Sighting};
 use crate::config::Mac;
 use crate::netlink::{self, attributes, u32_at, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use nix::sys::socket::SockProtocol;
@@ -41,6 +41,14 @@ const AF_BRIDGE: u8 = 7;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_OPERSTATE: u16 = 16;
+const IFLA_LINK: u16 = 5;
+const IFLA_MASTER: u16 = 10;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_PHYS_SWITCH_ID: u16 = 36;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_SLAVE_KIND: u16 = 4;
+const IFLA_INFO_SLAVE_DATA: u16 = 5;
+const IFLA_BRPORT_ISOLATED: u16 = 33;
 const IF_OPER_UNKNOWN: u8 = 0;
 const IF_OPER_UP: u8 = 6;
 const IFF_UP: u32 = 0x1;
@@ -50,6 +58,7 @@ const IFA_LOCAL: u16 = 2;
 const NDA_DST: u16 = 1;
 const NDA_LLADDR: u16 = 2;
 const NDA_CACHEINFO: u16 = 3;
+const NDA_VLAN: u16 = 5;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
@@ -115,22 +124,27 @@ pub fn dump(watched: &Watched, fdb: bool) -> io::Result<NetState> {
     let taken_at = SystemTime::now();
     let links = dump_of(&fd, RTM_GETLINK, RTM_NEWLINK, 1, &[0; IFINFOMSG])?;
     let addrs = dump_of(&fd, RTM_GETADDR, RTM_NEWADDR, 2, &[AF_UNSPEC; IFADDRMSG])?;
-    let neighbours = sightings(&fd, 3, AF_INET, |_| true)?;
+    let neighbours = sightings(&fd, 3, AF_INET, |_| true, |_| {})?;
     let mut macs = watched.macs.clone();
     macs.extend(
         (neighbours.iter())
             .filter(|n| n.ip.is_some_and(|ip| watched.ips.contains(&ip)))
             .map(|n| n.mac),
     );
+    // Other hosts' entries are only counted per port (a flood of them costs no memory).
+    let mut fdb_other_hosts: Vec<(u32, u32)> = Vec::new();
+    let count = |s: &Sighting| super::count_other_host(&mut fdb_other_hosts, s);
+    let bridge_fdb = if fdb {
+        sightings(&fd, 4, AF_BRIDGE, |s| macs.contains(&s.mac), count)?
+    } else {
+        Vec::new()
+    };
     Ok(NetState {
         links: links.iter().filter_map(|p| link(p)).collect(),
         addrs: addrs.iter().filter_map(|p| addr(p)).collect(),
         neighbours,
-        bridge_fdb: if fdb {
-            sightings(&fd, 4, AF_BRIDGE, |s| macs.contains(&s.mac))?
-        } else {
-            Vec::new()
-        },
+        bridge_fdb,
+        fdb_other_hosts,
         default_routes: default_routes(&fd, 5)?,
         taken_at: Some(taken_at),
     })
@@ -228,24 +242,26 @@ fn default_route(p: &[u8]) -> Option<DefaultRoute> {
 }
 
 /// Neighbour entries of one family (`AF_INET`: the ARP table; `AF_BRIDGE`: the bridges' FDB) that
-/// `keep` keeps, each looked at as the dump streams by.
+/// `keep` keeps, each looked at as the dump streams by; `other` sees the rest.
 fn sightings(
     fd: &OwnedFd,
     seq: u32,
     family: u8,
     keep: impl Fn(&Sighting) -> bool,
+    mut other: impl FnMut(&Sighting),
 ) -> io::Result<Vec<Sighting>> {
     let mut ndmsg = [0u8; NDMSG];
     ndmsg[0] = family;
     let req = netlink::message(RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, seq, &ndmsg, &[]);
     let mut out = Vec::new();
     netlink::transact_each(fd, &req, seq, |kind, p| {
-        if let Some(s) = (kind == RTM_NEWNEIGH)
+        match (kind == RTM_NEWNEIGH)
             .then(|| sighting(p, family))
             .flatten()
-            .filter(&keep)
         {
-            out.push(s);
+            Some(s) if keep(&s) => out.push(s),
+            Some(s) => other(&s),
+            None => {}
         }
     })?;
     Ok(out)
@@ -258,6 +274,8 @@ fn link(p: &[u8]) -> Option<Link> {
     let mut name = String::new();
     let mut oper = IF_OPER_UNKNOWN;
     let mut mac = None;
+    let mut port = PortInfo::default();
+    let index_in = |v: &[u8]| u32_at(v, 0).filter(|i| *i != 0);
     for (t, v) in attributes(p.get(IFINFOMSG..)?) {
         match t {
             IFLA_ADDRESS => {
@@ -272,6 +290,12 @@ fn link(p: &[u8]) -> Option<Link> {
                     .to_string()
             }
             IFLA_OPERSTATE => oper = *v.first()?,
+            IFLA_MASTER => port.bridge = index_in(v),
+            IFLA_LINK => port.parent = index_in(v),
+            IFLA_PHYS_SWITCH_ID if !v.is_empty() => {
+                port.switch_id = Some(v.iter().map(|b| format!("{b:02x}")).collect())
+            }
+            IFLA_LINKINFO => link_info(v, &mut port),
             _ => {}
         }
     }
@@ -283,7 +307,31 @@ fn link(p: &[u8]) -> Option<Link> {
         name,
         up,
         mac,
+        port,
     })
+}
+
+/// IFLA_LINKINFO: the link's kind, and for a bridge port its isolation.
+fn link_info(v: &[u8], port: &mut PortInfo) {
+    let text = |v: &[u8]| {
+        String::from_utf8_lossy(v)
+            .trim_end_matches('\0')
+            .to_string()
+    };
+    let mut bridge_port = false;
+    let mut slave_data: &[u8] = &[];
+    for (t, v) in attributes(v) {
+        match t {
+            IFLA_INFO_KIND => port.kind = Some(text(v)),
+            IFLA_INFO_SLAVE_KIND => bridge_port = text(v) == "bridge",
+            IFLA_INFO_SLAVE_DATA => slave_data = v,
+            _ => {}
+        }
+    }
+    if bridge_port {
+        port.isolated =
+            attributes(slave_data).any(|(t, v)| t == IFLA_BRPORT_ISOLATED && v.first() == Some(&1));
+    }
 }
 
 /// ifaddrmsg { family u8, prefixlen u8, flags u8, scope u8, index u32 } + attributes. IFA_LOCAL is the
@@ -322,10 +370,12 @@ fn sighting(p: &[u8], family: u8) -> Option<Sighting> {
     let mut mac = None;
     let mut ip = None;
     let mut age = Duration::ZERO;
+    let mut vlan = 0;
     for (t, v) in attributes(p.get(NDMSG..)?) {
         match t {
             NDA_LLADDR => mac = <[u8; 6]>::try_from(v).ok().map(Mac),
             NDA_DST => ip = <[u8; 4]>::try_from(v).ok().map(Ipv4Addr::from),
+            NDA_VLAN => vlan = v.get(..2).map_or(0, |b| u16::from_ne_bytes([b[0], b[1]])),
             NDA_CACHEINFO => {
                 // nda_cacheinfo { confirmed, used, updated, refcnt }: neighbours count from the last
                 // confirmation, bridge FDB entries from the last frame heard ("updated").
@@ -348,6 +398,7 @@ fn sighting(p: &[u8], family: u8) -> Option<Sighting> {
         // ones prove nothing about a host.
         valid: state & NUD_SEEN != 0,
         age,
+        vlan,
     })
 }
 

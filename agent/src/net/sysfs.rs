@@ -34,3 +34,28 @@ pub fn link(device: &str) -> Link {
         rx_packets: num("statistics/rx_packets"),
     }
 }
+
+/// What only sysfs tells of the LAN's switching: which bridge ports are Wi-Fi, and the DSA tagging
+/// protocol of each switch's conduit (it names the switch driver).
+pub fn switching(links: &mut [super::Link]) {
+    switching_in(std::path::Path::new("/"), links)
+}
+
+/// `switching` with sysfs under `root` (a router's tree copied into a test).
+pub fn switching_in(root: &std::path::Path, links: &mut [super::Link]) {
+    let conduits: Vec<u32> = (links.iter())
+        .filter(|l| l.port.switch_id.is_some())
+        .filter_map(|l| l.port.parent)
+        .collect();
+    let dir = |name: &str| root.join("sys/class/net").join(name);
+    for l in links.iter_mut() {
+        if l.port.bridge.is_some() {
+            let d = dir(&l.name);
+            l.port.wireless = d.join("wireless").exists() || d.join("phy80211").exists();
+        }
+        if conduits.contains(&l.index) {
+            let tagging = std::fs::read_to_string(dir(&l.name).join("dsa/tagging"));
+            l.port.tagging = tagging.ok().map(|t| t.trim().to_string());
+        }
+    }
+}

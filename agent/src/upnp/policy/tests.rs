@@ -41,6 +41,7 @@ static NET: LazyLock<NetState> = LazyLock::new(|| NetState {
         index: 3,
         valid: true,
         age: Duration::ZERO,
+        vlan: 0,
     })
     .collect(),
     ..Default::default()
@@ -471,6 +472,7 @@ fn a_delete_checks_the_owner_as_a_grant_does_mac_included() {
             index: 3,
             valid: true,
             age: Duration::ZERO,
+            vlan: 0,
         }],
         ..Default::default()
     };
