@@ -264,6 +264,8 @@ fn separate_camera_network_is_granted_across_the_routed_path() {
     );
     start(&mut lab, &text);
     assert_camera_services_flow(&lab, &lab.camnet, CAMNET_IP, false);
+    // Routed between two bridges: the CPU sees every packet, the API says so.
+    assert_paths(&lab, "cam-port", "br-cam");
     assert!(!lab.reaches(&lab.camnet, at(REMOTE_IP, 80)));
     assert!(!lab.reaches(&lab.camnet, at(OTHER_IP, 22)));
     assert!(!lab.reaches(&lab.camnet, at(CC_IP, 8080)));

@@ -76,6 +76,8 @@ struct Owner {
     /// When the FDB was last read (it is read again at least every FDB_REFRESH_SECS, in case events
     /// were lost).
     fdb_read_at: Option<Instant>,
+    /// A newly watched MAC came too soon after the last FDB read: the FDB is read at this time.
+    fdb_due: Option<Instant>,
     /// The last verdict logged for each camera and peer (logged once per change).
     switching_said: Vec<(SwitchingKey, net::switching::Verdict)>,
     /// No rtnetlink events (subscription failed): the periodic check reads the network instead.
@@ -208,6 +210,7 @@ impl Owner {
             fdb_watched: inputs.fdb_watched,
             fdb_changed: inputs.fdb_changed,
             fdb_read_at: None,
+            fdb_due: None,
             switching_said: Vec::new(),
             net_events_missing: inputs.net_events_missing,
             ruleset_events_missing: inputs.ruleset_events_missing,

@@ -234,6 +234,7 @@ impl Owner {
         // The FDB only when a watched host's entry changed (or for presence, a reload, the periodic
         // check): a flooded FDB is long to list, and its other entries are of no one we watch.
         let with_fdb = self.fdb_changed.swap(false, Ordering::SeqCst)
+            || self.fdb_due.is_some_and(|t| t <= Instant::now())
             || self.fdb_read_at.is_none_or(|t| {
                 t.elapsed() >= Duration::from_secs(crate::consts::FDB_REFRESH_SECS)
             });
@@ -241,6 +242,7 @@ impl Owner {
             Ok(mut state) => {
                 if with_fdb {
                     self.fdb_read_at = Some(Instant::now());
+                    self.fdb_due = None;
                 } else {
                     // The entries read before, aged by the time since (ages count from a dump).
                     let since = (state.taken_at.zip(self.net.taken_at))
@@ -250,7 +252,7 @@ impl Owner {
                     state.bridge_fdb.iter_mut().for_each(|s| s.age += since);
                     state.fdb_other_hosts = std::mem::take(&mut self.net.fdb_other_hosts);
                 }
-                net::sysfs::switching(&mut state.links);
+                net::sysfs::switching(&mut state.links, &self.net.links);
                 self.net = state;
                 self.log_switching();
             }
@@ -300,6 +302,7 @@ impl Owner {
             self.fdb_changed.store(true, Ordering::SeqCst);
             self.read_network();
         } else if newcomer && !with_fdb {
+            self.fdb_due = Some(Instant::now() + wait);
             let at = SystemTime::now() + wait;
             self.presence_check_at = Some(self.presence_check_at.map_or(at, |p| p.min(at)));
         }

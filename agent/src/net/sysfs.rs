@@ -36,19 +36,31 @@ pub fn link(device: &str) -> Link {
 }
 
 /// What only sysfs tells of the LAN's switching: which bridge ports are Wi-Fi, and the DSA tagging
-/// protocol of each switch's conduit (it names the switch driver).
-pub fn switching(links: &mut [super::Link]) {
-    switching_in(std::path::Path::new("/"), links)
+/// protocol of each switch's conduit (it names the switch driver). A link that was already read
+/// (`before`: the same index, name and place) keeps what was read then.
+pub fn switching(links: &mut [super::Link], before: &[super::Link]) {
+    switching_in(std::path::Path::new("/"), links, before)
 }
 
 /// `switching` with sysfs under `root` (a router's tree copied into a test).
-pub fn switching_in(root: &std::path::Path, links: &mut [super::Link]) {
+pub fn switching_in(root: &std::path::Path, links: &mut [super::Link], before: &[super::Link]) {
     let conduits: Vec<u32> = (links.iter())
         .filter(|l| l.port.switch_id.is_some())
         .filter_map(|l| l.port.parent)
         .collect();
     let dir = |name: &str| root.join("sys/class/net").join(name);
     for l in links.iter_mut() {
+        let known = before.iter().find(|b| {
+            b.index == l.index
+                && b.name == l.name
+                && b.port.bridge == l.port.bridge
+                && (b.port.tagging.is_some() == conduits.contains(&l.index))
+        });
+        if let Some(b) = known {
+            l.port.wireless = b.port.wireless;
+            l.port.tagging = b.port.tagging.clone();
+            continue;
+        }
         if l.port.bridge.is_some() {
             let d = dir(&l.name);
             l.port.wireless = d.join("wireless").exists() || d.join("phy80211").exists();

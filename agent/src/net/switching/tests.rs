@@ -56,7 +56,7 @@ fn links(dir: &Path) -> Vec<Link> {
 /// The network as the daemon holds it: of the FDB, the watched hosts' entries, the others counted.
 fn state(dir: &Path, config: &Config) -> NetState {
     let mut links = links(dir);
-    sysfs::switching_in(dir, &mut links);
+    sysfs::switching_in(dir, &mut links, &[]);
     let index = |name: &str| links.iter().find(|l| l.name == name).unwrap().index;
     let mac = |v: &Value| parse_mac(text(v, "mac").or(text(v, "lladdr")).unwrap()).unwrap();
     let neighbours: Vec<Sighting> = (json(dir, "ip-neigh.json").iter())
