@@ -146,6 +146,7 @@ const READS: &[(&str, Read)] = &[
     ("/api/v1/health", Api::health),
     ("/api/v1/diagnosis", Api::diagnosis),
     ("/api/v1/cameras", Api::cameras),
+    ("/api/v1/remedy", Api::remedy),
     ("/api/v1/outbound", Api::outbound),
     ("/api/v1/mappings", Api::mappings),
 ];
@@ -273,6 +274,22 @@ impl Api {
         let live = live.as_ref().map(|(p, c)| (*p, c));
         let doc = crate::cameras::report(&snap, live, SystemTime::now());
         Answer::ok(serde_json::to_value(doc).unwrap_or(Value::Null))
+    }
+
+    /// What would move cameras a hardware switch hides into a network of their own: the UCI
+    /// changes (LuCI applies them with rollback), or why there are none.
+    fn remedy(&self) -> Answer {
+        let (config, net) = {
+            let snap = self.shared.snapshot.lock().unwrap();
+            (snap.config.clone(), snap.net.clone())
+        };
+        match crate::net::remedy::files::plan_for(&config, &net) {
+            Ok(plan) => {
+                let batch = crate::net::remedy::uci_batch(&plan.changes);
+                Answer::ok(json!({"plan": plan, "uci_batch": batch}))
+            }
+            Err(reason) => Answer::ok(json!({ "reason": reason })),
+        }
     }
 
     fn outbound(&self) -> Answer {

@@ -1,4 +1,4 @@
-//! The command line: `run`, `check`, `print-ruleset`, `status`, `--version`. Hand-written (no parser
+//! The command line: `run`, `check`, `print-ruleset`, `remedy`, `status`, `--version`. Hand-written (no parser
 //! crate) to keep the router binary small.
 
 use crate::config::{self, Config, Overrides};
@@ -15,6 +15,8 @@ commands:
   run            run the daemon (applies the firewall, serves the API)
   check          validate the configuration and exit (non-zero on error)
   print-ruleset  print the nftables table that would be applied, without touching the kernel
+  remedy         print the UCI changes (a `uci batch` script) that move cameras a hardware switch
+                 hides from the camera rules into a network of their own; applies nothing
   status         ask the running daemon for its status
   selftest       check the pure core on this CPU against known answers (for new ports, qemu)
   gen-token      print a new random API token (32 hex digits from /dev/urandom)
@@ -29,7 +31,7 @@ options:
   --foreground         (run) log to stderr instead of syslog
   --debug              (run) log debug messages too
   --nft PATH           (run) the nft program (default: nft from PATH)
-  --ubus PATH          (run, print-ruleset) the ubus tool that asks netifd for the networks' devices
+  --ubus PATH          (run, print-ruleset, remedy) the ubus tool that asks netifd for the networks' devices
   --fw4-include FILE   (run, check) the installed fw4 include (default /usr/share/nftables.d/…/30-wilife.nft)
   --json               (status) print the raw JSON; (print-ruleset) print only the nft JSON
   --text               (print-ruleset) print only the nft text
@@ -109,6 +111,7 @@ pub fn main(args: &[String]) -> i32 {
         "run" => run(a),
         "check" => check(a),
         "print-ruleset" => print_ruleset(a),
+        "remedy" => remedy(a),
         "status" => status(a),
         "selftest" => selftest(),
         "gen-token" => gen_token(),
@@ -289,6 +292,48 @@ fn print_ruleset(a: Args) -> i32 {
         print!("{}", text::to_text(&json));
     }
     0
+}
+
+/// `remedy`: the UCI changes that move the cameras a hardware switch hides into a network of their
+/// own, as a `uci batch` script on stdout (what to know first on stderr). Read-only: nothing is
+/// applied; LuCI applies them with rollback.
+fn remedy(a: Args) -> i32 {
+    let mut c = match load(&a) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(e) = crate::net::netifd::resolve(&mut c, &a.ubus) {
+        eprintln!("wilife-agent: the networks' devices are unknown ({e})");
+    }
+    let watched = crate::net::rtnl::Watched::of(&c);
+    let mut net = match crate::net::rtnl::dump(&watched, true) {
+        Ok(net) => net,
+        Err(e) => {
+            eprintln!("wilife-agent: cannot read the network: {e}");
+            return 1;
+        }
+    };
+    crate::net::sysfs::switching(&mut net.links, &[]);
+    match crate::net::remedy::files::plan_for(&c, &net) {
+        Ok(plan) => {
+            eprintln!(
+                "# {} -> network {} on {} at {}",
+                plan.ports.join(", "),
+                plan.network,
+                plan.device,
+                plan.address
+            );
+            for note in &plan.notes {
+                eprintln!("# {note}");
+            }
+            print!("{}", crate::net::remedy::uci_batch(&plan.changes));
+            0
+        }
+        Err(reason) => {
+            eprintln!("wilife-agent: nothing to apply: {reason}");
+            0
+        }
+    }
 }
 
 /// Minimal HTTP GET to the local daemon.

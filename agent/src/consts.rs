@@ -14,6 +14,9 @@ pub const PRIO_BRIDGE_FILTER: i32 = -200 - 10;
 /// WiLife camera <-> Command Center services (vendor manual): SSDP, UPnP control, camera control.
 pub const SSDP_PORT: u16 = 1900;
 pub const SSDP_GROUP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(239, 255, 255, 250);
+/// The SSDP relay's own port (camera networks): relayed datagrams come from it and answers to relayed
+/// searches go to it, so the firewall admits one known port, not every port a camera names.
+pub const SSDP_RELAY_PORT: u16 = 1901;
 pub const UPNP_CONTROL_PORTS: (u16, u16) = (50000, 65000);
 pub const CAMERA_CONTROL_PORTS: (u16, u16) = (5800, 5821);
 /// WiLife 2.x video port; LukWerks releases used 22210 (`camera_rules.video_port`).

@@ -19,6 +19,7 @@ const READ: &[(&str, &str)] = &[
     ("diagnosis", "/api/v1/diagnosis"),
     ("mappings", "/api/v1/mappings"),
     ("cameras", "/api/v1/cameras"),
+    ("remedy", "/api/v1/remedy"),
     ("outbound", "/api/v1/outbound"),
     ("health", "/api/v1/health"),
 ];

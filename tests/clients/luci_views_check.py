@@ -78,11 +78,12 @@ def main():
             """Lets the first poll run, an image fail to load and its onerror fire."""
             page.wait_for_timeout(150)
 
-        def show(source, answers, uci, readonly=False, fn="showView"):
+        def show(source, answers, uci, readonly=False, fn="showView", packages=None):
             """Loads the harness and shows a view; False (and a failure) when it did not come up."""
             page.goto(HARNESS.as_uri())
-            page.evaluate("([a, u, r, m]) => { window.RPC_ANSWERS = a; window.UCI = u; window.READONLY = r;"
-                          " window.MODULE_SOURCES = m; }", [answers, uci, readonly, modules])
+            page.evaluate("([a, u, r, m, p]) => { window.RPC_ANSWERS = a; window.UCI = u; window.READONLY = r;"
+                          " window.MODULE_SOURCES = m; window.UCI_PACKAGES = p; }",
+                          [answers, uci, readonly, modules, packages or {}])
             try:
                 page.evaluate(f"(src) => {fn}(src)", source)
             except Exception as e:  # the view did not come up: LuCI would show "Loading view..." forever
@@ -111,6 +112,8 @@ def main():
             show(status_src, answers, uci)
             verdict = page.inner_text("#wilife-verdict")
             d = answers["luci.wilife.diagnosis"]
+            asked = [c["method"] for c in page.evaluate("window.RPC_CALLS")]
+            check("remedy" not in asked, f"{case}: no remedy is asked for while the rules see every camera {asked}")
             if case == "direct":
                 want = f"Remote viewing: direct, via {wan_address(d)}"
                 check(verdict == want, f"{case}: verdict {verdict!r} == {want!r}")
@@ -203,6 +206,86 @@ def main():
         check(shown("#wilife-verdict") == "Remote viewing: relay only — " + hostile,
               "hostile: the verdict shows the reason as text")
         no_errors("hostile verdict")
+
+        # A camera a hardware switch hides (the MT7621 snapshot: camera on lan2, PC on lan3), with the
+        # agent's real verdicts and remedy for it: one sentence, the fix, a confirmation, then the
+        # changes staged as uci.js stages them and applied with rollback.
+        sw = captured["switching"]
+        b = copy.deepcopy(direct)
+        where = sw["verdicts"][0]
+        worst = next(p for p in where["paths"] if p["verdict"] == "bypassed_by_switch")
+        b["luci.wilife.cameras"]["cameras"][0].update(
+            verdict="bypassed_by_switch", verdict_message=worst["message"], port=where["port"], paths=where["paths"])
+        b["luci.wilife.remedy"] = sw["remedy"]
+        packages = {name: list(uci_sections(text).values()) for name, text in sw["files"].items()}
+        packages["wilife"] = list(uci.values())
+        show(status_src, b, uci, packages=packages)
+        said = page.eval_on_selector_all(".wilife-switching", "l => l.map(x => x.innerText)")
+        check(said == [worst["message"]], f"bypassed: the camera's sentence {said}")
+        check("switched in hardware" in worst["message"] and "lan3" in worst["message"],
+              f"bypassed: the sentence names the ports: {worst['message']!r}")
+        cams = shown("#wilife-status table", 1)
+        check("bypassed by the switch" in cams, f"bypassed: the camera rules column {cams!r}")
+        fix = shown("#wilife-remedy")
+        plan = sw["remedy"]["plan"]
+        check("lan2" in fix and plan["address"] in fix, f"bypassed: the fix says what moves {fix!r}")
+        calls = [c["method"] for c in page.evaluate("window.RPC_CALLS")]
+        check(calls.count("remedy") == calls.count("cameras") > 0, f"bypassed: the remedy is asked for once per load {calls}")
+        page.screenshot(path=str(out / "status-bypassed.png"), full_page=True)
+        page.click("#wilife-remedy-move")
+        modal = shown("#modal")
+        check("rollback" in modal and str(len(plan["changes"])) in modal, f"bypassed: the confirmation {modal!r}")
+        check(page.evaluate("window.APPLIED.length") == 0, "bypassed: nothing is applied before the confirmation")
+        page.screenshot(path=str(out / "status-remedy-confirm.png"), full_page=True)
+        page.click("#wilife-remedy-apply")
+        page.wait_for_function("window.APPLIED.length > 0")
+        applied = page.evaluate("window.APPLIED")
+        check(len(applied) == 1 and applied[0]["checked"] is True, f"bypassed: applied with rollback {applied}")
+        staged = applied[0]["staged"]
+        check(len(staged) == len(plan["changes"]), f"bypassed: every change staged ({len(staged)} of {len(plan['changes'])})")
+        after = copy.deepcopy(packages)
+        for change in staged:
+            if change[0] == "add":
+                after[change[1]].append({".name": change[3], ".type": change[2]})
+            else:
+                _, conf, sid, opt, val = change
+                next(x for x in after[conf] if x[".name"] == sid)[opt] = val
+        device = lambda name: next(x for x in after["network"] if x[".type"] == "device" and x.get("name") == name)
+        check(device("br-lan")["ports"] == ["lan1", "lan3", "lan4"], f"bypassed: br-lan keeps the others {device('br-lan')}")
+        check(device("br-wilifecam")["ports"] == ["lan2"], "bypassed: the camera's port in its own bridge")
+        lan = next(x for x in after["network"] if x[".name"] == "lan")
+        check(lan["device"] == "br-lan" and lan["ipaddr"] == "192.168.1.1", f"bypassed: lan untouched {lan}")
+        main = next(x for x in after["wilife"] if x[".name"] == "main")
+        check(main.get("camera_network") == ["wilifecam"], f"bypassed: the agent relays for it {main}")
+        check(page.locator("#modal").count() == 0, "bypassed: the dialog closes")
+        no_errors("bypassed")
+        # A read-only session sees the fix, and cannot start it.
+        show(status_src, b, uci, readonly=True, packages=packages)
+        disabled = page.eval_on_selector_all("#wilife-remedy button", "l => l.map(b => b.disabled)")
+        check(disabled and all(disabled), f"read-only: the fix's buttons disabled {disabled}")
+        no_errors("bypassed, read-only")
+        # Where no router can help (camera and PC behind one port), the reason, and no button.
+        n = copy.deepcopy(b)
+        n["luci.wilife.remedy"] = sw["refused"]
+        show(status_src, n, uci, packages=packages)
+        check(shown("#wilife-remedy") == sw["refused"]["reason"], f"refused: says why {shown('#wilife-remedy')!r}")
+        check(page.locator("#wilife-remedy button").count() == 0, "refused: no button")
+        no_errors("refused")
+        # Markup in the sentence, the notes, and a remedy call that failed: text, readably.
+        h = copy.deepcopy(b)
+        h["luci.wilife.cameras"]["cameras"][0]["verdict_message"] = hostile
+        h["luci.wilife.remedy"]["plan"]["notes"] = [hostile]
+        show(status_src, h, uci, packages=packages)
+        page.click("#wilife-remedy-move")
+        not_run("hostile switching")
+        check(hostile in shown(".wilife-switching") and hostile in shown("#wilife-remedy")
+              and hostile in shown("#modal"), "hostile: the sentence and notes show the markup as text")
+        no_errors("hostile switching")
+        f = copy.deepcopy(b)
+        f["luci.wilife.remedy"] = 7
+        show(status_src, f, uci, packages=packages)
+        check("Request timeout" in shown("#wilife-remedy"), f"remedy fails: says so {shown('#wilife-remedy')!r}")
+        no_errors("remedy fails")
 
         # One failed call at a time: its section says why, readably; the others render; nothing is uncaught.
         sections = {"diagnosis": "#wilife-verdict", "mappings": "button[data-port='20570']",

@@ -70,6 +70,8 @@ window.E = function(tag, attrs, data) {
 window.RPC_CALLS = [];
 window.POLLS = [];
 window.UCI_CHANGES = [];
+window.UCI_STAGED = [];
+window.APPLIED = [];
 
 function extend(proto) {
 	var C = function() {};
@@ -127,8 +129,78 @@ var stubs = {
 				title ? E('h4', {}, title) : '',
 				E('div', {}, children)
 			]));
+		},
+		/** ui.js showModal: one dialog at a time, its title as text. */
+		showModal: function(title, children) {
+			var old = document.getElementById('modal');
+			if (old)
+				old.remove();
+			document.body.appendChild(E('div', { 'id': 'modal', 'class': 'modal' }, [
+				title ? E('h4', {}, [ title ]) : '', E('div', {}, children)
+			]));
+		},
+		hideModal: function() {
+			var m = document.getElementById('modal');
+			if (m)
+				m.remove();
+		},
+		/** ui.changes.apply(checked): LuCI applies what the session staged, with rollback when checked
+		 *  (rpcd's uci apply {rollback: true, timeout: L.env.apply_rollback}, then confirm). */
+		changes: {
+			apply: function(checked) {
+				window.APPLIED.push({ checked: checked, staged: window.UCI_STAGED.slice() });
+				return Promise.resolve();
+			}
 		}
 	},
+	/** uci.js over window.UCI_PACKAGES ({config: [{'.name', '.type', '.anonymous', option: value}]}):
+	 *  sections() merges what was added and set; set() on a section neither loaded nor added is ignored,
+	 *  as uci.js ignores it; save() stages the changes (window.UCI_STAGED), as rpcd's uci set/add do. */
+	uci: (function() {
+		var loaded = {}, pending = [];
+		function find(conf, sid) {
+			return (loaded[conf] || []).filter(function(s) { return s['.name'] === sid; })[0];
+		}
+		return {
+			load: function(confs) {
+				[].concat(confs).forEach(function(c) {
+					if (!loaded[c])
+						loaded[c] = JSON.parse(JSON.stringify(((window.UCI_PACKAGES || {})[c]) || []));
+				});
+				return Promise.resolve();
+			},
+			unload: function(confs) {
+				[].concat(confs).forEach(function(c) { delete loaded[c]; });
+				pending = [];
+			},
+			sections: function(conf, type) {
+				return (loaded[conf] || []).filter(function(s) { return type == null || s['.type'] === type; });
+			},
+			add: function(conf, type, name) {
+				if (!loaded[conf])
+					return null;
+				loaded[conf].push({ '.name': name, '.type': type, '.anonymous': !name });
+				pending.push([ 'add', conf, type, name ]);
+				return name;
+			},
+			set: function(conf, sid, opt, val) {
+				var s = find(conf, sid);
+				if (!s)
+					return;
+				s[opt] = Array.isArray(val) ? val.slice() : String(val);
+				pending.push([ 'set', conf, sid, opt, s[opt] ]);
+			},
+			get: function(conf, sid, opt) {
+				var s = find(conf, sid);
+				return s ? s[opt] : null;
+			},
+			save: function() {
+				window.UCI_STAGED = window.UCI_STAGED.concat(pending);
+				pending = [];
+				return Promise.resolve();
+			}
+		};
+	})(),
 	form: (function() {
 		function Option(section, type, name, title, description) {
 			this.section = section; this.map = section.map;

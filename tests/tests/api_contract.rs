@@ -61,6 +61,7 @@ fn every_answer_of_the_api_validates_against_the_openapi_document() {
         "/api/v1/health",
         "/api/v1/diagnosis",
         "/api/v1/cameras",
+        "/api/v1/remedy",
         "/api/v1/outbound",
         "/api/v1/mappings",
     ] {

@@ -251,6 +251,97 @@ fn same_bridge_camera_talks_to_the_command_center_only_while_isolated() {
     assert!(lab.reaches(&lab.camera, at(OTHER_IP, 22)));
 }
 
+/// The remedied layout (issue 28): the camera in a network of its own (the remedy's zone on br-cam,
+/// `camera_device` in the agent's config), the Command Center on the LAN. Video and control cross the
+/// router as the camera rules allow, isolation holds, and discovery crosses through the agent's SSDP
+/// relay both ways, for the camera and the Command Center only, while the IGD still answers the
+/// Command Center alone.
+#[test]
+fn remedied_layout_keeps_discovery_video_and_isolation() {
+    let mut lab = Lab::new();
+    lab.add_camera_network();
+    lab.add_fw4_camera_zone();
+    let _s = services(&lab, &lab.camnet.clone());
+    // Multicast does not cross a router by itself.
+    assert!(!lab.ssdp_multicast_delivered(&lab.camnet, &lab.cc, CC_IP));
+    let text = lab
+        .config(
+            "upnp",
+            &format!("config camera\n\toption name 'porch'\n\toption mac '{CAMNET_MAC}'\n"),
+        )
+        .replacen(
+            "config agent 'main'\n",
+            &format!("config agent 'main'\n\tlist camera_device '{CAM_DEV}'\n"),
+            1,
+        );
+    let cfg = lab.write_config("wilife", &text);
+    lab.start_upnp_agent(&cfg);
+    lab.wait_log(
+        &format!("SSDP relay between {CAM_DEV} and {LAN_DEV}"),
+        Duration::from_secs(5),
+    );
+    // The camera has no fixed address (DHCP gives it one there): the router learns it when the
+    // camera first talks, and the rules towards it follow.
+    lab.say_hello_to_router(&lab.camnet);
+    let learned = lab.time_until(Duration::from_secs(5), || {
+        lab.reaches(&lab.cc, at(CAMNET_IP, 22211))
+    });
+    assert!(
+        learned.is_some(),
+        "the camera's learned address must open the way to it"
+    );
+    assert_camera_services_flow(&lab, &lab.camnet, CAMNET_IP, false);
+    assert!(!lab.reaches(&lab.camnet, at(REMOTE_IP, 80)));
+    assert!(!lab.reaches(&lab.camnet, at(OTHER_IP, 22)));
+    assert!(!lab.reaches(&lab.camnet, at(CAMNET_ROUTER_IP, 22)));
+    assert!(!lab.reaches(&lab.other, at(CAMNET_IP, 22211)));
+
+    // Announcements, once the router knows the camera's address (it has talked to the router).
+    let camera_heard = lab.time_until(Duration::from_secs(5), || {
+        lab.ssdp_multicast_delivered(&lab.camnet, &lab.cc, CC_IP)
+    });
+    assert!(
+        camera_heard.is_some(),
+        "the camera's NOTIFY must reach the Command Center: {}",
+        lab.log()
+    );
+    assert!(lab.ssdp_multicast_delivered(&lab.cc, &lab.camnet, CAMNET_IP));
+    assert!(
+        !lab.ssdp_multicast_delivered(&lab.other, &lab.camnet, CAMNET_IP),
+        "another LAN host's SSDP must not reach the camera network"
+    );
+
+    // The Command Center searches: the camera answers through the relay, LOCATION its own address;
+    // the IGD answers from the router's LAN address as before.
+    let location = format!("http://{CAMNET_IP}:50000/camera.xml");
+    let answers = lab.ssdp_search_answered(&lab.cc, &lab.camnet, CAMNET_IP, &location);
+    let relayed: Vec<_> = answers
+        .iter()
+        .filter(|(_, a)| a.contains("lab-device"))
+        .collect();
+    assert_eq!(relayed.len(), 1, "{answers:?}");
+    assert_eq!(relayed[0].0, at(LAN_IP, 1901));
+    assert!(relayed[0].1.contains(&location));
+    assert!(
+        answers
+            .iter()
+            .any(|(from, a)| *from == at(LAN_IP, 1900) && a.contains("uuid:")),
+        "the IGD must still answer the Command Center: {answers:?}"
+    );
+    // The camera searches: the Command Center answers through the relay; the IGD stays silent.
+    let location = format!("http://{CC_IP}:50000/cc.xml");
+    let answers = lab.ssdp_search_answered(&lab.camnet, &lab.cc, CC_IP, &location);
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0].0, at(CAMNET_ROUTER_IP, 1901));
+    assert!(answers[0].1.contains(&location) && answers[0].1.contains("lab-device"));
+    // Another LAN host searching gets the IGD, never the camera.
+    let answers = lab.ssdp_search_answered(&lab.other, &lab.camnet, CAMNET_IP, "http://x/");
+    assert!(
+        !answers.iter().any(|(_, a)| a.contains("lab-device")),
+        "{answers:?}"
+    );
+}
+
 #[test]
 fn separate_camera_network_is_granted_across_the_routed_path() {
     let mut lab = Lab::new();

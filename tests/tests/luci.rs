@@ -102,14 +102,15 @@ fn the_rpcd_plugin_answers_what_the_api_answers() {
     assert!(ok);
     assert_eq!(
         list,
-        json!({"status": {}, "diagnosis": {}, "mappings": {}, "cameras": {}, "outbound": {},
-               "health": {}, "delete_mapping": {"protocol": "str", "port": 32}})
+        json!({"status": {}, "diagnosis": {}, "mappings": {}, "cameras": {}, "remedy": {},
+               "outbound": {}, "health": {}, "delete_mapping": {"protocol": "str", "port": 32}})
     );
     for (method, path) in [
         ("status", "/api/v1/status"),
         ("diagnosis", "/api/v1/diagnosis"),
         ("mappings", "/api/v1/mappings"),
         ("cameras", "/api/v1/cameras"),
+        ("remedy", "/api/v1/remedy"),
         ("outbound", "/api/v1/outbound"),
     ] {
         let (ok, got, _) = rpcd(&lab, &plugin, &["call", method], "{}");
@@ -368,7 +369,22 @@ fn the_views_render_real_answers_in_a_headless_browser() {
         CAMERA_MAC: {"name": "porch-cam", "ipaddrs": [CAMERA_IP.to_string()]},
     });
     let shipped = repo_root().join("openwrt-package/wilife-agent/files/wilife.config");
+    // A camera a hardware switch hides cannot be made here (veth ports have no switch): the agent's
+    // own answers for the MT7621 snapshot, its golden verdicts and remedy, stand for it.
+    let snapshots = repo_root().join("agent/tests/switching");
+    let golden = |path: &str| -> Value {
+        serde_json::from_str(&fs::read_to_string(snapshots.join(path)).unwrap()).unwrap()
+    };
+    let case = "mt7621-camera-and-pc-on-the-switch/remedy/own-bridge";
+    let uci_file = |name: &str| fs::read_to_string(snapshots.join(case).join(name)).unwrap();
+    let switching = json!({
+        "verdicts": golden("mt7621-camera-and-pc-on-the-switch/verdicts.json"),
+        "remedy": golden(&format!("{case}/expected.json")),
+        "refused": golden("mt7621-camera-behind-the-pcs-port/remedy/refused/expected.json"),
+        "files": {"network": uci_file("network"), "firewall": uci_file("firewall"), "dhcp": uci_file("dhcp")},
+    });
     let captured = json!({
+        "switching": switching,
         "cases": {"direct": direct, "relay": relay},
         "config": text,
         "bad_config": bad_config,
@@ -406,6 +422,8 @@ fn the_views_render_real_answers_in_a_headless_browser() {
         "status-hostile.png",
         "status-failures.png",
         "status-readonly.png",
+        "status-bypassed.png",
+        "status-remedy-confirm.png",
         "overview-direct.png",
         "settings.png",
     ] {

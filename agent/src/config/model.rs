@@ -191,6 +191,9 @@ pub struct Config {
     pub wan_device: Option<String>,
     /// The LAN devices in force: pinned (`lan_device`, `--lan-device`) or resolved from `lan_network`.
     pub lan_devices: Vec<String>,
+    /// The camera networks' devices (`camera_device`, or resolved from `camera_network`): cameras of
+    /// their own network, reached across the router; the SSDP relay joins them to the Command Centers.
+    pub camera_devices: Vec<String>,
     /// The logical networks behind the devices, resolved by the daemon at start and on every SIGHUP.
     pub networks: Networks,
     pub api_port: u16,
@@ -223,16 +226,22 @@ pub struct Config {
 pub struct Networks {
     pub wan_network: String,
     pub lan_networks: Vec<String>,
+    /// Networks of cameras only (the remedy's `wilifecam`); none by default.
+    pub camera_networks: Vec<String>,
     /// The WAN device is pinned by the file or the command line: netifd is not asked.
     pub wan_pinned: bool,
     /// The LAN devices are pinned likewise.
     pub lan_pinned: bool,
+    /// The camera devices likewise.
+    pub camera_pinned: bool,
 }
 
 impl Networks {
     /// Whether some device must come from netifd.
     pub fn need_resolving(&self) -> bool {
-        !self.wan_pinned || !self.lan_pinned
+        !self.wan_pinned
+            || !self.lan_pinned
+            || (!self.camera_pinned && !self.camera_networks.is_empty())
     }
 }
 
@@ -257,9 +266,16 @@ impl Config {
             }
             self.lan_devices = lans;
         }
+        if !self.networks.camera_pinned {
+            let networks = &self.networks.camera_networks;
+            self.camera_devices = networks.iter().filter_map(|n| device_of(n)).collect();
+            self.camera_devices.dedup();
+        }
         if let Some(wan) = &self.wan_device {
             self.lan_devices.retain(|d| d != wan);
         }
+        let (lan, wan) = (&self.lan_devices, &self.wan_device);
+        (self.camera_devices).retain(|d| !lan.contains(d) && wan.as_ref() != Some(d));
     }
 
     /// The Command Center that static forwards go to, with its IP (validated to exist in mode static).

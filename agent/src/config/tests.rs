@@ -651,6 +651,36 @@ fn devices_follow_the_networks_unless_pinned() {
 }
 
 #[test]
+fn camera_networks_have_devices_of_their_own() {
+    let netifd = |n: &str| match n {
+        "wan" => Some("eth1".to_string()),
+        "lan" => Some("br-lan".to_string()),
+        "wilifecam" => Some("br-wilifecam".to_string()),
+        "onlan" => Some("br-lan".to_string()),
+        _ => None,
+    };
+    let text =
+        "config agent 'main'\n\tlist camera_network 'wilifecam'\n\tlist camera_network 'onlan'\n";
+    let mut c = parse_str(text).unwrap();
+    c.resolve_devices(netifd);
+    // A camera network on a LAN device is no camera network.
+    assert_eq!(c.camera_devices, vec!["br-wilifecam"]);
+    // Pinned, netifd is asked for the others only.
+    let pinned = "config agent 'main'\n\toption wan_device 'eth1'\n\tlist lan_device 'br-lan'\n\tlist camera_device 'br-cam'\n";
+    let mut p = parse_str(pinned).unwrap();
+    assert!(!p.networks.need_resolving());
+    p.resolve_devices(netifd);
+    assert_eq!(p.camera_devices, vec!["br-cam"]);
+    // The same network or device on both sides is refused.
+    let both = "config agent 'main'\n\tlist lan_network 'lan'\n\tlist camera_network 'lan'\n";
+    let e = parse_str(both).unwrap_err().to_string();
+    assert!(e.contains("camera_network"), "{e}");
+    let both = "config agent 'main'\n\tlist lan_device 'br-lan'\n\tlist camera_device 'br-lan'\n";
+    let e = parse_str(both).unwrap_err().to_string();
+    assert!(e.contains("camera_device"), "{e}");
+}
+
+#[test]
 fn every_error_of_a_file_is_reported_in_file_order() {
     let text = "\
 config agent 'main'

@@ -217,9 +217,9 @@ fn statement(
             if !(2..=3).contains(&words.len()) {
                 return err("expected `config TYPE ['NAME']`".into());
             }
-            if !is_identifier(&words[1]) {
+            if !is_type(&words[1]) {
                 return err(format!(
-                    "invalid section type '{}': use letters, digits and _",
+                    "invalid section type '{}': use printable characters, no spaces",
                     words[1]
                 ));
             }
@@ -269,6 +269,11 @@ fn statement(
     Ok(())
 }
 
+/// A section type as libuci takes it: printable ASCII, no space (`bridge-vlan` is one).
+fn is_type(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
 fn is_identifier(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
@@ -315,7 +320,7 @@ mod tests {
                 "expected `option NAME 'VALUE'`",
             ),
             ("config a\nfrobnicate x\n", 2, "unknown keyword"),
-            ("config 'a-b'\n", 1, "invalid section type"),
+            ("config 'a b'\n", 1, "invalid section type"),
             ("config a 'b c'\n", 1, "invalid section name"),
             ("config a\n\toption k a b\n", 2, "quote values with spaces"),
         ];

@@ -27,6 +27,8 @@ const AGENT_OPTIONS: &[&str] = &[
     "dhcp_leases",
     "wan_network",
     "lan_network",
+    "camera_network",
+    "camera_device",
 ];
 const DIRECT_OPTIONS: &[&str] = &["ports", "custom_port", "static_host", "reflection"];
 const COMMAND_CENTER_OPTIONS: &[&str] = &["name", "ip", "mac"];
@@ -67,7 +69,14 @@ const SECTION_TYPES: &[(&str, &[&str])] = &[
     ("upstream", UPSTREAM_OPTIONS),
 ];
 /// Options that may be given as `list` (several values).
-const LIST_OPTIONS: &[&str] = &["lan_device", "api_listen", "lan_network", "protocol"];
+const LIST_OPTIONS: &[&str] = &[
+    "lan_device",
+    "api_listen",
+    "lan_network",
+    "camera_network",
+    "camera_device",
+    "protocol",
+];
 /// Types of which at most one section may exist.
 const SINGLETONS: &[&str] = &[
     "agent",
@@ -125,6 +134,7 @@ struct Agent {
     direct_access: DirectAccess,
     wan_device: Option<String>,
     lan_devices: Vec<String>,
+    camera_devices: Vec<String>,
     networks: Networks,
     api_port: u16,
     api_listen: Vec<IpAddr>,
@@ -155,6 +165,7 @@ impl Validator<'_> {
             direct_access: agent.direct_access,
             wan_device: agent.wan_device,
             lan_devices: agent.lan_devices,
+            camera_devices: agent.camera_devices,
             networks: agent.networks,
             api_port: agent.api_port,
             api_listen: agent.api_listen,
@@ -237,13 +248,22 @@ impl Validator<'_> {
             self.report(Some(e.line), Some(&a.label), Some("api_token"), message);
         }
         let (wan_device, lan_devices) = self.devices(a, overrides);
-        let networks = self.networks(a, wan_device.is_some(), !lan_devices.is_empty());
+        let camera_devices = self.list(a, "camera_device", parse_device);
+        let both = (camera_devices.iter())
+            .find(|d| lan_devices.contains(d) || wan_device.as_ref() == Some(d));
+        if let Some(d) = both {
+            let message = format!("'{d}' is a LAN or WAN device too; a camera network has its own");
+            self.at(a, "camera_device", message);
+        }
+        let mut networks = self.networks(a, wan_device.is_some(), !lan_devices.is_empty());
+        networks.camera_pinned = !camera_devices.is_empty();
         Agent {
             enabled: self.parsed(a, "enabled", parse_bool).unwrap_or(true),
             direct_access,
             networks,
             wan_device,
             lan_devices,
+            camera_devices,
             api_port: (self.parsed(a, "api_port", parse_port)).unwrap_or(consts::DEFAULT_API_PORT),
             api_listen: self.list(a, "api_listen", |v| {
                 v.parse::<IpAddr>()
@@ -316,11 +336,21 @@ impl Validator<'_> {
                 format!("'{wan_network}' is a LAN network too; a network is either WAN or LAN"),
             );
         }
+        let camera_networks = self.list(a, "camera_network", parse_network_name);
+        let shared =
+            (camera_networks.iter()).find(|n| lan_networks.contains(n) || **n == wan_network);
+        if let Some(n) = shared {
+            let message =
+                format!("'{n}' is a LAN or WAN network too; a camera network has its own");
+            self.at(a, "camera_network", message);
+        }
         Networks {
             wan_network,
             lan_networks,
+            camera_networks,
             wan_pinned,
             lan_pinned,
+            camera_pinned: false,
         }
     }
 

@@ -20,8 +20,11 @@ use crate::owner::{Event, Shared};
 use crate::queue::Queue;
 use crate::status::Snapshot;
 use crate::upnp::description::Identity;
+use crate::upnp::discovery::lan_interfaces;
 use crate::upnp::leases::{self, Mapping};
 use crate::upnp::policy::Change;
+use crate::upnp::relay::Sides;
+use crate::upnp::relayd::SsdpRelay;
 use crate::upnp::server::IgdRuntime;
 use crate::upstream::cascade;
 use crate::upstream::worker::{Want, Worker};
@@ -167,6 +170,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
     let mut services = Services {
         api: api::Servers::default(),
         igd: IgdRuntime::default(),
+        relay: None,
         upstream,
     };
     owner.start(&mut services);
@@ -179,6 +183,8 @@ pub fn run(opts: Options) -> Result<(), RunError> {
 struct Services {
     api: api::Servers,
     igd: IgdRuntime,
+    /// SSDP between the camera networks and the Command Centers (while there are camera networks).
+    relay: Option<SsdpRelay>,
     upstream: Worker,
 }
 
@@ -349,6 +355,9 @@ impl Owner {
     fn stop(&self, sig: Signal, services: &mut Services) {
         info!("{sig} received: removing table inet wilife and stopping");
         services.igd.stop();
+        if let Some(r) = services.relay.take() {
+            r.stop();
+        }
         services.api.stop();
         services.upstream.stop();
         if let Err(e) = self.shared.nft.delete_table() {
@@ -372,5 +381,47 @@ impl Owner {
     fn sync_services(&self, services: &mut Services) {
         (services.api).sync(&self.config, &self.net, &self.shared);
         (services.igd).sync(&self.config, &self.net, &self.identity, &self.shared);
+        self.sync_relay(services);
+    }
+
+    /// Runs the SSDP relay while there are camera networks, with the addresses in force.
+    fn sync_relay(&self, services: &mut Services) {
+        let c = &self.config;
+        if !c.enabled || c.camera_devices.is_empty() {
+            if let Some(r) = services.relay.take() {
+                r.stop();
+                info!("SSDP relay stopped");
+            }
+            return;
+        }
+        let camera_macs: Vec<config::Mac> = c.cameras.iter().map(|c| c.mac).collect();
+        let learned = (self.facts.learned.iter())
+            .filter(|(mac, _)| camera_macs.contains(mac))
+            .map(|(_, ip)| *ip);
+        let sides = Sides {
+            lan: lan_interfaces(&c.lan_devices, &self.net),
+            camera_nets: lan_interfaces(&c.camera_devices, &self.net),
+            cameras: c
+                .cameras
+                .iter()
+                .filter_map(|c| c.ip)
+                .chain(learned)
+                .collect(),
+            command_centers: self.net.command_center_addresses(&c.command_centers),
+        };
+        match &services.relay {
+            Some(r) => r.update(sides),
+            None => match SsdpRelay::start(sides) {
+                Ok(r) => {
+                    info!(
+                        "SSDP relay between {} and {}",
+                        c.camera_devices.join(", "),
+                        c.lan_devices.join(", ")
+                    );
+                    services.relay = Some(r);
+                }
+                Err(e) => error!("SSDP relay cannot listen on udp/1900: {e}"),
+            },
+        }
     }
 }

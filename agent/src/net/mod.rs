@@ -4,6 +4,7 @@
 
 pub mod dhcp;
 pub mod netifd;
+pub mod remedy;
 pub mod rtnl;
 pub mod subnet;
 pub mod switching;

@@ -274,4 +274,4 @@ fn to_rest_of_lan(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -9,6 +9,8 @@ pub mod gena;
 pub mod leases;
 pub mod notifier;
 pub mod policy;
+pub mod relay;
+pub mod relayd;
 pub mod server;
 pub mod soap;
 pub mod ssdp;

@@ -14,6 +14,30 @@ impl Lab {
         self.exec_with_stdin(&self.router, &["nft", "-f", "-"], text.as_bytes())
     }
 
+    /// fw4 as it renders the camera network's zone the remedy writes (`config zone 'wilifecam'` on
+    /// br-cam: input rejected but for its rules, DHCP and SSDP to the agent's relay): the zone's
+    /// accepted input, ahead of fw4's final reject. Its forwarding stays rejected.
+    pub fn add_fw4_camera_zone(&self) {
+        let out = self.nft(&[
+            "insert",
+            "rule",
+            "inet",
+            "fw4",
+            "input",
+            "iifname",
+            CAM_DEV,
+            "udp",
+            "dport",
+            "{ 67, 1900-1901 }",
+            "accept",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The fw4 ruleset as fw4 would render it here, with the package's include spliced in.
     pub fn fw4_ruleset(&self) -> String {
         let fw4 = self.fw4.lock().unwrap();

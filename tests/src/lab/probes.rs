@@ -114,6 +114,63 @@ impl Lab {
     }
 
     /// Polls `probe` every 10 ms until it holds; how long it took, or `None` after `limit`.
+    /// A UPnP device in `responder` (a member of the SSDP group on its address `member`) answers the
+    /// M-SEARCHes it hears within 4 s unicast to their sender, with LOCATION `location`, as devices
+    /// do; meanwhile `from` searches the group. The answers `from` got within 3 s, with their senders.
+    pub fn ssdp_search_answered(
+        &self,
+        from: &str,
+        responder: &str,
+        member: Ipv4Addr,
+        location: &str,
+    ) -> Vec<(SocketAddr, String)> {
+        let group = Ipv4Addr::new(239, 255, 255, 250);
+        let device = self.in_ns(responder, move || {
+            let s = socket_with_reuse_udp(1900);
+            s.join_multicast_v4(&group, &member)
+                .expect("join the SSDP group");
+            s
+        });
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=1800\r\nST: upnp:rootdevice\r\nUSN: uuid:lab-device::upnp:rootdevice\r\nLOCATION: {location}\r\n\r\n"
+        );
+        let answering = std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(4);
+            let mut buf = [0u8; 2048];
+            while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+                device
+                    .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                    .unwrap();
+                let Ok((n, searcher)) = device.recv_from(&mut buf) else {
+                    break;
+                };
+                if buf[..n].starts_with(b"M-SEARCH") {
+                    let _ = device.send_to(answer.as_bytes(), searcher);
+                }
+            }
+        });
+        let search = "M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nMX: 1\r\nST: upnp:rootdevice\r\n\r\n";
+        let got = self.in_ns(from, move || {
+            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.set_multicast_ttl_v4(2).unwrap();
+            let _ = s.send_to(search.as_bytes(), (group, 1900));
+            let deadline = std::time::Instant::now() + Duration::from_secs(3);
+            let mut out = Vec::new();
+            let mut buf = [0u8; 2048];
+            while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+                s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                    .unwrap();
+                match s.recv_from(&mut buf) {
+                    Ok((n, at)) => out.push((at, String::from_utf8_lossy(&buf[..n]).to_string())),
+                    Err(_) => break,
+                }
+            }
+            out
+        });
+        answering.join().unwrap();
+        got
+    }
+
     pub fn time_until(&self, limit: Duration, mut probe: impl FnMut() -> bool) -> Option<Duration> {
         let start = Instant::now();
         while start.elapsed() < limit {

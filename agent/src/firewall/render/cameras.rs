@@ -357,6 +357,19 @@ impl<'a> Cameras<'a> {
                 vec![is(payload("ip", "protocol"), string("igmp"))],
             ),
         ];
+        if !self.config.camera_devices.is_empty() {
+            // udp dport { 1900, 1901 } return: to the SSDP relay of the camera networks
+            rules.push(ret(
+                "wilife: camera SSDP to the relay",
+                vec![is(
+                    payload("udp", "dport"),
+                    one_or_set(vec![
+                        E::Number(SSDP_PORT.into()),
+                        E::Number(crate::consts::SSDP_RELAY_PORT.into()),
+                    ]),
+                )],
+            ));
+        }
         if self.config.camera_rules.dns {
             // meta l4proto { tcp, udp } th dport 53 return
             rules.push(ret(

@@ -296,21 +296,36 @@ impl Builder {
     fn guard_lan_services(&mut self, c: &Config) {
         // Not from loopback (`iiftype`, not a second name in the set: nft lists multi-name sets in an
         // order of its own) and not from a LAN device.
-        let foreign = || {
+        let beyond = |devices: &[String]| {
             let mut expr = vec![not(meta(MetaKey::Iiftype), E::String("loopback".into()))];
             // No LAN device known yet: nothing but loopback is LAN.
             if !c.lan_devices.is_empty() {
-                expr.push(not(meta(MetaKey::Iifname), ifname_set(&c.lan_devices)));
+                expr.push(not(meta(MetaKey::Iifname), ifname_set(devices)));
             }
             expr
         };
+        let foreign = || beyond(&c.lan_devices);
         let mut tcp: Vec<u16> = Vec::new();
-        if c.enabled && c.direct_access == DirectAccess::Upnp {
+        // The camera networks' SSDP is for the relay (the IGD's own socket ignores it).
+        let relayed = c.enabled && !c.camera_devices.is_empty();
+        if (c.enabled && c.direct_access == DirectAccess::Upnp) || relayed {
             // meta iiftype != loopback iifname != "br-lan" udp dport 1900 drop
-            let mut expr = foreign();
+            let ssdp_devices = [c.lan_devices.clone(), c.camera_devices.clone()].concat();
+            let mut expr = beyond(if relayed {
+                &ssdp_devices
+            } else {
+                &c.lan_devices
+            });
             expr.push(is(payload("udp", "dport"), E::Number(SSDP_PORT.into())));
             expr.push(S::Drop(None));
-            self.rule(CHAIN_INPUT, "wilife: SSDP only from the LAN".into(), expr);
+            let comment = if relayed {
+                "wilife: SSDP only from the LAN and the camera networks"
+            } else {
+                "wilife: SSDP only from the LAN"
+            };
+            self.rule(CHAIN_INPUT, comment.into(), expr);
+        }
+        if c.enabled && c.direct_access == DirectAccess::Upnp {
             tcp.push(c.upnp.port);
         }
         if c.api_listen.is_empty() {

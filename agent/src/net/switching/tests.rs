@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-fn snapshots() -> PathBuf {
+pub(crate) fn snapshots() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/switching")
 }
 
@@ -54,7 +54,7 @@ fn links(dir: &Path) -> Vec<Link> {
 }
 
 /// The network as the daemon holds it: of the FDB, the watched hosts' entries, the others counted.
-fn state(dir: &Path, config: &Config) -> NetState {
+pub(crate) fn state(dir: &Path, config: &Config) -> NetState {
     let mut links = links(dir);
     sysfs::switching_in(dir, &mut links, &[]);
     let index = |name: &str| links.iter().find(|l| l.name == name).unwrap().index;

@@ -2,6 +2,7 @@
 'require view';
 'require poll';
 'require ui';
+'require uci';
 'require wilife';
 
 // Everything comes from the agent through rpcd (ubus object luci.wilife); the browser never talks to the
@@ -11,6 +12,7 @@ var callDiagnosis = wilife.declare('diagnosis');
 var callMappings = wilife.declare('mappings');
 var callCameras = wilife.declare('cameras');
 var callStatus = wilife.declare('status');
+var callRemedy = wilife.declare('remedy');
 var callDeleteMapping = wilife.declare('delete_mapping', [ 'protocol', 'port' ]);
 var text = wilife.text;
 
@@ -68,7 +70,11 @@ function failed(title, answer) {
 
 return view.extend({
 	load: function() {
-		return Promise.all([ callDiagnosis(), callMappings(), callCameras(), callStatus() ]);
+		return Promise.all([ callDiagnosis(), callMappings(), callCameras(), callStatus() ]).then(function(data) {
+			// The remedy is asked for only while a hardware switch hides a camera.
+			var hidden = (data[2].cameras || []).some(function(x) { return x.verdict == 'bypassed_by_switch'; });
+			return hidden ? callRemedy().then(function(r) { return data.concat([ r ]); }) : data.concat([ null ]);
+		});
 	},
 
 	/** A refused config reload: the agent runs on with the previous config, which the form no longer shows. */
@@ -125,22 +131,109 @@ return view.extend({
 		]);
 	},
 
-	renderCameras: function(c) {
+	renderCameras: function(c, remedy) {
 		if (c.error)
 			return failed(_('Cameras'), c);
+		var rules = {
+			enforced: _('seen by the router'),
+			bypassed_by_switch: _('bypassed by the switch'),
+			same_segment: _('not seen by the router'),
+			unknown: _('not known yet')
+		};
 		var rows = (c.cameras || []).map(function(x) {
 			return [
 				x.name, x.mac, x.ip || '-',
 				E('span', { 'class': x.present ? 'present' : 'absent' }, text(x.present ? _('present') : _('absent'))),
 				ago(x.last_seen),
-				bytes(x.traffic.to_command_center.bytes)
+				bytes(x.traffic.to_command_center.bytes),
+				E('span', { 'class': 'wilife-rules ' + x.verdict }, text(rules[x.verdict] || x.verdict))
 			];
+		});
+		// One sentence for each camera whose traffic the rules cannot see.
+		var said = (c.cameras || []).filter(function(x) {
+			return x.verdict == 'bypassed_by_switch' || x.verdict == 'same_segment';
+		}).map(function(x) {
+			return E('p', { 'class': 'alert-message warning wilife-switching', 'data-verdict': x.verdict }, text(x.verdict_message));
 		});
 		return E('div', { 'class': 'cbi-section' }, [
 			E('h3', {}, text(_('Cameras'))),
-			table([ _('Name'), _('MAC'), _('IP'), _('Present'), _('Last seen'), _('To the Command Center') ], rows,
+			table([ _('Name'), _('MAC'), _('IP'), _('Present'), _('Last seen'), _('To the Command Center'), _('Camera rules') ], rows,
 				_('No camera is configured.'))
+		].concat(said, [ this.renderRemedy(remedy) ]));
+	},
+
+	/** The one-click remedy for cameras a hardware switch hides: what moves, then a confirmation. */
+	renderRemedy: function(r) {
+		if (!r)
+			return '';
+		if (r.error || !r.plan)
+			return E('p', { 'id': 'wilife-remedy', 'class': 'wilife-remedy-none' }, text(r.error || r.reason));
+		var self = this, p = r.plan;
+		var notes = (p.notes || []).map(function(n) { return E('li', {}, text(n)); });
+		var iso = p.isolation;
+		return E('div', { 'id': 'wilife-remedy' }, [
+			E('p', {}, text(_('The fix: move %s into a network of its own (%s, %s on %s). Traffic between the cameras and the Command Center then passes the router, where the camera rules apply; the router relays discovery (SSDP) between them.')
+				.format(p.ports.join(', '), p.network, p.address, p.device))),
+			notes.length ? E('ul', { 'class': 'wilife-remedy-notes' }, notes) : '',
+			E('button', {
+				'class': 'cbi-button cbi-button-action important',
+				'id': 'wilife-remedy-move',
+				'disabled': isReadonlyView,
+				'click': function() { return self.confirmRemedy(_('Move the cameras to their own network'), p.changes, notes); }
+			}, text(_('Move the cameras to their own network…'))),
+			iso ? E('p', { 'class': 'wilife-isolation' }, text(iso.message)) : '',
+			iso ? E('button', {
+				'class': 'cbi-button',
+				'id': 'wilife-remedy-isolate',
+				'disabled': isReadonlyView,
+				'click': function() { return self.confirmRemedy(_('Isolate the camera ports'), iso.changes, []); }
+			}, text(_('Isolate the camera ports instead…'))) : ''
 		]);
+	},
+
+	confirmRemedy: function(title, changes, notes) {
+		var self = this;
+		ui.showModal(title, [
+			E('p', {}, text(_('This changes %d settings of the network, firewall and DHCP.').format(changes.length))),
+			notes.length ? E('ul', {}, notes.map(function(n) { return n.cloneNode(true); })) : '',
+			E('p', {}, text(_('OpenWrt applies it with rollback: unless this browser can still reach the router and confirms within the timeout, the router puts the previous settings back by itself.'))),
+			E('div', { 'class': 'right' }, [
+				E('button', { 'class': 'cbi-button', 'click': ui.hideModal }, text(_('Cancel'))), ' ',
+				E('button', {
+					'class': 'cbi-button cbi-button-positive important',
+					'id': 'wilife-remedy-apply',
+					'click': function() { return self.applyRemedy(changes); }
+				}, text(_('Apply with rollback')))
+			])
+		]);
+	},
+
+	/** Stages the changes as uci.js does for any LuCI page, then applies them with rollback. */
+	applyRemedy: function(changes) {
+		var configs = [];
+		changes.forEach(function(op) { if (configs.indexOf(op.config) < 0) configs.push(op.config); });
+		return uci.load(configs).then(function() {
+			changes.forEach(function(op) {
+				if (op.op == 'add')
+					return uci.add(op.config, op.type, op.section);
+				var at = op.at, sid = at.section;
+				if (sid == null) {
+					var found = uci.sections(op.config, at.type).filter(function(s) { return s[at.option] == at.value; })[0];
+					if (!found)
+						throw new Error(_('No %s section with %s %s in %s').format(at.type, at.option, at.value, op.config));
+					sid = found['.name'];
+				}
+				uci.set(op.config, sid, op.option, op.op == 'set_list' ? op.values : op.value);
+			});
+			return uci.save();
+		}).then(function() {
+			ui.hideModal();
+			return ui.changes.apply(true);
+		}).catch(function(err) {
+			ui.hideModal();
+			uci.unload(configs);
+			ui.addNotification(null, E('p', {}, text(_('Nothing was changed: %s').format(err.message))), 'danger');
+		});
 	},
 
 	/** Double NAT: what the gateway upstream forwards to this router (hidden while the WAN is public). */
@@ -202,11 +295,11 @@ return view.extend({
 		while (node.firstChild)
 			node.removeChild(node.firstChild);
 		// Each section on its own: an answer the view cannot read spoils that section only.
-		[ [ 'renderReloadError', 3 ], [ 'renderVerdict', 0 ], [ 'renderMappings', 1 ], [ 'renderCameras', 2 ],
+		[ [ 'renderReloadError', 3 ], [ 'renderVerdict', 0 ], [ 'renderMappings', 1 ], [ 'renderCameras', 2, 4 ],
 		  [ 'renderFirewall', 3 ], [ 'renderUpstream', 3 ] ].forEach(function(p) {
 			var e;
 			try {
-				e = self[p[0]](data[p[1]]);
+				e = self[p[0]](data[p[1]], data[p[2]]);
 			}
 			catch (err) {
 				e = failed('', { error: _('This part of the page could not be shown: %s').format(err.message) });
