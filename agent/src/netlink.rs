@@ -105,6 +105,11 @@ pub fn error_code(payload: &[u8]) -> Option<i32> {
         .map(|e| i32::from_ne_bytes([e[0], e[1], e[2], e[3]]))
 }
 
+/// A native-endian u16 at `at`.
+pub fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
 /// A native-endian u32 at `at`.
 pub fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))

@@ -45,6 +45,9 @@ pub struct PortInfo {
     pub wireless: bool,
     /// On a DSA conduit: the tagging protocol, which names the switch driver (sysfs).
     pub tagging: Option<String>,
+    /// The bridge VLANs the port is a member of, and the one its untagged frames belong to.
+    pub vlans: Vec<u16>,
+    pub pvid: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -55,6 +55,8 @@ pub struct PortReport {
     pub conduit: Option<String>,
     /// The conduit's DSA tagging protocol (mtk, qca, edsa…): names the switch driver.
     pub tagging: Option<String>,
+    /// The VLAN the port's untagged frames belong to (its PVID), where the bridge reports one.
+    pub vlan: Option<u16>,
     /// Bridge port isolation is on for this port.
     pub isolated: bool,
     /// Does the switch driver carry port isolation into the hardware? null: not known for this
@@ -135,6 +137,7 @@ fn port_report(net: &NetState, link: &Link) -> PortReport {
         conduit: conduit.map(|c| c.name.clone()),
         isolation_offload: tagging.as_deref().and_then(isolation_offload),
         tagging,
+        vlan: link.port.pvid,
         isolated: link.port.isolated,
         wireless: link.port.wireless,
     }
@@ -200,6 +203,15 @@ fn switched(a: &Link, b: &Link) -> bool {
     a.port.switch_id.is_some() && a.port.switch_id == b.port.switch_id
 }
 
+/// Can the camera's port (its untagged VLAN) reach `other` inside the bridge? Yes unless both ports'
+/// VLANs are known and `other` is no member of that VLAN.
+fn shares_vlan(camera: &Link, other: &Link) -> bool {
+    match camera.port.pvid {
+        Some(pvid) if !other.port.vlans.is_empty() => other.port.vlans.contains(&pvid),
+        _ => true,
+    }
+}
+
 fn to_command_center(
     net: &NetState,
     who: &str,
@@ -262,6 +274,7 @@ fn to_rest_of_lan(
     let mut bypass: Vec<String> = (net.links.iter())
         .filter(|l| l.index != port.index && l.up && switched(port, l))
         .filter(|l| l.port.bridge == port.port.bridge && port.port.bridge.is_some())
+        .filter(|l| shares_vlan(port, l))
         .filter(|l| !(port.port.isolated && l.port.isolated))
         .map(|l| l.name.clone())
         .collect();

@@ -23,8 +23,31 @@ fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
-/// The links of `ip -j -d link`, as the rtnetlink dump gives them.
+/// The links of `ip -j -d link`, as the rtnetlink dump gives them, with the ports' VLANs of
+/// `bridge -j vlan show` where the snapshot has it (a bridge that filters VLANs).
 fn links(dir: &Path) -> Vec<Link> {
+    let mut links = plain_links(dir);
+    if dir.join("bridge-vlan.json").exists() {
+        for port in json(dir, "bridge-vlan.json") {
+            let l = (links.iter_mut())
+                .find(|l| Some(l.name.as_str()) == text(&port, "ifname"))
+                .unwrap();
+            for v in port["vlans"].as_array().unwrap() {
+                let vid = v["vlan"].as_u64().unwrap() as u16;
+                l.port.vlans.push(vid);
+                if v["flags"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|f| f == "PVID"))
+                {
+                    l.port.pvid = Some(vid);
+                }
+            }
+        }
+    }
+    links
+}
+
+fn plain_links(dir: &Path) -> Vec<Link> {
     let raw = json(dir, "ip-link.json");
     let index = |name: Option<&str>| -> Option<u32> {
         let name = name?;
@@ -116,7 +139,7 @@ fn verdicts_of_router_snapshots() {
         .map(|e| e.unwrap().path())
         .collect();
     names.sort();
-    assert!(names.len() >= 6, "snapshots missing");
+    assert!(names.len() >= 7, "snapshots missing");
     let mut failed = Vec::new();
     for dir in names {
         let conf = dir.join("wilife");
@@ -177,6 +200,14 @@ fn each_layout_gets_its_verdict() {
     );
     assert_eq!(
         verdicts("mt7621-camera-in-its-own-network"),
+        [
+            v("command_center", Enforced, &["lan3"]),
+            v("rest_of_lan", Enforced, &[]),
+        ]
+    );
+    // The VLAN remedy applied: the camera's port alone untagged in VLAN 60, the PC's in VLAN 1.
+    assert_eq!(
+        verdicts("mt7621-camera-in-its-own-vlan"),
         [
             v("command_center", Enforced, &["lan3"]),
             v("rest_of_lan", Enforced, &[]),
