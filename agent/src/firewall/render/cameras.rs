@@ -136,12 +136,14 @@ impl<'a> Cameras<'a> {
         let single = |t| SetTypeValue::Single(t);
         if family == NfFamily::INet {
             // The bridge picks a camera by a verdict map instead.
-            let macs = self.cams.iter().map(|c| mac(&c.mac)).collect();
-            b.set(family, SET_CAMERAS, single(SetType::EtherAddr), false, macs);
-            let mut ips: Vec<Ipv4Addr> = self.cams.iter().flat_map(|c| c.ips.clone()).collect();
-            ips.sort();
-            ips.dedup();
-            let ips = ips.into_iter().map(string).collect();
+            b.set(
+                family,
+                SET_CAMERAS,
+                single(SetType::EtherAddr),
+                false,
+                self.macs(),
+            );
+            let ips = self.camera_ips();
             b.set(
                 family,
                 SET_CAMERA_IPV4,
@@ -151,8 +153,13 @@ impl<'a> Cameras<'a> {
             );
         } else {
             // inet has it already (sets of the main table).
-            let cc = self.cc_ips.iter().map(string).collect();
-            b.set(family, SET_CC_IPV4, single(SetType::Ipv4Addr), false, cc);
+            b.set(
+                family,
+                SET_CC_IPV4,
+                single(SetType::Ipv4Addr),
+                false,
+                self.cc(),
+            );
         }
         if family == NfFamily::Bridge {
             for (name, proto, _) in BRIDGE_SERVICE_SETS {
@@ -197,6 +204,22 @@ impl<'a> Cameras<'a> {
     }
 
     /// Does the forward chain isolate cameras (so every packet from or to one is looked at)?
+    /// The elements of `cameras`, `camera_ipv4` and `cc_ipv4`, for `in_set`.
+    pub(super) fn macs(&self) -> Vec<E<'static>> {
+        self.cams.iter().map(|c| mac(&c.mac)).collect()
+    }
+
+    pub(super) fn camera_ips(&self) -> Vec<E<'static>> {
+        let mut ips: Vec<Ipv4Addr> = self.cams.iter().flat_map(|c| c.ips.clone()).collect();
+        ips.sort();
+        ips.dedup();
+        ips.into_iter().map(string).collect()
+    }
+
+    fn cc(&self) -> Vec<E<'static>> {
+        self.cc_ips.iter().map(string).collect()
+    }
+
     pub(super) fn routed_isolation_active(&self) -> bool {
         !self.cams.is_empty() && self.isolation()
     }
@@ -217,7 +240,8 @@ impl<'a> Cameras<'a> {
     /// New flows between cameras and Command Centers on the listed services get our connmark bit.
     fn routed_grants(&self, b: &mut Builder) {
         let bit = self.config.connmark;
-        let from_camera = || is(payload("ether", "saddr"), set_ref(SET_CAMERAS));
+        let from_camera = || in_set(payload("ether", "saddr"), SET_CAMERAS, &self.macs());
+        let cc = |field| in_set(payload("ip", field), SET_CC_IPV4, &self.cc());
         // ct state new ether saddr @cameras ip daddr @cc_ipv4 meta l4proto . th dport @camera_to_cc
         //   ct mark set ct mark | BIT
         b.rule(
@@ -226,7 +250,7 @@ impl<'a> Cameras<'a> {
             vec![
                 ct_new(),
                 from_camera(),
-                is(payload("ip", "daddr"), set_ref(SET_CC_IPV4)),
+                cc("daddr"),
                 is(l4_port("dport"), set_ref(SET_CAMERA_TO_CC)),
                 mark_set(bit),
             ],
@@ -238,8 +262,8 @@ impl<'a> Cameras<'a> {
             "wilife: command center -> camera (routed)".into(),
             vec![
                 ct_new(),
-                is(payload("ip", "saddr"), set_ref(SET_CC_IPV4)),
-                is(payload("ip", "daddr"), set_ref(SET_CAMERA_IPV4)),
+                cc("saddr"),
+                in_set(payload("ip", "daddr"), SET_CAMERA_IPV4, &self.camera_ips()),
                 is(l4_port("dport"), set_ref(SET_CC_TO_CAMERA)),
                 mark_set(bit),
             ],
@@ -262,7 +286,7 @@ impl<'a> Cameras<'a> {
     /// Anything else from or to a camera on the routed path is dropped and counted.
     fn routed_isolation(&self, b: &mut Builder) {
         let bit = self.config.connmark;
-        let from_camera = || is(payload("ether", "saddr"), set_ref(SET_CAMERAS));
+        let from_camera = || in_set(payload("ether", "saddr"), SET_CAMERAS, &self.macs());
         b.counter(NfFamily::INet, COUNTER_ISOLATION_ROUTED.into());
         // ether saddr @cameras ct mark & BIT != BIT counter name "…" drop
         b.rule(
@@ -280,7 +304,7 @@ impl<'a> Cameras<'a> {
             CHAIN_FORWARD,
             "wilife: only command centers reach cameras (routed)".into(),
             vec![
-                is(payload("ip", "daddr"), set_ref(SET_CAMERA_IPV4)),
+                in_set(payload("ip", "daddr"), SET_CAMERA_IPV4, &self.camera_ips()),
                 mark_lacks(bit),
                 S::Counter(CounterRef::Named(COUNTER_ISOLATION_ROUTED.into())),
                 S::Drop(None),
@@ -299,7 +323,7 @@ impl<'a> Cameras<'a> {
             CHAIN_GRANTED,
             "wilife: camera traffic to command centers (routed)".into(),
             vec![
-                is(payload("ip", "daddr"), set_ref(SET_CC_IPV4)),
+                in_set(payload("ip", "daddr"), SET_CC_IPV4, &self.cc()),
                 vmap_jump(payload("ether", "saddr"), tx.collect()),
             ],
         );
@@ -317,7 +341,7 @@ impl<'a> Cameras<'a> {
                 CHAIN_GRANTED,
                 "wilife: command center traffic to cameras (routed)".into(),
                 vec![
-                    is(payload("ip", "saddr"), set_ref(SET_CC_IPV4)),
+                    in_set(payload("ip", "saddr"), SET_CC_IPV4, &self.cc()),
                     vmap_jump(
                         payload("ip", "daddr"),
                         rx.into_iter().map(|(ip, c)| (string(ip), c)).collect(),
@@ -338,7 +362,7 @@ impl<'a> Cameras<'a> {
             CHAIN_INPUT,
             "wilife: cameras to the router".into(),
             vec![
-                is(payload("ether", "saddr"), set_ref(SET_CAMERAS)),
+                in_set(payload("ether", "saddr"), SET_CAMERAS, &self.macs()),
                 jump(CHAIN_CAMERA_INPUT.into()),
             ],
         );
@@ -419,12 +443,19 @@ impl<'a> Cameras<'a> {
             ("daddr", "rx", CHAIN_TO_CAMERA, "frames to cameras"),
         ] {
             self.bridge_camera_chains(b, dir, policy);
-            // ether saddr vmap { MAC : jump cam_ID_tx, … }
-            let entries = (self.cams.iter())
+            // ether saddr vmap { MAC : jump cam_ID_tx, … }; one camera: ether saddr MAC jump cam_ID_tx
+            let mut entries: Vec<(E<'static>, String)> = (self.cams.iter())
                 .map(|c| (mac(&c.mac), format!("cam_{}_{dir}", c.id)))
                 .collect();
             let key = payload("ether", field);
-            bridge_rule(b, CHAIN_FORWARD, comment, vec![vmap_jump(key, entries)]);
+            let pick = match entries.len() {
+                1 => {
+                    let (m, chain) = entries.remove(0);
+                    vec![is(key, m), jump(chain)]
+                }
+                _ => vec![vmap_jump(key, entries)],
+            };
+            bridge_rule(b, CHAIN_FORWARD, comment, pick);
         }
         self.bridge_direction(b, CHAIN_FROM_CAMERA, "daddr");
         self.bridge_direction(b, CHAIN_TO_CAMERA, "saddr");
@@ -460,7 +491,8 @@ impl<'a> Cameras<'a> {
     /// meets at most one port lookup per protocol.
     fn bridge_direction(&self, b: &mut Builder, chain: &str, peer: &'static str) {
         let arp = || vec![is(payload("ether", "type"), string("arp")), S::Accept(None)];
-        let cc = || is(payload("ip", peer), set_ref(SET_CC_IPV4));
+        let cc_ips = self.cc();
+        let cc = || in_set(payload("ip", peer), SET_CC_IPV4, &cc_ips);
         // A camera opens `camera_to_cc_*` and answers on `cc_to_camera_*`; the Command Center the
         // reverse.
         let camera = chain == CHAIN_FROM_CAMERA;

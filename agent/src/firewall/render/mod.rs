@@ -35,8 +35,6 @@ pub const CHAIN_INPUT: &str = "input";
 
 pub const SET_WAN_IPV4: &str = "wan_ipv4";
 pub const SET_LAN_IPV4: &str = "lan_ipv4";
-/// `external port . internal host` of every granted forward: flows outside it are cut.
-pub const SET_GRANTED: &str = "granted";
 
 /// Everything the renderer needs, as values.
 pub struct Desired<'a> {
@@ -94,7 +92,7 @@ pub fn render(d: &Desired) -> Tables {
         .collect();
     b.replace_table(NfFamily::INet);
     b.counters(&statics);
-    b.sets(d, &statics);
+    b.sets(d);
     if upnp {
         b.upnp_sets(d.forwards);
     }
@@ -102,8 +100,8 @@ pub fn render(d: &Desired) -> Tables {
     cams.routed_sets(&mut b);
     b.chains();
     b.guard_lan_services(c);
-    b.dispatch(c.connmark, cams.routed_isolation_active());
-    b.revoke_ungranted(upnp);
+    b.dispatch(c.connmark, &cams);
+    b.revoke_ungranted(upnp, &statics);
     if upnp {
         b.upnp_grant(c);
     }
@@ -116,7 +114,6 @@ pub fn render(d: &Desired) -> Tables {
         if reflection {
             b.reflection(c, f);
         }
-        b.forward_traffic_counter(f);
     }
     if upnp {
         b.upnp_rules(c, reflection);
@@ -226,7 +223,7 @@ impl Builder {
         })));
     }
 
-    fn sets(&mut self, d: &Desired, statics: &[&Forward]) {
+    fn sets(&mut self, d: &Desired) {
         let ipv4 = || SetTypeValue::Single(SetType::Ipv4Addr);
         // set wan_ipv4 { type ipv4_addr; elements = { 203.0.113.1 } }
         let wan = d.facts.wan_ipv4.iter().map(string).collect();
@@ -239,17 +236,6 @@ impl Builder {
             .map(|(a, l)| prefix(*a, *l))
             .collect();
         self.set(NfFamily::INet, SET_LAN_IPV4, ipv4(), true, lan);
-        // set granted { type inet_service . ipv4_addr; flags interval; elements = { 20570-20575 . 192.168.1.10 } }
-        // (UPnP mode has its own, upnp_granted.)
-        if !upnp::active(d.config) {
-            let granted = statics
-                .iter()
-                .map(|f| concat(vec![ports(f), string(f.target)]))
-                .collect();
-            let ty =
-                SetTypeValue::Concatenated(vec![SetType::InetService, SetType::Ipv4Addr].into());
-            self.set(NfFamily::INet, SET_GRANTED, ty, true, granted);
-        }
         // set cc_ipv4 { type ipv4_addr; elements = { 192.168.1.10 } }
         let cc = command_center_ips(d.config, d.facts)
             .into_iter()
@@ -347,7 +333,8 @@ impl Builder {
     /// The top of the forward chain. Most forwarded packets belong to established flows we have
     /// nothing to say about: not granted by us (every rule about granted flows wants the mark) and,
     /// with isolation, not a camera's; they leave after one rule. Granted flows go to their own chain.
-    fn dispatch(&mut self, bit: u32, isolation: bool) {
+    fn dispatch(&mut self, bit: u32, cams: &cameras::Cameras) {
+        let isolation = cams.routed_isolation_active();
         // ct state established,related ct mark & BIT != BIT ether saddr != @cameras ip daddr != @camera_ipv4 return
         let mut expr = vec![
             S::Match(Match {
@@ -358,13 +345,16 @@ impl Builder {
             mark_lacks(bit),
         ];
         if isolation {
-            expr.push(not(
+            let (macs, ips) = (cams.macs(), cams.camera_ips());
+            expr.extend(not_in_set(
                 payload("ether", "saddr"),
-                set_ref(cameras::SET_CAMERAS),
+                cameras::SET_CAMERAS,
+                &macs,
             ));
-            expr.push(not(
+            expr.extend(not_in_set(
                 payload("ip", "daddr"),
-                set_ref(cameras::SET_CAMERA_IPV4),
+                cameras::SET_CAMERA_IPV4,
+                &ips,
             ));
         }
         expr.push(S::Return(None));
@@ -393,21 +383,46 @@ impl Builder {
     }
 
     /// A forward that is revoked must end live sessions too: conntrack keeps their NAT and fw4 accepts
-    /// established flows, so drop marked DNAT'ed flows whose `port . host` is no longer granted (by the
-    /// static forwards, or in UPnP mode by the mappings).
-    fn revoke_ungranted(&mut self, upnp: bool) {
-        let granted = if upnp { upnp::SET_GRANTED } else { SET_GRANTED };
-        // (granted_flows) ct status dnat meta l4proto tcp ct original proto-dst . ct reply ip saddr != @granted drop
-        self.rule(
-            CHAIN_GRANTED,
-            "wilife: end flows whose forward was revoked".into(),
+    /// established flows, so marked DNAT'ed flows whose `port . host` is no longer granted are dropped.
+    /// In static mode each forward's flows are counted and leave the chain, one rule per forward (two
+    /// compares, no lookup in an interval set of pairs, the costliest kind), and any other DNAT'ed
+    /// flow is dropped; in UPnP mode, by the mappings' set, whose elements change alone.
+    fn revoke_ungranted(&mut self, upnp: bool, statics: &[&Forward]) {
+        let comment = || "wilife: end flows whose forward was revoked".to_string();
+        let dnat_tcp = || {
             vec![
                 ct_status_dnat(),
                 is(meta(MetaKey::L4proto), E::String("tcp".into())),
-                not(forwarded_to(), set_ref(granted)),
-                S::Drop(None),
-            ],
-        );
+            ]
+        };
+        if upnp {
+            // (granted_flows) ct status dnat meta l4proto tcp ct original proto-dst . ct reply ip saddr != @upnp_granted drop
+            let unlike = not(forwarded_to(), set_ref(upnp::SET_GRANTED));
+            let expr = [dnat_tcp(), vec![unlike, S::Drop(None)]].concat();
+            self.rule(CHAIN_GRANTED, comment(), expr);
+            return;
+        }
+        for f in statics {
+            // (granted_flows) ct status dnat meta l4proto tcp ct original proto-dst 20570-20575
+            //   ct reply ip saddr 192.168.1.10 counter name "fwd_tcp_20570_20575" return
+            self.rule(
+                CHAIN_GRANTED,
+                format!("wilife: traffic tcp/{} -> {}", f.external, f.target),
+                [
+                    dnat_tcp(),
+                    vec![
+                        is(ct("proto-dst", Some(CTDir::Original)), ports(f)),
+                        is(ct("ip saddr", Some(CTDir::Reply)), string(f.target)),
+                        S::Counter(CounterRef::Named(f.traffic_counter().into())),
+                        S::Return(None),
+                    ],
+                ]
+                .concat(),
+            );
+        }
+        // (granted_flows) ct status dnat meta l4proto tcp drop
+        let expr = [dnat_tcp(), vec![S::Drop(None)]].concat();
+        self.rule(CHAIN_GRANTED, comment(), expr);
     }
 
     /// The inbound forward from the WAN.
@@ -462,26 +477,6 @@ impl Builder {
                 ct_status_dnat(),
                 is(payload("ip", "saddr"), set_ref(SET_LAN_IPV4)),
                 S::Masquerade(None),
-            ],
-        );
-    }
-
-    /// Bytes and packets of a forward, both directions (the NAT chain sees first packets only).
-    fn forward_traffic_counter(&mut self, f: &Forward) {
-        // (granted_flows) ct status dnat meta l4proto tcp ct original proto-dst 20570-20575
-        //   ct reply ip saddr 192.168.1.10 counter name "fwd_tcp_20570_20575"
-        self.rule(
-            CHAIN_GRANTED,
-            format!("wilife: traffic tcp/{} -> {}", f.external, f.target),
-            vec![
-                ct_status_dnat(),
-                is(meta(MetaKey::L4proto), E::String("tcp".into())),
-                is(ct("proto-dst", Some(CTDir::Original)), ports(f)),
-                is(
-                    ct("ip saddr", Some(CTDir::Reply)),
-                    E::String(f.target.to_string().into()),
-                ),
-                S::Counter(CounterRef::Named(f.traffic_counter().into())),
             ],
         );
     }

@@ -46,6 +46,26 @@ pub fn set_ref(name: &str) -> E<'static> {
     string(format!("@{name}"))
 }
 
+/// `LEFT @SET`, or `LEFT VALUE` when the set holds one element: a compare costs less than a hash
+/// lookup (one camera and one Command Center is the common case), and these tables are replaced whole
+/// whenever such a set changes (only the UPnP sets change alone, and they are never written so).
+pub fn in_set(left: E<'static>, set: &str, elems: &[E<'static>]) -> S<'static> {
+    match elems {
+        [one] => is(left, one.clone()),
+        _ => is(left, set_ref(set)),
+    }
+}
+
+/// `LEFT != @SET`, or `LEFT != VALUE` for a set of one element (see `in_set`); nothing for an empty
+/// set, where it always holds.
+pub fn not_in_set(left: E<'static>, set: &str, elems: &[E<'static>]) -> Option<S<'static>> {
+    match elems {
+        [] => None,
+        [one] => Some(not(left, one.clone())),
+        _ => Some(not(left, set_ref(set))),
+    }
+}
+
 pub fn payload(protocol: &'static str, field: &'static str) -> E<'static> {
     E::Named(N::Payload(Payload::PayloadField(PayloadField {
         protocol: protocol.into(),
