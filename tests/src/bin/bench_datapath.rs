@@ -1,17 +1,24 @@
-//! Benchmark (not a test): what our tables cost the data path, against the right reference. iperf3
-//! streams through the lab router (static mode, a camera, isolation on, our tables as `print-ruleset`
-//! renders them for it), each stream measured under three rulesets beside fw4, back to back in a
-//! round whose order rotates:
+//! Benchmark (not a test): what our tables cost the data path, against the right reference. Streams
+//! through the lab router (static mode, a camera, isolation on, our tables as `print-ruleset` renders
+//! them for it), each measured under three rulesets beside fw4, back to back in a round whose order
+//! rotates:
 //!
 //! - **none**: fw4 alone, plus the one DNAT rule any port forward needs (the inbound stream's floor);
 //! - **reference**: `REFERENCE` below, the cheapest hand-written ruleset we found that enforces the
 //!   same policy (see its comment);
 //! - **ours**.
 //!
+//! 64-byte UDP datagrams and TCP segments are raw frames (`lab/frames.rs`) sent from one CPU as fast
+//! as the kernel takes them; the router's ports steer them (RPS) to the other CPU, which runs the
+//! whole path (router, then receiver) and, always busy, sets the rate: per-packet cost, not a
+//! sender's speed (iperf3's UDP client capped the old runs at 150-200 kpps). A routed stream is first
+//! answered once, so conntrack holds it established, as any real flow. Bulk TCP is iperf3.
+//!
 //! One line per stream, `datapath STREAM: ours/reference R1 ours/none R2 (N rounds)`: the medians of
 //! the per-round ratios, or for bulk TCP (whose noise is about ±10 %) their range over the rounds.
 //! The bars (issue 28): ours/reference >= 0.97 on every stream; ours/none >= 0.95 for the frames
-//! between two hosts that are neither camera nor Command Center.
+//! between two hosts that are neither camera nor Command Center. `DATAPATH_OURS_NFT=FILE` measures a
+//! ruleset of one's own in place of ours (an empty file gives the noise floor: none against none).
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -22,9 +29,13 @@ fn rounds() -> usize {
     std::env::var("DATAPATH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(7)
+        .unwrap_or(9)
 }
+/// A bulk TCP run (iperf3 needs a few seconds to reach its rate).
 const SECONDS: u32 = 3;
+/// A raw 64-byte run: short, so the three rulesets of a round are measured within seconds of each
+/// other and the machine's drift (CPU frequency, neighbours on the host) falls on all three alike.
+const RAW_SECONDS: u64 = 1;
 
 /// `DATAPATH_ONLY`: measure only the streams whose name contains it (e.g. `bridge`).
 fn wanted(name: &str) -> bool {
@@ -34,6 +45,10 @@ fn wanted(name: &str) -> bool {
 /// work): the scheduler moving them about varied the runs by up to 15 %.
 const CLIENT_CPU: &str = "0";
 const SERVER_CPU: &str = "1";
+/// The raw frames' sender, and the CPU the router's ports steer their frames to (RPS), which runs
+/// the whole path.
+const RAW_CPU: usize = 1;
+const PATH_CPU: usize = 0;
 
 /// The policy of our tables for the lab router, by hand and as cheap as we could make it:
 ///
@@ -129,16 +144,27 @@ impl Drop for Server {
 
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
-    /// As fast as TCP goes (Mbit/s).
+    /// As fast as TCP goes (Mbit/s, iperf3).
     TcpBulk,
-    /// 64-byte writes, no Nagle: one small segment each (Mbit/s, a packet rate in disguise).
+    /// 64-byte TCP segments (ACK, never an opener), raw frames (frames/s received).
     Tcp64,
-    /// 64-byte datagrams as fast as the sender can (datagrams/s received).
+    /// 64-byte UDP datagrams, raw frames (frames/s received).
     Udp64,
 }
 
+/// One run of a stream: raw frames for the 64-byte kinds, iperf3 for bulk.
+fn measure(lab: &Lab, st: &Stream) -> f64 {
+    match st.frame {
+        Some(frame) => {
+            let to = &st.to_ns;
+            lab.raw_stream(&st.from, to, frame, st.answer, RAW_SECONDS, RAW_CPU)
+        }
+        None => iperf3(lab, &st.from, &st.to, st.port, st.kind),
+    }
+}
+
 /// One iperf3 run from `ns` to `to:port`.
-fn measure(lab: &Lab, ns: &str, to: &str, port: u16, kind: Kind) -> f64 {
+fn iperf3(lab: &Lab, ns: &str, to: &str, port: u16, kind: Kind) -> f64 {
     let secs = SECONDS.to_string();
     let port = port.to_string();
     let mut args = vec![
@@ -193,6 +219,12 @@ struct Stream {
     to: String,
     port: u16,
     kind: Kind,
+    /// The receiving host's namespace.
+    to_ns: String,
+    /// The raw frame of a 64-byte stream.
+    frame: Option<Frame>,
+    /// A routed stream's answer, from the receiver (conntrack then calls the flow established).
+    answer: Option<Frame>,
 }
 
 /// The rulesets a stream is measured under, in the order of `Stream` results.
@@ -214,64 +246,187 @@ fn main() {
         Server::start(&lab.camera, 22211),
         Server::start(&lab.camera, 5801),
     ];
-    let (remote, cc, wan, camera) = (
-        REMOTE_IP.to_string(),
-        CC_IP.to_string(),
-        WAN_IP.to_string(),
-        CAMERA_IP.to_string(),
+    for host in [&lab.cc, &lab.camera, &lab.remote] {
+        lab.sink(host);
+    }
+    lab.steer_router_ports(PATH_CPU);
+    let mac = |ns: &str| lab.mac_of(ns, "eth0");
+    let (router_lan, router_wan) = (
+        lab.mac_of(&lab.router, LAN_DEV),
+        lab.mac_of(&lab.router, WAN_DEV),
     );
-    let s = |name, from: &str, to: &str, port, kind| Stream {
-        name,
-        from: from.to_string(),
-        to: to.to_string(),
-        port,
-        kind,
-    };
+    // (namespace, its address, the MAC its frames go to for this stream)
+    let camera = (lab.camera.clone(), CAMERA_IP, mac(&lab.camera));
+    let cc = (lab.cc.clone(), CC_IP, mac(&lab.cc));
+    let other = (lab.other.clone(), OTHER_IP, mac(&lab.other));
+    let remote = (lab.remote.clone(), REMOTE_IP, mac(&lab.remote));
+    type Host = (String, std::net::Ipv4Addr, [u8; 6]);
+    // A stream from `a` to `b`; `via`: the router's MAC on the way (routed), else `b`'s own.
+    let s =
+        |name, a: &Host, b: &Host, dst: std::net::Ipv4Addr, via: Option<[u8; 6]>, port, kind| {
+            let frame = (kind != TcpBulk).then(|| Frame {
+                src_mac: a.2,
+                dst_mac: via.unwrap_or(b.2),
+                src: a.1,
+                dst,
+                sport: RAW_SPORT,
+                dport: port,
+                tcp: kind == Tcp64,
+            });
+            // Routed: the receiver answers through the router, from its own address (after the DNAT of
+            // the inbound stream, the Command Center's) to the flow's reply address (for the outbound
+            // one, the router's WAN address: fw4 masquerades it).
+            let inbound = via == Some(router_wan);
+            let (back_via, back_to) = if inbound {
+                (router_lan, a.1)
+            } else {
+                (router_wan, WAN_IP)
+            };
+            let answer = frame.filter(|_| via.is_some()).map(|f| Frame {
+                src_mac: b.2,
+                dst_mac: back_via,
+                src: b.1,
+                dst: back_to,
+                sport: port,
+                dport: RAW_SPORT,
+                tcp: f.tcp,
+            });
+            Stream {
+                name,
+                from: a.0.clone(),
+                to: dst.to_string(),
+                port,
+                kind,
+                to_ns: b.0.clone(),
+                frame,
+                answer,
+            }
+        };
     use Kind::*;
     let streams = [
-        s("bridge camera->cc udp64", &lab.camera, &cc, 5800, Udp64),
-        s("bridge camera->cc tcp64", &lab.camera, &cc, 22211, Tcp64),
+        s(
+            "bridge camera->cc udp64",
+            &camera,
+            &cc,
+            CC_IP,
+            None,
+            5800,
+            Udp64,
+        ),
+        s(
+            "bridge camera->cc tcp64",
+            &camera,
+            &cc,
+            CC_IP,
+            None,
+            22211,
+            Tcp64,
+        ),
         s(
             "bridge camera->cc tcp bulk",
-            &lab.camera,
+            &camera,
             &cc,
+            CC_IP,
+            None,
             22211,
             TcpBulk,
         ),
-        s("bridge cc->camera udp64", &lab.cc, &camera, 5801, Udp64),
-        s("bridge cc->camera tcp64", &lab.cc, &camera, 22211, Tcp64),
-        s("bridge other->cc udp64", &lab.other, &cc, 5201, Udp64),
-        s("bridge other->cc tcp64", &lab.other, &cc, 5201, Tcp64),
-        s("bridge other->cc tcp bulk", &lab.other, &cc, 5201, TcpBulk),
+        s(
+            "bridge cc->camera udp64",
+            &cc,
+            &camera,
+            CAMERA_IP,
+            None,
+            5801,
+            Udp64,
+        ),
+        s(
+            "bridge cc->camera tcp64",
+            &cc,
+            &camera,
+            CAMERA_IP,
+            None,
+            22211,
+            Tcp64,
+        ),
+        s(
+            "bridge other->cc udp64",
+            &other,
+            &cc,
+            CC_IP,
+            None,
+            5201,
+            Udp64,
+        ),
+        s(
+            "bridge other->cc tcp64",
+            &other,
+            &cc,
+            CC_IP,
+            None,
+            5201,
+            Tcp64,
+        ),
+        s(
+            "bridge other->cc tcp bulk",
+            &other,
+            &cc,
+            CC_IP,
+            None,
+            5201,
+            TcpBulk,
+        ),
         s(
             "routed wan->cc 20570 tcp64",
-            &lab.remote,
-            &wan,
+            &remote,
+            &cc,
+            WAN_IP,
+            Some(router_wan),
             20570,
             Tcp64,
         ),
         s(
             "routed wan->cc 20570 tcp bulk",
-            &lab.remote,
-            &wan,
+            &remote,
+            &cc,
+            WAN_IP,
+            None,
             20570,
             TcpBulk,
         ),
-        s("routed cc->wan udp64", &lab.cc, &remote, 5201, Udp64),
+        s(
+            "routed cc->wan udp64",
+            &cc,
+            &remote,
+            REMOTE_IP,
+            Some(router_lan),
+            5201,
+            Udp64,
+        ),
     ];
     // Our tables as the agent renders them in this router (print-ruleset reads its network, the
     // camera included), put in and taken out by nft.
     let printed = lab.run_agent(&["print-ruleset", "--config", cfg.to_str().unwrap(), "--json"]);
     assert!(printed.status.success(), "print-ruleset failed");
     let ours_json = printed.stdout;
+    if std::env::var_os("DATAPATH_PRINT").is_some() {
+        let text = lab.run_agent(&["print-ruleset", "--config", cfg.to_str().unwrap(), "--text"]);
+        println!("{}", String::from_utf8_lossy(&text.stdout));
+    }
     let load = |side: &str| {
         let out = match side {
             "none" => lab.nft_stdin(NONE),
             "reference" => lab.nft_stdin(&format!("{NONE}{REFERENCE}")),
-            _ => {
-                lab.nft_stdin(NONE);
-                lab.exec_with_stdin(&lab.router, &["nft", "-j", "-f", "-"], &ours_json)
-            }
+            // DATAPATH_OURS_NFT: a ruleset file of one's own instead of ours, to try a variant.
+            _ => match std::env::var("DATAPATH_OURS_NFT") {
+                Ok(file) => {
+                    lab.nft_stdin(&(NONE.to_string() + &std::fs::read_to_string(file).unwrap()))
+                }
+                Err(_) => {
+                    lab.nft_stdin(NONE);
+                    lab.exec_with_stdin(&lab.router, &["nft", "-j", "-f", "-"], &ours_json)
+                }
+            },
         };
         assert!(
             out.status.success(),
@@ -300,14 +455,21 @@ fn main() {
             for k in 0..SIDES.len() {
                 let side = (round + k) % SIDES.len();
                 load(SIDES[side]);
-                results[i][side].push(measure(&lab, &st.from, &st.to, st.port, st.kind));
+                let rate = measure(&lab, st);
+                assert!(
+                    rate > 0.0,
+                    "{}: nothing arrived under {}",
+                    st.name,
+                    SIDES[side]
+                );
+                results[i][side].push(rate);
                 unload();
             }
         }
     }
     println!(
-        "data path through the lab router: {} rounds of {SECONDS} s, each stream under none, the \
-         reference and ours back to back (rotating order)",
+        "data path through the lab router: {} rounds ({RAW_SECONDS} s of raw 64-byte frames, {SECONDS} \
+         s of bulk TCP), each stream under none, the reference and ours back to back (rotating order)",
         rounds()
     );
     println!("| stream | unit | none | reference | ours | ours/reference | ours/none |");
@@ -321,10 +483,10 @@ fn main() {
         let ratio =
             |base: &[f64]| -> Vec<f64> { ours.iter().zip(base).map(|(o, b)| o / b).collect() };
         let (to_ref, to_none) = (ratio(reference), ratio(none));
-        let unit = if st.kind == Kind::Udp64 {
-            "pkt/s"
-        } else {
+        let unit = if st.kind == Kind::TcpBulk {
             "Mbit/s"
+        } else {
+            "frames/s"
         };
         println!(
             "| {} | {unit} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} |",

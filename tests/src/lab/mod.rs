@@ -22,17 +22,20 @@
 //!
 //! One `Lab`, its parts in one file each: `topology` (namespaces, links, running things in them),
 //! `firewall` (fw4's ruleset and our tables), `agent` (the agent under test: config, start, signals,
-//! log, API), `probes` (real packets between hosts), `clients` (HTTP, SOAP and SSDP as LAN clients).
+//! log, API), `probes` (real packets between hosts), `clients` (HTTP, SOAP and SSDP as LAN clients),
+//! `frames` (raw 64-byte streams for the data-path benchmark).
 
 mod agent;
 mod clients;
 mod firewall;
+mod frames;
 mod isp;
 mod probes;
 mod topology;
 
 pub use clients::{header_value, notify_within, soap_body, split_response, upnp_error};
 pub use firewall::CountingNft;
+pub use frames::{parse_mac, Frame, RAW_SPORT};
 pub use isp::{Isp, MINIUPNPD_CHAINS};
 pub use probes::{exchange, exchange_within, tcp_connect_from, EchoServer};
 
