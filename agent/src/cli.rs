@@ -316,13 +316,7 @@ fn remedy(a: Args) -> i32 {
     crate::net::sysfs::switching(&mut net.links, &[]);
     match crate::net::remedy::files::plan_for(&c, &net) {
         Ok(plan) => {
-            eprintln!(
-                "# {} -> network {} on {} at {}",
-                plan.ports.join(", "),
-                plan.network,
-                plan.device,
-                plan.address
-            );
+            eprintln!("# {}", plan.headline());
             for note in &plan.notes {
                 eprintln!("# {note}");
             }

@@ -266,7 +266,7 @@ fn the_package_as_shipped_works_on_a_router_and_follows_the_wan_device() {
         .unwrap()
         .iter()
         .filter(|(_, args)| **args == json!({}));
-    assert_eq!(reads.clone().count(), 6, "{listed}");
+    assert_eq!(reads.clone().count(), 7, "{listed}");
     for (method, _) in reads {
         let v = rpcd(&lab, &root, method, "{}");
         assert!(v.get("error").is_none(), "{method}: {v}");

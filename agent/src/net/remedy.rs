@@ -93,6 +93,15 @@ pub struct Plan {
     pub isolation: Option<Isolation>,
 }
 
+impl Plan {
+    /// `ports lan2 -> network wilifecam on br-wilifecam at 192.168.61.1/24`
+    pub fn headline(&self) -> String {
+        let ports = self.ports.join(" ");
+        let (n, d, a) = (&self.network, &self.device, &self.address);
+        format!("ports {ports} -> network {n} on {d} at {a}")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Isolation {
     pub message: String,

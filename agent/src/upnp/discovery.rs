@@ -8,17 +8,14 @@
 
 use super::description::{wants_v1, Identity, DESC_PATH};
 use super::ssdp::{self, RateLimit, GROUP, PORT};
+use super::ssdp_socket;
 use crate::consts::{
     SSDP_BURST, SSDP_MX_MARGIN_MS, SSDP_RATE_PER_SEC, SSDP_SHARED_BURST, SSDP_SHARED_RATE_PER_SEC,
 };
 use crate::net::NetState;
-use nix::sys::socket::{
-    bind, recvmsg, sendto, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned,
-    MsgFlags, SockFlag, SockType, SockaddrIn,
-};
+use nix::sys::socket::{sendto, MsgFlags, SockaddrIn};
 use std::collections::HashMap;
-use std::io::IoSliceMut;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -107,19 +104,7 @@ impl Discovery {
 }
 
 fn listen_socket() -> std::io::Result<UdpSocket> {
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-    setsockopt(&fd, sockopt::Ipv4PacketInfo, &true)?;
-    bind(
-        fd.as_raw_fd(),
-        &SockaddrIn::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT)),
-    )?;
-    let sock = UdpSocket::from(fd);
+    let sock = ssdp_socket::port_socket(Ipv4Addr::UNSPECIFIED)?;
     sock.set_read_timeout(Some(Duration::from_millis(200)))?;
     Ok(sock)
 }
@@ -195,46 +180,12 @@ impl Worker {
     /// that failed is tried again).
     fn refresh(&mut self, settings: &Settings) {
         self.lan = settings.lan.clone();
-        for lan in &self.lan {
-            for (ip, _) in &lan.addrs {
-                if self.joined.contains(&(lan.index, *ip)) {
-                    continue;
-                }
-                match self.sock.join_multicast_v4(&GROUP, ip) {
-                    Ok(()) => {
-                        debug!("SSDP: joined {GROUP} on {ip}");
-                        self.joined.push((lan.index, *ip));
-                    }
-                    Err(e) if e.raw_os_error() == Some(nix::libc::EADDRINUSE) => {
-                        self.joined.push((lan.index, *ip));
-                    }
-                    Err(e) => warning!("SSDP: cannot join {GROUP} on {ip}: {e}"),
-                }
-            }
-        }
-        let addrs: Vec<Ipv4Addr> = self
-            .lan
-            .iter()
-            .flat_map(|l| l.addrs.iter().map(|a| a.0))
+        let addrs: Vec<(u32, Ipv4Addr)> = (self.lan.iter())
+            .flat_map(|l| l.addrs.iter().map(|a| (l.index, a.0)))
             .collect();
-        self.joined.retain(|(_, ip)| addrs.contains(ip));
-        self.senders.retain(|ip, _| addrs.contains(ip));
-        for ip in addrs {
-            if self.senders.contains_key(&ip) {
-                continue;
-            }
-            let sender = UdpSocket::bind((ip, 0)).and_then(|s| {
-                s.set_multicast_ttl_v4(2)?;
-                s.set_multicast_loop_v4(false)?;
-                Ok(s)
-            });
-            match sender {
-                Ok(s) => {
-                    self.senders.insert(ip, s);
-                }
-                Err(e) => warning!("SSDP: cannot send from {ip}: {e}"),
-            }
-        }
+        ssdp_socket::join(&self.sock, &mut self.joined, &addrs, "SSDP");
+        let ips: Vec<Ipv4Addr> = addrs.iter().map(|a| a.1).collect();
+        ssdp_socket::senders(&mut self.senders, &ips, 0, 2, "SSDP");
     }
 
     fn location(settings: &Settings, ip: Ipv4Addr) -> String {
@@ -287,27 +238,10 @@ impl Worker {
     }
 
     fn receive(&mut self, settings: &Settings, buf: &mut [u8]) {
-        let fd = self.sock.as_raw_fd();
-        let mut iov = [IoSliceMut::new(buf)];
-        let mut cmsg = nix::cmsg_space!(nix::libc::in_pktinfo);
-        let (n, src, ifindex, to_group) =
-            match recvmsg::<SockaddrIn>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
-                Ok(msg) => {
-                    let mut ifindex = 0;
-                    let mut dst = Ipv4Addr::UNSPECIFIED;
-                    if let Ok(cmsgs) = msg.cmsgs() {
-                        for c in cmsgs {
-                            if let ControlMessageOwned::Ipv4PacketInfo(pi) = c {
-                                ifindex = pi.ipi_ifindex as u32;
-                                dst = Ipv4Addr::from(u32::from_be(pi.ipi_addr.s_addr));
-                            }
-                        }
-                    }
-                    let Some(src) = msg.address else { return };
-                    (msg.bytes, SocketAddrV4::from(src), ifindex, dst == GROUP)
-                }
-                Err(_) => return, // timeout or EINTR: the loop comes back
-            };
+        let Some(heard) = ssdp_socket::receive(&self.sock, buf, MsgFlags::empty()) else {
+            return; // timeout or EINTR: the loop comes back
+        };
+        let (n, src, ifindex, to_group) = (heard.len, heard.from, heard.ifindex, heard.to_group);
         // Only the LAN devices, only their subnets.
         let Some(lan) = self.lan.iter().find(|l| l.index == ifindex) else {
             return;

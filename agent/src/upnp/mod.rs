@@ -14,4 +14,5 @@ pub mod relayd;
 pub mod server;
 pub mod soap;
 pub mod ssdp;
+pub mod ssdp_socket;
 pub mod xml;

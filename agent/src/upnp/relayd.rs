@@ -9,18 +9,15 @@
 use super::discovery::LanIf;
 use super::relay::{message, Action, Relay, Sides};
 use super::ssdp::{self, RateLimit, GROUP, PORT};
+use super::ssdp_socket;
 use crate::consts::{
     SSDP_BURST, SSDP_RATE_PER_SEC, SSDP_RELAY_PORT, SSDP_SHARED_BURST, SSDP_SHARED_RATE_PER_SEC,
 };
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{
-    bind, recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType, SockaddrIn,
-};
+use nix::sys::socket::MsgFlags;
 use std::collections::HashMap;
-use std::io::IoSliceMut;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -35,7 +32,7 @@ pub struct SsdpRelay {
 
 impl SsdpRelay {
     pub fn start(sides: Sides) -> std::io::Result<SsdpRelay> {
-        let group = group_socket()?;
+        let group = ssdp_socket::port_socket(GROUP)?;
         let stop = Arc::new(AtomicBool::new(false));
         let sides = Arc::new(Mutex::new(sides));
         let (s, sd) = (stop.clone(), sides.clone());
@@ -59,22 +56,6 @@ impl SsdpRelay {
             let _ = h.join();
         }
     }
-}
-
-fn group_socket() -> std::io::Result<UdpSocket> {
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-    setsockopt(&fd, sockopt::Ipv4PacketInfo, &true)?;
-    bind(
-        fd.as_raw_fd(),
-        &SockaddrIn::from(SocketAddrV4::new(GROUP, PORT)),
-    )?;
-    Ok(UdpSocket::from(fd))
 }
 
 struct Worker {
@@ -143,59 +124,17 @@ impl Worker {
         let addrs: Vec<(u32, Ipv4Addr)> = (all.iter())
             .flat_map(|d| d.addrs.iter().map(|(ip, _)| (d.index, *ip)))
             .collect();
-        for &(index, ip) in &addrs {
-            if self.joined.contains(&(index, ip)) {
-                continue;
-            }
-            match self.group.join_multicast_v4(&GROUP, &ip) {
-                Ok(()) => self.joined.push((index, ip)),
-                Err(e) if e.raw_os_error() == Some(nix::libc::EADDRINUSE) => {
-                    self.joined.push((index, ip))
-                }
-                Err(e) => warning!("SSDP relay: cannot join {GROUP} on {ip}: {e}"),
-            }
-        }
-        self.joined.retain(|j| addrs.contains(j));
-        self.senders
-            .retain(|ip, _| addrs.iter().any(|(_, a)| a == ip));
-        for &(_, ip) in &addrs {
-            if self.senders.contains_key(&ip) {
-                continue;
-            }
-            let sender = UdpSocket::bind((ip, SSDP_RELAY_PORT)).and_then(|s| {
-                // One hop: the group on the other side, no further.
-                s.set_multicast_ttl_v4(1)?;
-                s.set_multicast_loop_v4(false)?;
-                s.set_nonblocking(true)?;
-                Ok(s)
-            });
-            match sender {
-                Ok(s) => {
-                    self.senders.insert(ip, s);
-                }
-                Err(e) => warning!("SSDP relay: cannot send from {ip}: {e}"),
-            }
-        }
+        ssdp_socket::join(&self.group, &mut self.joined, &addrs, "SSDP relay");
+        let ips: Vec<Ipv4Addr> = addrs.iter().map(|a| a.1).collect();
+        // One hop: the group on the other side, no further.
+        ssdp_socket::senders(&mut self.senders, &ips, SSDP_RELAY_PORT, 1, "SSDP relay");
     }
 
     fn heard_on_group(&mut self, sides: &Sides, buf: &mut [u8]) {
-        let mut iov = [IoSliceMut::new(buf)];
-        let mut cmsg = nix::cmsg_space!(nix::libc::in_pktinfo);
-        let fd = self.group.as_raw_fd();
-        let Ok(msg) = recvmsg::<SockaddrIn>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT)
-        else {
+        let Some(heard) = ssdp_socket::receive(&self.group, buf, MsgFlags::MSG_DONTWAIT) else {
             return;
         };
-        let mut ifindex = 0;
-        for c in msg.cmsgs().into_iter().flatten() {
-            if let ControlMessageOwned::Ipv4PacketInfo(pi) = c {
-                ifindex = pi.ipi_ifindex as u32;
-            }
-        }
-        let (Some(src), n) = (msg.address, msg.bytes) else {
-            return;
-        };
-        let src = SocketAddrV4::from(src);
+        let (src, ifindex, n) = (heard.from, heard.ifindex, heard.len);
         let datagram = &buf[..n];
         let Some(m) = message(datagram) else { return };
         let now = Instant::now();

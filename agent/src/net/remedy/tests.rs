@@ -46,13 +46,7 @@ fn shown(plan: &Result<Plan, String>) -> String {
     match plan {
         Err(why) => format!("# nothing to apply: {why}\n"),
         Ok(p) => {
-            let mut out = format!(
-                "# ports {} -> network {} on {} at {}\n",
-                p.ports.join(" "),
-                p.network,
-                p.device,
-                p.address
-            );
+            let mut out = format!("# {}\n", p.headline());
             for n in &p.notes {
                 out.push_str(&format!("# note: {n}\n"));
             }
