@@ -12,13 +12,16 @@
 //! as the kernel takes them; the router's ports steer them (RPS) to the other CPU, which runs the
 //! whole path (router, then receiver) and, always busy, sets the rate: per-packet cost, not a
 //! sender's speed (iperf3's UDP client capped the old runs at 150-200 kpps). A routed stream is first
-//! answered once, so conntrack holds it established, as any real flow. Bulk TCP is iperf3.
+//! answered once, so conntrack holds it established, as any real flow; the bridge knows every LAN
+//! host's port (a receiver that only listens would otherwise be forgotten and each frame flooded to
+//! every port). Bulk TCP is iperf3.
 //!
 //! One line per stream, `datapath STREAM: ours/reference R1 ours/none R2 (N rounds)`: the medians of
 //! the per-round ratios, or for bulk TCP (whose noise is about ±10 %) their range over the rounds.
 //! The bars (issue 28): ours/reference >= 0.97 on every stream; ours/none >= 0.95 for the frames
 //! between two hosts that are neither camera nor Command Center. `DATAPATH_OURS_NFT=FILE` measures a
-//! ruleset of one's own in place of ours (an empty file gives the noise floor: none against none).
+//! ruleset of one's own in place of ours (its tables named `wilife`, inet, bridge or netdev, so they
+//! are taken out between runs; an empty file gives the noise floor: none against none).
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -237,19 +240,22 @@ fn main() {
         &format!("config camera\n\toption name 'porch'\n\toption mac '{CAMERA_MAC}'\n"),
     );
     let cfg = lab.write_config("wilife", &text);
+    lab.add_peer();
     let _servers = [
         Server::start(&lab.remote, 5201),
         Server::start(&lab.cc, 5201),
+        Server::start(&lab.peer, 5201),
         Server::start(&lab.cc, 22211),
         Server::start(&lab.cc, 20570),
         Server::start(&lab.cc, 5800),
         Server::start(&lab.camera, 22211),
         Server::start(&lab.camera, 5801),
     ];
-    for host in [&lab.cc, &lab.camera, &lab.remote] {
+    for host in [&lab.cc, &lab.camera, &lab.remote, &lab.peer] {
         lab.sink(host);
     }
     lab.steer_router_ports(PATH_CPU);
+    lab.pin_lan_hosts();
     let mac = |ns: &str| lab.mac_of(ns, "eth0");
     let (router_lan, router_wan) = (
         lab.mac_of(&lab.router, LAN_DEV),
@@ -259,6 +265,7 @@ fn main() {
     let camera = (lab.camera.clone(), CAMERA_IP, mac(&lab.camera));
     let cc = (lab.cc.clone(), CC_IP, mac(&lab.cc));
     let other = (lab.other.clone(), OTHER_IP, mac(&lab.other));
+    let peer = (lab.peer.clone(), PEER_IP, mac(&lab.peer));
     let remote = (lab.remote.clone(), REMOTE_IP, mac(&lab.remote));
     type Host = (String, std::net::Ipv4Addr, [u8; 6]);
     // A stream from `a` to `b`; `via`: the router's MAC on the way (routed), else `b`'s own.
@@ -350,28 +357,28 @@ fn main() {
             Tcp64,
         ),
         s(
-            "bridge other->cc udp64",
+            "bridge other->peer udp64",
             &other,
-            &cc,
-            CC_IP,
+            &peer,
+            PEER_IP,
             None,
             5201,
             Udp64,
         ),
         s(
-            "bridge other->cc tcp64",
+            "bridge other->peer tcp64",
             &other,
-            &cc,
-            CC_IP,
+            &peer,
+            PEER_IP,
             None,
             5201,
             Tcp64,
         ),
         s(
-            "bridge other->cc tcp bulk",
+            "bridge other->peer tcp bulk",
             &other,
-            &cc,
-            CC_IP,
+            &peer,
+            PEER_IP,
             None,
             5201,
             TcpBulk,
@@ -441,6 +448,7 @@ fn main() {
             ("bridge", "reference"),
             ("inet", "wilife"),
             ("bridge", "wilife"),
+            ("netdev", "wilife"),
         ] {
             lab.nft(&["delete", "table", family, table]);
         }

@@ -120,6 +120,30 @@ impl Lab {
         self.sh(&self.router, &script);
     }
 
+    /// The bridge knows where each LAN host is, as on a LAN whose hosts talk: without it, a frame to
+    /// a receiver that only listens is flooded to every port (the bridge forgets a silent MAC after
+    /// 300 s), and each stream would pay for its copies to the other ports.
+    pub fn pin_lan_hosts(&self) {
+        for (port, mac) in [
+            ("lan-cc", CC_MAC),
+            ("lan-cam", CAMERA_MAC),
+            ("lan-other", OTHER_MAC),
+            ("lan-peer", PEER_MAC),
+        ] {
+            if !self
+                .exec(&self.router, &["ip", "link", "show", port])
+                .status
+                .success()
+            {
+                continue;
+            }
+            self.sh(
+                &self.router,
+                &format!("bridge fdb replace {mac} dev {port} master static"),
+            );
+        }
+    }
+
     /// The receiver's side: raw frames (from or to port RAW_SPORT: a stream, or the answer that
     /// made it established) are dropped on arrival, before any socket lookup, so they draw no ICMP
     /// or RST (a RST would close the flow for conntrack). Counted on the device before that.

@@ -3,10 +3,12 @@
 //! ```text
 //!  remote (203.0.113.100) ──wan0── router ──br-lan (192.168.50.1/24)─┬─ cc (192.168.50.10)
 //!                        203.0.113.1     │                            ├─ camera (192.168.50.20)
-//!                                        │                            └─ other (192.168.50.30)
+//!                                        │                            ├─ other (192.168.50.30)
+//!                                        │                            └─ peer (192.168.50.40)
 //!                                        └──br-cam (192.168.60.1/24)── camnet (192.168.60.20)
 //! ```
-//! (`br-cam` and `camnet` only after `add_camera_network`: a separate camera network, routed.)
+//! (`br-cam` and `camnet` only after `add_camera_network`: a separate camera network, routed; `peer`
+//! only after `add_peer`: a second host that is neither camera nor Command Center.)
 //!
 //! `behind_isp` turns `remote` into an ISP's router (double NAT, see `isp.rs`):
 //!
@@ -71,6 +73,10 @@ pub const CC_MAC: &str = "0a:00:00:00:00:10";
 pub const CAMERA_MAC: &str = "0a:00:00:00:00:20";
 
 pub const OTHER_MAC: &str = "0a:00:00:00:00:30";
+
+pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 50, 40);
+
+pub const PEER_MAC: &str = "0a:00:00:00:00:40";
 
 pub const CAMNET_ROUTER_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 60, 1);
 
@@ -210,6 +216,8 @@ pub struct Lab {
     pub camera: String,
     pub remote: String,
     pub other: String,
+    /// A second plain LAN host (exists after `add_peer`).
+    pub peer: String,
     /// The host on the separate camera network (exists after `add_camera_network`).
     pub camnet: String,
     /// The internet host beyond the ISP router (exists after `behind_isp`).
@@ -243,6 +251,7 @@ impl Drop for Lab {
             &self.camera,
             &self.remote,
             &self.other,
+            &self.peer,
             &self.camnet,
             &self.internet,
         ] {

@@ -17,6 +17,7 @@ impl Lab {
             camera: format!("{id}-camera"),
             remote: format!("{id}-remote"),
             other: format!("{id}-other"),
+            peer: format!("{id}-peer"),
             camnet: format!("{id}-camnet"),
             internet: format!("{id}-internet"),
             agent_log: dir.join("agent.log"),
@@ -115,6 +116,13 @@ impl Lab {
         self.ip(ns, &["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
         self.ip(ns, &["link", "set", "eth0", "up"]);
         self.ip(ns, &["route", "add", "default", "via", &gw.to_string()]);
+    }
+
+    /// A second host on `br-lan` that is neither camera nor Command Center, beside `other`.
+    pub fn add_peer(&self) {
+        must("ip", &["netns", "add", &self.peer]);
+        self.ip(&self.peer, &["link", "set", "lo", "up"]);
+        self.host_on_bridge(&self.peer, "lan-peer", LAN_DEV, PEER_IP, PEER_MAC, LAN_IP);
     }
 
     /// A separate camera network: bridge `br-cam` (192.168.60.1/24) on the router with host `camnet`.
