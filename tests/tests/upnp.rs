@@ -39,20 +39,6 @@ fn restart(lab: &mut Lab) {
     lab.start_upnp_agent(&cfg);
 }
 
-/// `upnpc` in a namespace. Debian's miniupnpc calls an IGD whose WAN address is in TEST-NET "not
-/// connected"; `-i` accepts it anyway.
-fn upnpc(lab: &Lab, ns: &str, args: &[&str]) -> (bool, String) {
-    let mut full = vec!["upnpc", "-i"];
-    full.extend_from_slice(args);
-    let out = lab.exec(ns, &full);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 /// How many mappings of `port` the kernel holds (one element of map `upnp_addr`, or none).
 fn mapped(lab: &Lab, port: u16) -> usize {
     lab.mappings_in_force()
@@ -84,7 +70,7 @@ fn api(lab: &Lab, method: &str, path: &str, token: Option<&str>) -> (u16, serde_
 fn upnpc_discovers_maps_lists_and_unmaps_and_the_forward_follows() {
     let lab = upnp_lab("");
     let _echo = lab.echo_server(&lab.cc.clone(), 20570, "cc");
-    let (ok, out) = upnpc(&lab, &lab.cc, &["-s"]);
+    let (ok, out) = lab.upnpc(&lab.cc, &["-s"]);
     assert!(ok, "{out}");
     assert!(
         out.contains(&format!("ExternalIPAddress = {WAN_IP}")),
@@ -96,8 +82,7 @@ fn upnpc_discovers_maps_lists_and_unmaps_and_the_forward_follows() {
     );
     // Before the mapping, the internet cannot reach the cc.
     assert!(lab.tcp_exchange(&lab.remote, wan(20570), "x").is_err());
-    let (ok, out) = upnpc(
-        &lab,
+    let (ok, out) = lab.upnpc(
         &lab.cc,
         &["-a", &CC_IP.to_string(), "20570", "20570", "TCP"],
     );
@@ -106,9 +91,9 @@ fn upnpc_discovers_maps_lists_and_unmaps_and_the_forward_follows() {
         lab.tcp_exchange(&lab.remote, wan(20570), "hi").unwrap(),
         "cc:hi"
     );
-    let (_, out) = upnpc(&lab, &lab.cc, &["-l"]);
+    let (_, out) = lab.upnpc(&lab.cc, &["-l"]);
     assert!(out.contains(&format!("TCP 20570->{CC_IP}:20570")), "{out}");
-    let (ok, out) = upnpc(&lab, &lab.cc, &["-d", "20570", "TCP"]);
+    let (ok, out) = lab.upnpc(&lab.cc, &["-d", "20570", "TCP"]);
     assert!(ok, "{out}");
     let err = lab.tcp_exchange(&lab.remote, wan(20570), "x").unwrap_err();
     assert!(

@@ -1,6 +1,7 @@
 //! The UPnP Internet Gateway Device, scoped to WiLife: SSDP discovery on the LAN, device and service
 //! descriptions, SOAP control, GENA eventing — and a pure policy that grants only the direct-mode ports.
 
+pub mod carried;
 pub mod control;
 pub mod description;
 pub mod discovery;

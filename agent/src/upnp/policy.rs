@@ -66,6 +66,11 @@ pub enum Change {
     Remove {
         port: u16,
     },
+    /// The IGD takes back a grant the gateway upstream does not forward (another host has the port
+    /// there): the internet would not reach it, so the client is told ConflictInMappingEntry.
+    TakeBack {
+        port: u16,
+    },
     /// The leases that have ended go.
     Expire,
 }
@@ -79,6 +84,7 @@ impl Change {
             Change::Delete { .. } => "DeletePortMapping",
             Change::DeleteRange { .. } => "DeletePortMappingRange",
             Change::Remove { .. } => "API delete",
+            Change::TakeBack { .. } => "taken upstream",
             Change::Expire => "lease",
         }
     }
@@ -88,7 +94,7 @@ impl Change {
         match self {
             Change::Add(r) => r.requester,
             Change::Delete { requester, .. } | Change::DeleteRange { requester, .. } => *requester,
-            Change::Remove { .. } | Change::Expire => Ipv4Addr::LOCALHOST,
+            Change::Remove { .. } | Change::TakeBack { .. } | Change::Expire => Ipv4Addr::LOCALHOST,
         }
     }
 
@@ -96,7 +102,9 @@ impl Change {
     pub fn port(&self) -> Option<u16> {
         match self {
             Change::Add(r) => Some(r.external_port),
-            Change::Delete { port, .. } | Change::Remove { port } => Some(*port),
+            Change::Delete { port, .. } | Change::Remove { port } | Change::TakeBack { port } => {
+                Some(*port)
+            }
             Change::DeleteRange { start, .. } => Some(*start),
             Change::Expire => None,
         }
@@ -156,7 +164,7 @@ pub fn decide(
             authorise(scope, *requester)?;
             delete_range(mappings, *requester, *start, *end, protocol)?
         }
-        Change::Remove { port } => one(remove(mappings, *port)?),
+        Change::Remove { port } | Change::TakeBack { port } => one(remove(mappings, *port)?),
         Change::Expire => {
             let (gone, kept) = mappings.iter().cloned().partition(|m| m.expired(now));
             return Ok(Decided {

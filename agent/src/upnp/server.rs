@@ -5,6 +5,7 @@
 //! them when they come in on a non-LAN device); a Host header that is not one of the router's own IP
 //! literals is refused (DNS rebinding).
 
+use super::carried;
 use super::control::{self, Igd};
 use super::description::{self as desc, wants_v1, Identity, Service};
 use super::discovery::{self, Discovery};
@@ -111,6 +112,31 @@ impl Igd for LiveIgd<'_> {
             .as_secs()
     }
     fn change(&self, change: Change) -> Result<Vec<Mapping>, Refusal> {
+        let shared = &self.server.shared;
+        let held: Vec<u16> = (shared.snapshot.lock().unwrap().mappings.iter())
+            .map(|m| m.external_port)
+            .collect();
+        carried::change(
+            change,
+            &held,
+            |c| self.ask(c),
+            |port| shared.snapshot.lock().unwrap().upstream.word_on(port),
+        )
+    }
+    fn malformed(&self, call: &soap::Call, refusal: &Refusal) {
+        let port = call.args.get("NewExternalPort");
+        self.server.shared.record(Decision::refused(
+            self.peer,
+            call.action.name,
+            port.and_then(|p| p.trim().parse().ok()),
+            refusal,
+        ));
+    }
+}
+
+impl LiveIgd<'_> {
+    /// Hands a change to the state owner and waits for its answer.
+    fn ask(&self, change: Change) -> Result<Vec<Mapping>, Refusal> {
         match self.server.shared.ask(change) {
             Ok(result) => result.map(|o| o.mappings),
             Err(e) => Err(Refusal::new(
@@ -121,15 +147,6 @@ impl Igd for LiveIgd<'_> {
                 },
             )),
         }
-    }
-    fn malformed(&self, call: &soap::Call, refusal: &Refusal) {
-        let port = call.args.get("NewExternalPort");
-        self.server.shared.record(Decision::refused(
-            self.peer,
-            call.action.name,
-            port.and_then(|p| p.trim().parse().ok()),
-            refusal,
-        ));
     }
 }
 

@@ -19,9 +19,11 @@ pub const MAX_PORTS: usize = 16;
 const FIRST_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(900);
 /// While mappings are held, the gateway's epoch is asked for this often: a restart (its mappings
-/// lost) is seen within it, whatever the lease. Its restart announcements would be quicker, but
-/// fw4 drops them on the WAN (they answer no request of ours).
-pub const PROBE_INTERVAL: Duration = Duration::from_secs(60);
+/// lost) is seen within it, whatever the lease, so the Command Center is reachable again within
+/// half a minute. One datagram (PCP, NAT-PMP) or one SOAP call (UPnP) each time. The gateway's
+/// restart announcements would be quicker, but fw4 drops them on the WAN (they answer no request of
+/// ours), and admitting them would need a hole in fw4 for a gateway's forged address.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(20);
 
 /// Why nothing is asked upstream now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -398,6 +400,8 @@ mod tests {
     const GW: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 1);
     const PUBLIC: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
     const ALL: [UpstreamProtocol; 3] = [Pcp, Natpmp, Upnp];
+    /// The probe interval in the gateway's epoch seconds.
+    const P: u32 = PROBE_INTERVAL.as_secs() as u32;
 
     fn config(mode: UpstreamMode) -> Upstream {
         Upstream {
@@ -490,10 +494,10 @@ mod tests {
                 external_address: PUBLIC
             }
         );
-        // The gateway's epoch is asked for every minute; renewals come at half the lifetime.
+        // The gateway's epoch is asked for every PROBE_INTERVAL; renewals come at half the lifetime.
         assert_eq!(c.next_due(), Some(t0 + PROBE_INTERVAL));
         assert!(
-            c.plan(AT, &two, &ALL, t0 + Duration::from_secs(59))
+            c.plan(AT, &two, &ALL, t0 + PROBE_INTERVAL - Duration::from_secs(1))
                 .is_empty(),
             "nothing due"
         );
@@ -502,7 +506,7 @@ mod tests {
             matches!(&probe[..], [Step::Probe(h)] if h.protocol == Pcp),
             "{probe:?}"
         );
-        c.record(&probe[0], Outcome::Epoch(70), &ALL, t0 + PROBE_INTERVAL);
+        c.record(&probe[0], Outcome::Epoch(10 + P), &ALL, t0 + PROBE_INTERVAL);
         assert_eq!(c.held.len(), 2);
         let renew = c.plan(AT, &two, &ALL, t0 + Duration::from_secs(300));
         assert_eq!(
@@ -662,7 +666,7 @@ mod tests {
             matches!(&steps[..], [Step::Map { port: 20571, .. }]),
             "{steps:?}"
         );
-        c.record(&steps[0], mapped(20571, 600, 65), &ALL, t2);
+        c.record(&steps[0], mapped(20571, 600, 5 + P), &ALL, t2);
         let t3 = t2 + PROBE_INTERVAL;
         assert_eq!(c.next_due(), Some(t3));
         let probe = c.plan(AT, &n, &ALL, t3);
@@ -676,19 +680,22 @@ mod tests {
             "the epoch went back: nothing is held any more"
         );
         assert_eq!(c.plan(AT, &n, &ALL, t3).len(), 2);
-        // A restart shortly after the last answer (down 10 s of the 60 since) is seen too; a clock
-        // that went on as ours did, a second either way, is no restart.
+        // A restart shortly after the last answer (up again for all but 10 s of our interval) is
+        // seen too; a clock that went on as ours did, a second either way, is no restart.
         let mut e = Cascade::default();
         round(&mut e, &n, t0, grant(600, 100));
         let t = t0 + PROBE_INTERVAL;
         let probe = e.plan(AT, &n, &ALL, t);
-        e.record(&probe[0], Outcome::Epoch(49), &ALL, t);
-        assert!(e.held.is_empty(), "up 49 s of our 60: it restarted");
+        e.record(&probe[0], Outcome::Epoch(P - 10), &ALL, t);
+        assert!(
+            e.held.is_empty(),
+            "up 10 s less than our interval: it restarted"
+        );
         let mut f = Cascade::default();
         round(&mut f, &n, t0, grant(600, 100));
         let probe = f.plan(AT, &n, &ALL, t);
-        f.record(&probe[0], Outcome::Epoch(159), &ALL, t);
-        assert_eq!(f.held.len(), 2, "59 s of our 60 is the same clock");
+        f.record(&probe[0], Outcome::Epoch(100 + P - 1), &ALL, t);
+        assert_eq!(f.held.len(), 2, "a second less than ours is the same clock");
         // An epoch that went on as time did is no restart.
         let mut d = Cascade::default();
         round(&mut d, &n, t0, grant(600, 1000));
@@ -698,7 +705,7 @@ mod tests {
         assert_eq!(d.held.len(), 2);
         let t2 = t1 + PROBE_INTERVAL;
         let probe = d.plan(AT, &n, &ALL, t2);
-        d.record(&probe[0], Outcome::Epoch(1299 + 60), &ALL, t2);
+        d.record(&probe[0], Outcome::Epoch(1299 + P), &ALL, t2);
         assert_eq!(d.held.len(), 2, "a probe whose epoch went on");
         assert_eq!(d.next_due(), Some(t2 + PROBE_INTERVAL));
     }

@@ -82,6 +82,31 @@ impl UpstreamStatus {
     pub fn carries_all(&self) -> bool {
         self.idle.is_none() && !self.mappings.is_empty() && self.missing.is_empty()
     }
+
+    /// The gateway's word on `port`, just granted here.
+    pub fn word_on(&self, port: u16) -> Word {
+        match self.idle {
+            // The first port in force: the worker has not seen it yet.
+            Some(Idle::NothingToCarry) => Word::Pending,
+            Some(_) => Word::NotAsked,
+            None if self.mappings.iter().any(|m| m.port == port) => Word::Forwarded,
+            None if self.taken.contains(&port) => Word::Taken,
+            None => Word::Pending,
+        }
+    }
+}
+
+/// What the gateway upstream says of a port (`UpstreamStatus::word_on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Word {
+    /// Nothing is carried upstream (no NAT there, mode off, no gateway).
+    NotAsked,
+    /// Asked, or about to be; no answer yet.
+    Pending,
+    /// The gateway forwards it to this router.
+    Forwarded,
+    /// The gateway gives it to someone else.
+    Taken,
 }
 
 /// What the owner hands the thread: the latest want (a burst of changes leaves only the last), and

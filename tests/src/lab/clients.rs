@@ -141,6 +141,20 @@ impl Lab {
         split_response(&raw)
     }
 
+    /// `upnpc` in a namespace. Debian's miniupnpc calls an IGD whose WAN address is in TEST-NET "not
+    /// connected"; `-i` accepts it anyway.
+    pub fn upnpc(&self, ns: &str, args: &[&str]) -> (bool, String) {
+        let mut full = vec!["upnpc", "-i"];
+        full.extend_from_slice(args);
+        let out = self.exec(ns, &full);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
     /// AddPortMapping (v1) from `ns` for `client`: the UPnP error code, 0 for success.
     pub fn add_mapping(
         &self,
