@@ -18,10 +18,6 @@ use crate::consts::{
     CAMERA_CONTROL_PORTS, PRIO_BRIDGE_FILTER, SSDP_GROUP, SSDP_PORT, UPNP_CONTROL_PORTS,
 };
 use crate::firewall::{camera_id, camera_ips, command_center_ips, NetFacts};
-use nftables::expr::{Expression as E, MetaKey};
-use nftables::schema::{SetType, SetTypeValue};
-use nftables::stmt::{Counter as CounterRef, Statement as S};
-use nftables::types::{NfChainType, NfFamily, NfHook};
 use std::net::Ipv4Addr;
 
 pub const SET_CAMERAS: &str = "cameras";
@@ -112,7 +108,7 @@ impl<'a> Cameras<'a> {
     }
 
     /// `tcp . 22211, tcp . 5800-5821, …`
-    fn services(&self) -> Vec<E<'static>> {
+    fn services(&self) -> Vec<E> {
         let mut out = Vec::new();
         for (proto, ranges) in self.service_ranges() {
             for (a, b) in ranges {
@@ -123,7 +119,7 @@ impl<'a> Cameras<'a> {
     }
 
     /// `5800-5821, 22211, …`: the ports of one protocol.
-    fn ports(&self, proto: &str) -> Vec<E<'static>> {
+    fn ports(&self, proto: &str) -> Vec<E> {
         let ranges = self.service_ranges();
         let (_, ranges) = ranges
             .iter()
@@ -132,44 +128,30 @@ impl<'a> Cameras<'a> {
         ranges.iter().map(|(a, b)| port_range(*a, *b)).collect()
     }
 
-    fn sets(&self, b: &mut Builder, family: NfFamily) {
-        let single = |t| SetTypeValue::Single(t);
-        if family == NfFamily::INet {
+    fn sets(&self, b: &mut Builder, family: &str) {
+        if family == INET {
             // The bridge picks a camera by a verdict map instead.
             b.set(
                 family,
                 SET_CAMERAS,
-                single(SetType::EtherAddr),
+                string("ether_addr"),
                 false,
                 self.macs(),
             );
             let ips = self.camera_ips();
-            b.set(
-                family,
-                SET_CAMERA_IPV4,
-                single(SetType::Ipv4Addr),
-                false,
-                ips,
-            );
+            b.set(family, SET_CAMERA_IPV4, string("ipv4_addr"), false, ips);
         } else {
             // inet has it already (sets of the main table).
-            b.set(
-                family,
-                SET_CC_IPV4,
-                single(SetType::Ipv4Addr),
-                false,
-                self.cc(),
-            );
+            b.set(family, SET_CC_IPV4, string("ipv4_addr"), false, self.cc());
         }
-        if family == NfFamily::Bridge {
+        if family == BRIDGE {
             for (name, proto, _) in BRIDGE_SERVICE_SETS {
                 let ports = self.ports(proto);
-                b.set(family, name, single(SetType::InetService), true, ports);
+                b.set(family, name, string("inet_service"), true, ports);
             }
             return;
         }
-        let ty =
-            || SetTypeValue::Concatenated(vec![SetType::InetProto, SetType::InetService].into());
+        let ty = || serde_json::json!(["inet_proto", "inet_service"]);
         b.set(family, SET_CAMERA_TO_CC, ty(), true, self.services());
         b.set(family, SET_CC_TO_CAMERA, ty(), true, self.services());
     }
@@ -177,19 +159,19 @@ impl<'a> Cameras<'a> {
     /// Per-camera counting on the routed path: `KEY vmap { mac : jump cam_ID_tx }`, each chain one
     /// named counter.
     fn routed_count_chains(&self, b: &mut Builder) {
-        let family = NfFamily::INet;
+        let family = INET;
         for c in &self.cams {
             for dir in ["tx", "rx"] {
                 let chain = format!("cam_{}_{dir}", c.id);
-                let counter = format!("cam_{}_routed_{dir}", c.id);
-                b.counter(family, counter.clone());
+                let name = format!("cam_{}_routed_{dir}", c.id);
+                b.counter(family, name.clone());
                 b.chain(family, &chain, None);
                 // counter name "cam_ID_routed_tx"
                 b.rule_in(
                     family,
                     &chain,
                     format!("wilife: camera {} {dir}", c.mac),
-                    vec![S::Counter(CounterRef::Named(counter.into()))],
+                    vec![counter(&name)],
                 );
             }
         }
@@ -199,24 +181,24 @@ impl<'a> Cameras<'a> {
     /// The sets of the routed rules (before any rule refers to them).
     pub(super) fn routed_sets(&self, b: &mut Builder) {
         if !self.cams.is_empty() {
-            self.sets(b, NfFamily::INet);
+            self.sets(b, INET);
         }
     }
 
     /// Does the forward chain isolate cameras (so every packet from or to one is looked at)?
     /// The elements of `cameras`, `camera_ipv4` and `cc_ipv4`, for `in_set`.
-    pub(super) fn macs(&self) -> Vec<E<'static>> {
+    pub(super) fn macs(&self) -> Vec<E> {
         self.cams.iter().map(|c| mac(&c.mac)).collect()
     }
 
-    pub(super) fn camera_ips(&self) -> Vec<E<'static>> {
+    pub(super) fn camera_ips(&self) -> Vec<E> {
         let mut ips: Vec<Ipv4Addr> = self.cams.iter().flat_map(|c| c.ips.clone()).collect();
         ips.sort();
         ips.dedup();
         ips.into_iter().map(string).collect()
     }
 
-    fn cc(&self) -> Vec<E<'static>> {
+    fn cc(&self) -> Vec<E> {
         self.cc_ips.iter().map(string).collect()
     }
 
@@ -277,7 +259,7 @@ impl<'a> Cameras<'a> {
                 ct_new(),
                 from_camera(),
                 is(payload("ip", "daddr"), string(SSDP_GROUP)),
-                is(payload("udp", "dport"), E::Number(SSDP_PORT.into())),
+                is(payload("udp", "dport"), num(SSDP_PORT)),
                 mark_set(bit),
             ],
         );
@@ -287,7 +269,7 @@ impl<'a> Cameras<'a> {
     fn routed_isolation(&self, b: &mut Builder) {
         let bit = self.config.connmark;
         let from_camera = || in_set(payload("ether", "saddr"), SET_CAMERAS, &self.macs());
-        b.counter(NfFamily::INet, COUNTER_ISOLATION_ROUTED.into());
+        b.counter(INET, COUNTER_ISOLATION_ROUTED.into());
         // ether saddr @cameras ct mark & BIT != BIT counter name "…" drop
         b.rule(
             CHAIN_FORWARD,
@@ -295,8 +277,8 @@ impl<'a> Cameras<'a> {
             vec![
                 from_camera(),
                 mark_lacks(bit),
-                S::Counter(CounterRef::Named(COUNTER_ISOLATION_ROUTED.into())),
-                S::Drop(None),
+                counter(COUNTER_ISOLATION_ROUTED),
+                drop(),
             ],
         );
         // ip daddr @camera_ipv4 ct mark & BIT != BIT drop
@@ -306,8 +288,8 @@ impl<'a> Cameras<'a> {
             vec![
                 in_set(payload("ip", "daddr"), SET_CAMERA_IPV4, &self.camera_ips()),
                 mark_lacks(bit),
-                S::Counter(CounterRef::Named(COUNTER_ISOLATION_ROUTED.into())),
-                S::Drop(None),
+                counter(COUNTER_ISOLATION_ROUTED),
+                drop(),
             ],
         );
     }
@@ -354,7 +336,7 @@ impl<'a> Cameras<'a> {
     /// What a camera may ask of the router itself: DHCP, IGMP (multicast membership, which SSDP needs on
     /// snooping bridges), DNS if allowed; nothing else reaches a local socket.
     fn camera_input(&self, b: &mut Builder) {
-        let inet = NfFamily::INet;
+        let inet = INET;
         b.counter(inet, COUNTER_ISOLATION_INPUT.into());
         b.chain(inet, CHAIN_CAMERA_INPUT, None);
         // ether saddr @cameras jump camera_input
@@ -366,14 +348,12 @@ impl<'a> Cameras<'a> {
                 jump(CHAIN_CAMERA_INPUT.into()),
             ],
         );
-        let ret = |comment: &str, expr: Vec<S<'static>>| {
-            (comment.to_string(), [expr, vec![S::Return(None)]].concat())
-        };
+        let ret = |comment: &str, expr: Vec<S>| (comment.to_string(), [expr, vec![ret()]].concat());
         let mut rules = vec![
             // udp dport 67 return
             ret(
                 "wilife: camera DHCP",
-                vec![is(payload("udp", "dport"), E::Number(67))],
+                vec![is(payload("udp", "dport"), num(67u16))],
             ),
             // ip protocol igmp return
             ret(
@@ -387,10 +367,7 @@ impl<'a> Cameras<'a> {
                 "wilife: camera SSDP to the relay",
                 vec![is(
                     payload("udp", "dport"),
-                    one_or_set(vec![
-                        E::Number(SSDP_PORT.into()),
-                        E::Number(crate::consts::SSDP_RELAY_PORT.into()),
-                    ]),
+                    one_or_set(vec![num(SSDP_PORT), num(crate::consts::SSDP_RELAY_PORT)]),
                 )],
             ));
         }
@@ -400,20 +377,17 @@ impl<'a> Cameras<'a> {
                 "wilife: camera DNS",
                 vec![
                     is(
-                        meta(MetaKey::L4proto),
+                        meta("l4proto"),
                         one_or_set(vec![string("tcp"), string("udp")]),
                     ),
-                    is(payload("th", "dport"), E::Number(53)),
+                    is(payload("th", "dport"), num(53u16)),
                 ],
             ));
         }
         // counter name "camera_isolation_input" drop
         rules.push((
             "wilife: camera isolation (router)".into(),
-            vec![
-                S::Counter(CounterRef::Named(COUNTER_ISOLATION_INPUT.into())),
-                S::Drop(None),
-            ],
+            vec![counter(COUNTER_ISOLATION_INPUT), drop()],
         ));
         for (comment, expr) in rules {
             b.rule(CHAIN_CAMERA_INPUT, comment, expr);
@@ -428,13 +402,13 @@ impl<'a> Cameras<'a> {
         if self.cams.is_empty() {
             return;
         }
-        let br = NfFamily::Bridge;
+        let br = BRIDGE;
         b.replace_table(br);
         if self.isolation() {
             b.counter(br, COUNTER_ISOLATION_BRIDGED.into());
         }
         self.sets(b, br);
-        let hook = (NfChainType::Filter, NfHook::Forward, PRIO_BRIDGE_FILTER);
+        let hook = ("filter", "forward", PRIO_BRIDGE_FILTER);
         b.chain(br, CHAIN_FORWARD, Some(hook));
         b.chain(br, CHAIN_FROM_CAMERA, None);
         b.chain(br, CHAIN_TO_CAMERA, None);
@@ -444,7 +418,7 @@ impl<'a> Cameras<'a> {
         ] {
             self.bridge_camera_chains(b, dir, policy);
             // ether saddr vmap { MAC : jump cam_ID_tx, … }; one camera: ether saddr MAC jump cam_ID_tx
-            let mut entries: Vec<(E<'static>, String)> = (self.cams.iter())
+            let mut entries: Vec<(E, String)> = (self.cams.iter())
                 .map(|c| (mac(&c.mac), format!("cam_{}_{dir}", c.id)))
                 .collect();
             let key = payload("ether", field);
@@ -464,11 +438,11 @@ impl<'a> Cameras<'a> {
     /// One chain per camera and direction: the shared `policy` returns what it allows, which is then
     /// counted as the camera's traffic with the Command Centers and accepted.
     fn bridge_camera_chains(&self, b: &mut Builder, dir: &str, policy: &str) {
-        let br = NfFamily::Bridge;
+        let br = BRIDGE;
         for c in &self.cams {
             let chain = format!("cam_{}_{dir}", c.id);
-            let counter = format!("cam_{}_bridged_{dir}", c.id);
-            b.counter(br, counter.clone());
+            let name = format!("cam_{}_bridged_{dir}", c.id);
+            b.counter(br, name.clone());
             b.chain(br, &chain, None);
             // jump from_camera
             bridge_rule(b, &chain, "the camera policy", vec![jump(policy.into())]);
@@ -477,10 +451,7 @@ impl<'a> Cameras<'a> {
                 b,
                 &chain,
                 &format!("camera {} {dir}, allowed", c.mac),
-                vec![
-                    S::Counter(CounterRef::Named(counter.into())),
-                    S::Accept(None),
-                ],
+                vec![counter(&name), accept()],
             );
         }
     }
@@ -490,7 +461,7 @@ impl<'a> Cameras<'a> {
     /// the listed services. The port comes first: its protocol is the rule's first check, so a frame
     /// meets at most one port lookup per protocol.
     fn bridge_direction(&self, b: &mut Builder, chain: &str, peer: &'static str) {
-        let arp = || vec![is(payload("ether", "type"), string("arp")), S::Accept(None)];
+        let arp = || vec![is(payload("ether", "type"), string("arp")), accept()];
         let cc_ips = self.cc();
         let cc = || in_set(payload("ip", peer), SET_CC_IPV4, &cc_ips);
         // A camera opens `camera_to_cc_*` and answers on `cc_to_camera_*`; the Command Center the
@@ -514,7 +485,7 @@ impl<'a> Cameras<'a> {
                     "new and ongoing {}, towards the listed services",
                     p.to_uppercase()
                 ),
-                vec![is(payload(p, "dport"), set(true, p)), cc(), S::Return(None)],
+                vec![is(payload(p, "dport"), set(true, p)), cc(), ret()],
             );
         }
         // tcp flags != syn / syn,ack tcp sport @cc_to_camera_tcp ip daddr @cc_ipv4 return
@@ -526,7 +497,7 @@ impl<'a> Cameras<'a> {
                 not_tcp_opener(),
                 is(payload("tcp", "sport"), set(false, "tcp")),
                 cc(),
-                S::Return(None),
+                ret(),
             ],
         );
         // udp sport @cc_to_camera_udp ip daddr @cc_ipv4 return
@@ -534,11 +505,7 @@ impl<'a> Cameras<'a> {
             b,
             chain,
             "UDP answers",
-            vec![
-                is(payload("udp", "sport"), set(false, "udp")),
-                cc(),
-                S::Return(None),
-            ],
+            vec![is(payload("udp", "sport"), set(false, "udp")), cc(), ret()],
         );
         if chain == CHAIN_FROM_CAMERA {
             // ip daddr 239.255.255.250 udp dport 1900 accept
@@ -548,8 +515,8 @@ impl<'a> Cameras<'a> {
                 "SSDP announcements and searches",
                 vec![
                     is(payload("ip", "daddr"), string(SSDP_GROUP)),
-                    is(payload("udp", "dport"), E::Number(SSDP_PORT.into())),
-                    S::Accept(None),
+                    is(payload("udp", "dport"), num(SSDP_PORT)),
+                    accept(),
                 ],
             );
             // ip protocol igmp accept
@@ -557,10 +524,7 @@ impl<'a> Cameras<'a> {
                 b,
                 chain,
                 "IGMP membership",
-                vec![
-                    is(payload("ip", "protocol"), string("igmp")),
-                    S::Accept(None),
-                ],
+                vec![is(payload("ip", "protocol"), string("igmp")), accept()],
             );
         }
         if self.isolation() {
@@ -569,19 +533,16 @@ impl<'a> Cameras<'a> {
                 b,
                 chain,
                 "camera isolation (bridged)",
-                vec![
-                    S::Counter(CounterRef::Named(COUNTER_ISOLATION_BRIDGED.into())),
-                    S::Drop(None),
-                ],
+                vec![counter(COUNTER_ISOLATION_BRIDGED), drop()],
             );
         } else {
             // accept: not counted as traffic with the Command Centers.
-            bridge_rule(b, chain, "not isolated", vec![S::Accept(None)]);
+            bridge_rule(b, chain, "not isolated", vec![accept()]);
         }
     }
 }
 
 /// A rule in `table bridge wilife`.
-fn bridge_rule(b: &mut Builder, chain: &str, comment: &str, expr: Vec<S<'static>>) {
-    b.rule_in(NfFamily::Bridge, chain, format!("wilife: {comment}"), expr);
+fn bridge_rule(b: &mut Builder, chain: &str, comment: &str, expr: Vec<S>) {
+    b.rule_in(BRIDGE, chain, format!("wilife: {comment}"), expr);
 }

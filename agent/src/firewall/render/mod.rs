@@ -16,14 +16,7 @@ use super::{command_center_ips, Forward, NetFacts, Origin};
 use crate::config::{Config, DirectAccess};
 use crate::consts::{PRIO_DSTNAT, PRIO_FILTER, PRIO_SRCNAT, SSDP_PORT, TABLE};
 use nft::*;
-use nftables::expr::{CTDir, Expression as E, MetaKey};
-use nftables::schema::{
-    Chain, Counter, NfCmd, NfListObject as L, NfObject, Rule, Set, SetFlag, SetType, SetTypeValue,
-    Table,
-};
-use nftables::stmt::{self, Counter as CounterRef, Match, Operator, Statement as S, NAT};
-use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
-use std::collections::HashSet;
+use serde_json::{json, Value};
 
 pub const CHAIN_DSTNAT: &str = "dstnat";
 pub const CHAIN_FORWARD: &str = "forward";
@@ -90,7 +83,7 @@ pub fn render(d: &Desired) -> Tables {
         .iter()
         .filter(|f| f.origin == Origin::Static)
         .collect();
-    b.replace_table(NfFamily::INet);
+    b.replace_table(INET);
     b.counters(&statics);
     b.sets(d);
     if upnp {
@@ -131,6 +124,9 @@ pub fn render(d: &Desired) -> Tables {
     }
 }
 
+/// A base chain's type, hook and priority.
+type Hook = (&'static str, &'static str, i32);
+
 #[derive(Default)]
 pub(super) struct Builder {
     /// The commands, as the JSON nft reads.
@@ -138,96 +134,65 @@ pub(super) struct Builder {
 }
 
 impl Builder {
-    fn add(&mut self, obj: L<'static>) {
-        self.push(NfObject::CmdObject(NfCmd::Add(obj)));
-    }
-
-    fn push(&mut self, cmd: NfObject<'static>) {
-        self.cmds
-            .push(serde_json::to_value(cmd).expect("a rendered command serializes"));
+    /// `add KIND BODY`
+    fn add(&mut self, kind: &str, body: Value) {
+        self.cmds.push(json!({ "add": { kind: body } }));
     }
 
     /// A rule in `table inet wilife`.
-    fn rule(&mut self, chain: &str, comment: String, expr: Vec<S<'static>>) {
-        self.rule_in(NfFamily::INet, chain, comment, expr);
+    fn rule(&mut self, chain: &str, comment: String, expr: Vec<S>) {
+        self.rule_in(INET, chain, comment, expr);
     }
 
-    fn rule_in(&mut self, family: NfFamily, chain: &str, comment: String, expr: Vec<S<'static>>) {
-        self.add(L::Rule(Rule {
-            family,
-            table: TABLE.into(),
-            chain: chain.to_string().into(),
-            expr: expr.into(),
-            handle: None,
-            index: None,
-            comment: Some(comment.into()),
-        }));
+    fn rule_in(&mut self, family: &str, chain: &str, comment: String, expr: Vec<S>) {
+        let body = json!({ "family": family, "table": TABLE, "chain": chain, "expr": expr, "comment": comment });
+        self.add("rule", body);
     }
 
     /// `add table F wilife; delete table F wilife; add table F wilife` — one transaction, so the
     /// kernel never holds a half-built table, and it works whether or not the table existed.
-    fn replace_table(&mut self, family: NfFamily) {
-        let table = || Table {
-            family,
-            name: TABLE.into(),
-            handle: None,
-        };
-        self.add(L::Table(table()));
-        self.push(NfObject::CmdObject(NfCmd::Delete(L::Table(table()))));
-        self.add(L::Table(table()));
+    fn replace_table(&mut self, family: &str) {
+        let table = json!({ "family": family, "name": TABLE });
+        self.add("table", table.clone());
+        self.cmds
+            .push(json!({ "delete": { "table": table.clone() } }));
+        self.add("table", table);
     }
 
     /// A named counter. Its values are carried over re-applies by the applier.
-    fn counter(&mut self, family: NfFamily, name: String) {
-        self.add(L::Counter(Counter {
-            family,
-            table: TABLE.into(),
-            name: name.into(),
-            handle: None,
-            packets: None,
-            bytes: None,
-        }));
+    fn counter(&mut self, family: &str, name: String) {
+        // (`bytes: null`: the shape nft has always been given here; it takes it as no value.)
+        let body = json!({ "family": family, "table": TABLE, "name": name, "bytes": null });
+        self.add("counter", body);
     }
 
     /// Named counters, two per static forward (a UPnP mapping's are its elements').
     fn counters(&mut self, forwards: &[&Forward]) {
         for f in forwards {
             for name in [f.conns_counter(), f.traffic_counter()] {
-                self.counter(NfFamily::INet, name);
+                self.counter(INET, name);
             }
         }
     }
 
-    /// A named set; `interval` for ranges and prefixes.
-    fn set(
-        &mut self,
-        family: NfFamily,
-        name: &str,
-        set_type: SetTypeValue<'static>,
-        interval: bool,
-        elem: Vec<E<'static>>,
-    ) {
-        self.add(L::Set(Box::new(Set {
-            family,
-            table: TABLE.into(),
-            name: name.to_string().into(),
-            handle: None,
-            set_type,
-            policy: None,
-            flags: interval.then(|| HashSet::from([SetFlag::Interval])),
-            elem: (!elem.is_empty()).then(|| elem.into()),
-            timeout: None,
-            gc_interval: None,
-            size: None,
-            comment: None,
-        })));
+    /// A named set of `set_type` (a type's name, or a list of them for concatenations); `interval`
+    /// for ranges and prefixes.
+    fn set(&mut self, family: &str, name: &str, set_type: Value, interval: bool, elem: Vec<E>) {
+        let mut body = json!({ "family": family, "table": TABLE, "name": name, "type": set_type });
+        if interval {
+            body["flags"] = json!(["interval"]);
+        }
+        if !elem.is_empty() {
+            body["elem"] = Value::Array(elem);
+        }
+        self.add("set", body);
     }
 
     fn sets(&mut self, d: &Desired) {
-        let ipv4 = || SetTypeValue::Single(SetType::Ipv4Addr);
+        let ipv4 = || string("ipv4_addr");
         // set wan_ipv4 { type ipv4_addr; elements = { 203.0.113.1 } }
         let wan = d.facts.wan_ipv4.iter().map(string).collect();
-        self.set(NfFamily::INet, SET_WAN_IPV4, ipv4(), false, wan);
+        self.set(INET, SET_WAN_IPV4, ipv4(), false, wan);
         // set lan_ipv4 { type ipv4_addr; flags interval; elements = { 192.168.1.0/24 } }
         let lan = d
             .facts
@@ -235,46 +200,45 @@ impl Builder {
             .iter()
             .map(|(a, l)| prefix(*a, *l))
             .collect();
-        self.set(NfFamily::INet, SET_LAN_IPV4, ipv4(), true, lan);
+        self.set(INET, SET_LAN_IPV4, ipv4(), true, lan);
         // set cc_ipv4 { type ipv4_addr; elements = { 192.168.1.10 } }
         let cc = command_center_ips(d.config, d.facts)
             .into_iter()
             .map(string)
             .collect();
-        self.set(NfFamily::INet, cameras::SET_CC_IPV4, ipv4(), false, cc);
+        self.set(INET, cameras::SET_CC_IPV4, ipv4(), false, cc);
     }
 
     /// A chain; `hook` makes it a base chain (type, hook, priority; policy accept).
-    fn chain(&mut self, family: NfFamily, name: &str, hook: Option<(NfChainType, NfHook, i32)>) {
-        self.add(L::Chain(Chain {
-            family,
-            table: TABLE.into(),
-            name: name.to_string().into(),
-            newname: None,
-            handle: None,
-            _type: hook.map(|h| h.0),
-            hook: hook.map(|h| h.1),
-            prio: hook.map(|h| h.2),
-            dev: None,
-            policy: hook.map(|_| NfChainPolicy::Accept),
-        }));
+    fn chain(&mut self, family: &str, name: &str, hook: Option<Hook>) {
+        let mut body = json!({ "family": family, "table": TABLE, "name": name });
+        if let Some((kind, hook, prio)) = hook {
+            body["type"] = json!(kind);
+            body["hook"] = json!(hook);
+            body["prio"] = json!(prio);
+            body["policy"] = json!("accept");
+        }
+        self.add("chain", body);
     }
 
     fn chains(&mut self) {
-        let inet = NfFamily::INet;
         // chain dstnat { type nat hook prerouting priority dstnat - 10; policy accept; }
-        let dstnat = (NfChainType::NAT, NfHook::Prerouting, PRIO_DSTNAT);
-        self.chain(inet, CHAIN_DSTNAT, Some(dstnat));
+        self.chain(INET, CHAIN_DSTNAT, Some(("nat", "prerouting", PRIO_DSTNAT)));
         // chain forward { type filter hook forward priority filter - 10; policy accept; }
-        let forward = (NfChainType::Filter, NfHook::Forward, PRIO_FILTER);
-        self.chain(inet, CHAIN_FORWARD, Some(forward));
-        self.chain(inet, CHAIN_GRANTED, None);
+        self.chain(
+            INET,
+            CHAIN_FORWARD,
+            Some(("filter", "forward", PRIO_FILTER)),
+        );
+        self.chain(INET, CHAIN_GRANTED, None);
         // chain srcnat { type nat hook postrouting priority srcnat - 10; policy accept; }
-        let srcnat = (NfChainType::NAT, NfHook::Postrouting, PRIO_SRCNAT);
-        self.chain(inet, CHAIN_SRCNAT, Some(srcnat));
+        self.chain(
+            INET,
+            CHAIN_SRCNAT,
+            Some(("nat", "postrouting", PRIO_SRCNAT)),
+        );
         // chain input { type filter hook input priority filter - 10; policy accept; }
-        let input = (NfChainType::Filter, NfHook::Input, PRIO_FILTER);
-        self.chain(inet, CHAIN_INPUT, Some(input));
+        self.chain(INET, CHAIN_INPUT, Some(("filter", "input", PRIO_FILTER)));
     }
 
     /// The agent's LAN-only services (UPnP IGD, the API on its default addresses) are unreachable from
@@ -283,10 +247,10 @@ impl Builder {
         // Not from loopback (`iiftype`, not a second name in the set: nft lists multi-name sets in an
         // order of its own) and not from a LAN device.
         let beyond = |devices: &[String]| {
-            let mut expr = vec![not(meta(MetaKey::Iiftype), E::String("loopback".into()))];
+            let mut expr = vec![not(meta("iiftype"), string("loopback"))];
             // No LAN device known yet: nothing but loopback is LAN.
             if !c.lan_devices.is_empty() {
-                expr.push(not(meta(MetaKey::Iifname), ifname_set(devices)));
+                expr.push(not(meta("iifname"), ifname_set(devices)));
             }
             expr
         };
@@ -302,8 +266,8 @@ impl Builder {
             } else {
                 &c.lan_devices
             });
-            expr.push(is(payload("udp", "dport"), E::Number(SSDP_PORT.into())));
-            expr.push(S::Drop(None));
+            expr.push(is(payload("udp", "dport"), num(SSDP_PORT)));
+            expr.push(drop());
             let comment = if relayed {
                 "wilife: SSDP only from the LAN and the camera networks"
             } else {
@@ -322,11 +286,11 @@ impl Builder {
         }
         tcp.sort_unstable();
         // meta iiftype != loopback iifname != "br-lan" tcp dport { 5431, 8780 } drop
-        let ports = one_or_set(tcp.iter().map(|p| E::Number((*p).into())).collect());
+        let ports = one_or_set(tcp.iter().map(|p| num(*p)).collect());
         self.rule(
             CHAIN_INPUT,
             "wilife: UPnP and API only from the LAN".into(),
-            [foreign(), vec![is(tcp_dport(), ports), S::Drop(None)]].concat(),
+            [foreign(), vec![is(tcp_dport(), ports), drop()]].concat(),
         );
     }
 
@@ -337,11 +301,7 @@ impl Builder {
         let isolation = cams.routed_isolation_active();
         // ct state established,related ct mark & BIT != BIT ether saddr != @cameras ip daddr != @camera_ipv4 return
         let mut expr = vec![
-            S::Match(Match {
-                left: ct("state", None),
-                right: E::List(vec![string("established"), string("related")]),
-                op: Operator::IN,
-            }),
+            within(ct("state", None), json!(["established", "related"])),
             mark_lacks(bit),
         ];
         if isolation {
@@ -357,7 +317,7 @@ impl Builder {
                 &ips,
             ));
         }
-        expr.push(S::Return(None));
+        expr.push(ret());
         self.rule(
             CHAIN_FORWARD,
             "wilife: established flows of no concern".into(),
@@ -389,16 +349,11 @@ impl Builder {
     /// flow is dropped; in UPnP mode, by the mappings' set, whose elements change alone.
     fn revoke_ungranted(&mut self, upnp: bool, statics: &[&Forward]) {
         let comment = || "wilife: end flows whose forward was revoked".to_string();
-        let dnat_tcp = || {
-            vec![
-                ct_status_dnat(),
-                is(meta(MetaKey::L4proto), E::String("tcp".into())),
-            ]
-        };
+        let dnat_tcp = || vec![ct_status_dnat(), is(meta("l4proto"), string("tcp"))];
         if upnp {
             // (granted_flows) ct status dnat meta l4proto tcp ct original proto-dst . ct reply ip saddr != @upnp_granted drop
             let unlike = not(forwarded_to(), set_ref(upnp::SET_GRANTED));
-            let expr = [dnat_tcp(), vec![unlike, S::Drop(None)]].concat();
+            let expr = [dnat_tcp(), vec![unlike, drop()]].concat();
             self.rule(CHAIN_GRANTED, comment(), expr);
             return;
         }
@@ -411,17 +366,17 @@ impl Builder {
                 [
                     dnat_tcp(),
                     vec![
-                        is(ct("proto-dst", Some(CTDir::Original)), ports(f)),
-                        is(ct("ip saddr", Some(CTDir::Reply)), string(f.target)),
-                        S::Counter(CounterRef::Named(f.traffic_counter().into())),
-                        S::Return(None),
+                        is(ct("proto-dst", Some("original")), ports(f)),
+                        is(ct("ip saddr", Some("reply")), string(f.target)),
+                        counter(f.traffic_counter()),
+                        ret(),
                     ],
                 ]
                 .concat(),
             );
         }
         // (granted_flows) ct status dnat meta l4proto tcp drop
-        let expr = [dnat_tcp(), vec![S::Drop(None)]].concat();
+        let expr = [dnat_tcp(), vec![drop()]].concat();
         self.rule(CHAIN_GRANTED, comment(), expr);
     }
 
@@ -434,8 +389,8 @@ impl Builder {
         // iifname "wan0" meta nfproto ipv4 tcp dport 20570-20575 counter name "fwd_…_conns"
         //   ct mark set ct mark | BIT dnat ip to 192.168.1.10
         let mut expr = vec![
-            is(meta(MetaKey::Iifname), string(wan)),
-            is(meta(MetaKey::Nfproto), E::String("ipv4".into())),
+            is(meta("iifname"), string(wan)),
+            is(meta("nfproto"), string("ipv4")),
             is(tcp_dport(), ports(f)),
         ];
         expr.extend(mark_and_dnat(c.connmark, f));
@@ -452,7 +407,7 @@ impl Builder {
         // iifname { "br-lan" } ip saddr @lan_ipv4 ip daddr @wan_ipv4 tcp dport 20570-20575 counter name "…"
         //   ct mark set ct mark | BIT dnat ip to 192.168.1.10
         let mut expr = vec![
-            is(meta(MetaKey::Iifname), ifname_set(&c.lan_devices)),
+            is(meta("iifname"), ifname_set(&c.lan_devices)),
             is(payload("ip", "saddr"), set_ref(SET_LAN_IPV4)),
             is(payload("ip", "daddr"), set_ref(SET_WAN_IPV4)),
             is(tcp_dport(), ports(f)),
@@ -472,30 +427,25 @@ impl Builder {
             CHAIN_SRCNAT,
             "wilife: reflection masquerade".into(),
             vec![
-                is(meta(MetaKey::Oifname), ifname_set(&c.lan_devices)),
+                is(meta("oifname"), ifname_set(&c.lan_devices)),
                 mark_has(c.connmark),
                 ct_status_dnat(),
                 is(payload("ip", "saddr"), set_ref(SET_LAN_IPV4)),
-                S::Masquerade(None),
+                masquerade(),
             ],
         );
     }
 }
 
 /// `counter name "…_conns" ct mark set ct mark | BIT dnat ip to TARGET[:PORT]`
-fn mark_and_dnat(bit: u32, f: &Forward) -> Vec<S<'static>> {
+fn mark_and_dnat(bit: u32, f: &Forward) -> Vec<S> {
     vec![
-        S::Counter(CounterRef::Named(f.conns_counter().into())),
+        counter(f.conns_counter()),
         mark_set(bit),
-        S::DNAT(Some(NAT {
-            addr: Some(E::String(f.target.to_string().into())),
-            family: Some(stmt::NATFamily::IP),
-            port: f.target_port.map(|p| E::Number(p.into())),
-            flags: None,
-        })),
+        dnat(string(f.target), f.target_port.map(num)),
     ]
 }
 
-fn ports(f: &Forward) -> E<'static> {
+fn ports(f: &Forward) -> E {
     port_range(f.external.first, f.external.last)
 }

@@ -1,55 +1,61 @@
-//! Small constructors for the nftables expressions and statements the renderer uses, so each rule reads
-//! close to the nft text it becomes (shown in a comment above each rule).
+//! Small constructors for the nftables JSON the renderer writes (libnftables' JSON schema), so each
+//! rule reads close to the nft text it becomes (shown in a comment above each rule). Plain
+//! `serde_json` values: the `nftables` crate's typed schema cost the router binary about 76 kB of
+//! serializers for a few dozen shapes (mipsel, 2026-12-07).
 
 use crate::config::Mac;
-use nftables::expr::{
-    BinaryOperation, CTDir, Expression as E, Meta, MetaKey, NamedExpression as N, Payload,
-    PayloadField, Prefix, Range, SetItem, Verdict, CT,
-};
-use nftables::stmt::{JumpTarget, Mangle, Match, Operator, Statement as S, VerdictMap};
+use serde_json::{json, Value};
 use std::net::Ipv4Addr;
 
-pub fn port_range(first: u16, last: u16) -> E<'static> {
+/// An expression (`"tcp"`, `20570`, `{"payload": …}`).
+pub type E = Value;
+/// A statement (`{"match": …}`, `{"drop": null}`).
+pub type S = Value;
+
+/// The nft families of our tables.
+pub const INET: &str = "inet";
+pub const BRIDGE: &str = "bridge";
+
+pub fn num(n: impl Into<u64>) -> E {
+    json!(n.into())
+}
+
+pub fn port_range(first: u16, last: u16) -> E {
     if first == last {
-        E::Number(first.into())
+        num(first)
     } else {
-        E::Range(Box::new(Range {
-            range: [E::Number(first.into()), E::Number(last.into())],
-        }))
+        json!({ "range": [first, last] })
     }
 }
 
-pub fn prefix(addr: Ipv4Addr, len: u8) -> E<'static> {
-    E::Named(N::Prefix(Prefix {
-        addr: Box::new(E::String(addr.to_string().into())),
-        len: len.into(),
-    }))
+pub fn prefix(addr: Ipv4Addr, len: u8) -> E {
+    json!({ "prefix": { "addr": addr.to_string(), "len": len } })
 }
 
-pub fn string(s: impl ToString) -> E<'static> {
-    E::String(s.to_string().into())
+pub fn string(s: impl ToString) -> E {
+    Value::String(s.to_string())
 }
 
 /// An anonymous set `{ a, b }`, or the lone value when there is one.
-pub fn one_or_set(mut items: Vec<E<'static>>) -> E<'static> {
+pub fn one_or_set(mut items: Vec<E>) -> E {
     if items.len() == 1 {
         return items.remove(0);
     }
-    E::Named(N::Set(items.into_iter().map(SetItem::Element).collect()))
+    json!({ "set": items })
 }
 
-pub fn ifname_set(names: &[String]) -> E<'static> {
+pub fn ifname_set(names: &[String]) -> E {
     one_or_set(names.iter().map(string).collect())
 }
 
-pub fn set_ref(name: &str) -> E<'static> {
+pub fn set_ref(name: &str) -> E {
     string(format!("@{name}"))
 }
 
 /// `LEFT @SET`, or `LEFT VALUE` when the set holds one element: a compare costs less than a hash
 /// lookup (one camera and one Command Center is the common case), and these tables are replaced whole
 /// whenever such a set changes (only the UPnP sets change alone, and they are never written so).
-pub fn in_set(left: E<'static>, set: &str, elems: &[E<'static>]) -> S<'static> {
+pub fn in_set(left: E, set: &str, elems: &[E]) -> S {
     match elems {
         [one] => is(left, one.clone()),
         _ => is(left, set_ref(set)),
@@ -58,7 +64,7 @@ pub fn in_set(left: E<'static>, set: &str, elems: &[E<'static>]) -> S<'static> {
 
 /// `LEFT != @SET`, or `LEFT != VALUE` for a set of one element (see `in_set`); nothing for an empty
 /// set, where it always holds.
-pub fn not_in_set(left: E<'static>, set: &str, elems: &[E<'static>]) -> Option<S<'static>> {
+pub fn not_in_set(left: E, set: &str, elems: &[E]) -> Option<S> {
     match elems {
         [] => None,
         [one] => Some(not(left, one.clone())),
@@ -66,155 +72,157 @@ pub fn not_in_set(left: E<'static>, set: &str, elems: &[E<'static>]) -> Option<S
     }
 }
 
-pub fn payload(protocol: &'static str, field: &'static str) -> E<'static> {
-    E::Named(N::Payload(Payload::PayloadField(PayloadField {
-        protocol: protocol.into(),
-        field: field.into(),
-    })))
+pub fn payload(protocol: &str, field: &str) -> E {
+    json!({ "payload": { "protocol": protocol, "field": field } })
 }
 
-pub fn tcp_dport() -> E<'static> {
+pub fn tcp_dport() -> E {
     payload("tcp", "dport")
 }
 
-pub fn meta(key: MetaKey) -> E<'static> {
-    E::Named(N::Meta(Meta { key }))
+/// `meta KEY` (`iifname`, `oifname`, `iiftype`, `l4proto`, `nfproto`).
+pub fn meta(key: &str) -> E {
+    json!({ "meta": { "key": key } })
 }
 
-pub fn ct(key: &'static str, dir: Option<CTDir>) -> E<'static> {
-    E::Named(N::CT(CT {
-        key: key.into(),
-        family: None,
-        dir,
-    }))
+/// `ct KEY`, or `ct DIR KEY` (`original`, `reply`).
+pub fn ct(key: &str, dir: Option<&str>) -> E {
+    match dir {
+        Some(dir) => json!({ "ct": { "key": key, "dir": dir } }),
+        None => json!({ "ct": { "key": key } }),
+    }
 }
 
-pub fn concat(parts: Vec<E<'static>>) -> E<'static> {
-    E::Named(N::Concat(parts))
+pub fn concat(parts: Vec<E>) -> E {
+    json!({ "concat": parts })
 }
 
 /// `ct original proto-dst . ct reply ip saddr`: the external port and the internal host of a DNAT'ed
 /// flow, the key of the granted sets.
-pub fn forwarded_to() -> E<'static> {
+pub fn forwarded_to() -> E {
     concat(vec![
-        ct("proto-dst", Some(CTDir::Original)),
-        ct("ip saddr", Some(CTDir::Reply)),
+        ct("proto-dst", Some("original")),
+        ct("ip saddr", Some("reply")),
     ])
 }
 
 /// `meta l4proto . th dport` (or `th sport`): the key of the protocol-and-port sets.
-pub fn l4_port(field: &'static str) -> E<'static> {
-    concat(vec![meta(MetaKey::L4proto), payload("th", field)])
+pub fn l4_port(field: &str) -> E {
+    concat(vec![meta("l4proto"), payload("th", field)])
 }
 
-pub fn is(left: E<'static>, right: E<'static>) -> S<'static> {
-    S::Match(Match {
-        left,
-        right,
-        op: Operator::EQ,
-    })
+fn matches(left: E, op: &str, right: E) -> S {
+    json!({ "match": { "left": left, "op": op, "right": right } })
 }
 
-pub fn not(left: E<'static>, right: E<'static>) -> S<'static> {
-    S::Match(Match {
-        left,
-        right,
-        op: Operator::NEQ,
-    })
+pub fn is(left: E, right: E) -> S {
+    matches(left, "==", right)
+}
+
+pub fn not(left: E, right: E) -> S {
+    matches(left, "!=", right)
+}
+
+/// `LEFT in VALUE` (flags: `ct state established,related`).
+pub fn within(left: E, right: E) -> S {
+    matches(left, "in", right)
 }
 
 /// `ct mark & BIT`
-fn mark_and(bit: u32) -> E<'static> {
-    E::BinaryOperation(Box::new(BinaryOperation::AND(
-        ct("mark", None),
-        E::Number(bit),
-    )))
+fn mark_and(bit: u32) -> E {
+    json!({ "&": [ct("mark", None), bit] })
 }
 
 /// `ct mark & BIT == BIT`
-pub fn mark_has(bit: u32) -> S<'static> {
-    is(mark_and(bit), E::Number(bit))
+pub fn mark_has(bit: u32) -> S {
+    is(mark_and(bit), json!(bit))
 }
 
 /// `ct mark & BIT != BIT`
-pub fn mark_lacks(bit: u32) -> S<'static> {
-    not(mark_and(bit), E::Number(bit))
+pub fn mark_lacks(bit: u32) -> S {
+    not(mark_and(bit), json!(bit))
 }
 
 /// `ct mark set ct mark | BIT`: the handshake fw4's include accepts.
-pub fn mark_set(bit: u32) -> S<'static> {
-    S::Mangle(Mangle {
-        key: ct("mark", None),
-        value: E::BinaryOperation(Box::new(BinaryOperation::OR(vec![
-            ct("mark", None),
-            E::Number(bit),
-        ]))),
-    })
+pub fn mark_set(bit: u32) -> S {
+    json!({ "mangle": { "key": ct("mark", None), "value": { "|": [ct("mark", None), bit] } } })
 }
 
 /// `ct state new`
-pub fn ct_new() -> S<'static> {
-    flag(ct("state", None), "new")
+pub fn ct_new() -> S {
+    within(ct("state", None), string("new"))
 }
 
 /// `ct status dnat`
-pub fn ct_status_dnat() -> S<'static> {
-    flag(ct("status", None), "dnat")
-}
-
-fn flag(left: E<'static>, value: &'static str) -> S<'static> {
-    S::Match(Match {
-        left,
-        right: E::String(value.into()),
-        op: Operator::IN,
-    })
+pub fn ct_status_dnat() -> S {
+    within(ct("status", None), string("dnat"))
 }
 
 /// `tcp flags & (syn | ack) != syn`: any TCP segment but a connection opener. Stateless answer rules
 /// need it: a source-port match alone also admits new connections from a matching ephemeral port.
-pub fn not_tcp_opener() -> S<'static> {
+pub fn not_tcp_opener() -> S {
     not(
-        E::BinaryOperation(Box::new(BinaryOperation::AND(
-            payload("tcp", "flags"),
-            E::List(vec![string("syn"), string("ack")]),
-        ))),
+        json!({ "&": [payload("tcp", "flags"), ["syn", "ack"]] }),
         string("syn"),
     )
 }
 
-pub fn jump(target: String) -> S<'static> {
-    S::Jump(JumpTarget {
-        target: target.into(),
-    })
+/// A verdict without argument: `accept`, `drop`, `return`.
+pub fn verdict(v: &str) -> S {
+    json!({ v: null })
 }
 
-pub fn goto(target: String) -> S<'static> {
-    S::Goto(JumpTarget {
-        target: target.into(),
-    })
+pub fn accept() -> S {
+    verdict("accept")
+}
+
+pub fn drop() -> S {
+    verdict("drop")
+}
+
+pub fn ret() -> S {
+    verdict("return")
+}
+
+pub fn masquerade() -> S {
+    verdict("masquerade")
+}
+
+pub fn jump(target: String) -> S {
+    json!({ "jump": { "target": target } })
+}
+
+pub fn goto(target: String) -> S {
+    json!({ "goto": { "target": target } })
+}
+
+/// `counter name "NAME"`
+pub fn counter(name: impl ToString) -> S {
+    json!({ "counter": name.to_string() })
+}
+
+/// `dnat ip to ADDR[:PORT]`
+pub fn dnat(addr: E, port: Option<E>) -> S {
+    match port {
+        Some(port) => json!({ "dnat": { "addr": addr, "family": "ip", "port": port } }),
+        None => json!({ "dnat": { "addr": addr, "family": "ip" } }),
+    }
+}
+
+/// `KEY map @MAP`
+pub fn map_lookup(key: E, map: &str) -> E {
+    json!({ "map": { "key": key, "data": set_ref(map) } })
 }
 
 /// `KEY vmap { k1 : jump c1, … }`: one lookup picks the chain.
-pub fn vmap_jump(key: E<'static>, entries: Vec<(E<'static>, String)>) -> S<'static> {
-    S::VerdictMap(VerdictMap {
-        key,
-        data: E::Named(N::Set(
-            entries
-                .into_iter()
-                .map(|(k, chain)| {
-                    SetItem::Mapping(
-                        k,
-                        E::Verdict(Verdict::Jump(JumpTarget {
-                            target: chain.into(),
-                        })),
-                    )
-                })
-                .collect(),
-        )),
-    })
+pub fn vmap_jump(key: E, entries: Vec<(E, String)>) -> S {
+    let data: Vec<Value> = (entries.into_iter())
+        .map(|(k, chain)| json!([k, { "jump": { "target": chain } }]))
+        .collect();
+    json!({ "vmap": { "key": key, "data": { "set": data } } })
 }
 
-pub fn mac(m: &Mac) -> E<'static> {
+pub fn mac(m: &Mac) -> E {
     string(m)
 }
 

@@ -7,9 +7,6 @@ use super::nft::*;
 use super::{Builder, CHAIN_FORWARD, SET_LAN_IPV4};
 use crate::config::{Config, PortRange};
 use crate::consts::{RELAY_PORTS, REMOTE_CLIENT_PORTS, WILIFE_ONLINE_PORTS};
-use nftables::expr::MetaKey;
-use nftables::schema::{SetType, SetTypeValue};
-use nftables::types::NfFamily;
 
 pub const SET_OUTBOUND_CC: &str = "outbound_cc";
 pub const SET_OUTBOUND_VIEWER: &str = "outbound_viewer";
@@ -96,8 +93,8 @@ pub(super) fn render(b: &mut Builder, c: &Config) {
             continue;
         }
         let elems = ports.iter().map(|(a, z)| port_range(*a, *z)).collect();
-        let ty = SetTypeValue::Single(SetType::InetService);
-        b.set(NfFamily::INet, set, ty, true, elems);
+        let ty = string("inet_service");
+        b.set(INET, set, ty, true, elems);
         // ct state new iifname "br-lan" oifname "wan" ip saddr @cc_ipv4 tcp dport @outbound_cc
         //   ct mark set ct mark | BIT
         b.rule(
@@ -105,8 +102,8 @@ pub(super) fn render(b: &mut Builder, c: &Config) {
             comment.into(),
             vec![
                 ct_new(),
-                is(meta(MetaKey::Iifname), ifname_set(&c.lan_devices)),
-                is(meta(MetaKey::Oifname), string(wan)),
+                is(meta("iifname"), ifname_set(&c.lan_devices)),
+                is(meta("oifname"), string(wan)),
                 is(payload("ip", "saddr"), set_ref(source)),
                 is(tcp_dport(), set_ref(set)),
                 mark_set(c.connmark),

@@ -15,8 +15,6 @@ use crate::config::{Config, DirectAccess};
 use crate::consts::TABLE;
 use crate::firewall::elements::{self, Batch, Deleted};
 use crate::firewall::{Forward, Origin};
-use nftables::expr::{Expression as E, Map, MetaKey, NamedExpression as N};
-use nftables::stmt::{self, Statement as S, NAT};
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;
 
@@ -220,8 +218,8 @@ impl Builder {
         // iifname "wan0" meta nfproto ipv4 dnat ip to tcp dport map @upnp_addr : tcp dport map @upnp_port
         if let Some(wan) = &c.wan_device {
             let expr = vec![
-                is(meta(MetaKey::Iifname), string(wan)),
-                is(meta(MetaKey::Nfproto), E::String("ipv4".into())),
+                is(meta("iifname"), string(wan)),
+                is(meta("nfproto"), string("ipv4")),
                 dnat_by_maps(),
             ];
             self.rule(CHAIN_DSTNAT, "wilife: direct upnp mappings".into(), expr);
@@ -229,7 +227,7 @@ impl Builder {
         if reflection {
             // iifname { "br-lan" } ip saddr @lan_ipv4 ip daddr @wan_ipv4 dnat ip to tcp dport map @upnp_addr : …
             let expr = vec![
-                is(meta(MetaKey::Iifname), ifname_set(&c.lan_devices)),
+                is(meta("iifname"), ifname_set(&c.lan_devices)),
                 is(payload("ip", "saddr"), set_ref(SET_LAN_IPV4)),
                 is(payload("ip", "daddr"), set_ref(SET_WAN_IPV4)),
                 dnat_by_maps(),
@@ -250,7 +248,7 @@ impl Builder {
         let mapped = || {
             vec![
                 ct_status_dnat(),
-                is(meta(MetaKey::L4proto), E::String("tcp".into())),
+                is(meta("l4proto"), string("tcp")),
                 is(forwarded_to(), set_ref(SET_GRANTED)),
             ]
         };
@@ -269,19 +267,11 @@ impl Builder {
 
 /// `dnat ip to tcp dport map @upnp_addr : tcp dport map @upnp_port`: a port without an element finds
 /// no address, and the rule does not match.
-fn dnat_by_maps() -> S<'static> {
-    let by = |map: &str| {
-        E::Named(N::Map(Box::new(Map {
-            key: tcp_dport(),
-            data: set_ref(map),
-        })))
-    };
-    S::DNAT(Some(NAT {
-        addr: Some(by(MAP_ADDR)),
-        family: Some(stmt::NATFamily::IP),
-        port: Some(by(MAP_PORT)),
-        flags: None,
-    }))
+fn dnat_by_maps() -> S {
+    dnat(
+        map_lookup(tcp_dport(), MAP_ADDR),
+        Some(map_lookup(tcp_dport(), MAP_PORT)),
+    )
 }
 
 #[cfg(test)]
