@@ -149,7 +149,12 @@ const READS: &[(&str, Read)] = &[
     ("/api/v1/remedy", Api::remedy),
     ("/api/v1/outbound", Api::outbound),
     ("/api/v1/mappings", Api::mappings),
+    (PROBE, Api::probe_last),
 ];
+
+/// The end-to-end probe: GET its last report, POST to run it now (rate-limited; it only sends the
+/// router's own SYNs to the Command Center, so it needs no token).
+const PROBE: &str = "/api/v1/probe";
 
 /// The one write: removing a mapping.
 const MAPPING_ITEM: &str = "/api/v1/mappings/";
@@ -227,11 +232,19 @@ impl Api {
             }
             return self.delete_mapping(request, rest);
         }
+        if path == PROBE && request.method == "POST" {
+            return self.probe_now();
+        }
         let Some((_, answer)) = READS.iter().find(|(p, _)| *p == path) else {
             return Answer::error(404, &format!("no such endpoint: {path}; see GET /api/v1"));
         };
         if !matches!(request.method.as_str(), "GET" | "HEAD") {
-            return Answer::wrong_method(&request.method, path, "GET, HEAD");
+            let allow = if path == PROBE {
+                "GET, HEAD, POST"
+            } else {
+                "GET, HEAD"
+            };
+            return Answer::wrong_method(&request.method, path, allow);
         }
         answer(self)
     }
@@ -239,6 +252,7 @@ impl Api {
     fn index(&self) -> Answer {
         let mut endpoints: Vec<String> =
             READS[1..].iter().map(|(p, _)| format!("GET {p}")).collect();
+        endpoints.push(format!("POST {PROBE}"));
         endpoints.push(format!("DELETE {MAPPING_ITEM}{{protocol}}/{{port}}"));
         Answer::ok(json!({"api_version": crate::status::API_VERSION, "endpoints": endpoints}))
     }
@@ -313,6 +327,27 @@ impl Api {
         let now = crate::clock::unix_now();
         let list = mapping_statuses(&mappings, live.as_ref().map(|(_, c)| c), now);
         Answer::ok(json!({"mappings": list, "decisions": decisions}))
+    }
+
+    /// The last end-to-end probe (null before the first).
+    fn probe_last(&self) -> Answer {
+        let report = self.shared.snapshot.lock().unwrap().probe.clone();
+        Answer::ok(json!({ "probe": report }))
+    }
+
+    /// Runs the end-to-end probe now: its report, or 429 while the rate limit holds.
+    fn probe_now(&self) -> Answer {
+        match self.shared.probe() {
+            Some(Ok(report)) => Answer::ok(json!({ "probe": report })),
+            Some(Err(after)) => Answer::error(
+                429,
+                &format!(
+                    "a probe ran moments ago: ask again in {} s",
+                    after.as_secs() + 1
+                ),
+            ),
+            None => Answer::error(503, "the probe is busy: ask again in a few seconds"),
+        }
     }
 
     /// `DELETE /api/v1/mappings/{protocol}/{port}`: the administrator removes a mapping and its live

@@ -1,4 +1,4 @@
-//! The command line: `run`, `check`, `print-ruleset`, `remedy`, `status`, `--version`. Hand-written (no parser
+//! The command line: `run`, `check`, `print-ruleset`, `remedy`, `status`, `probe`, `--version`. Hand-written (no parser
 //! crate) to keep the router binary small.
 
 use crate::config::{self, Config, Overrides};
@@ -18,6 +18,8 @@ commands:
   remedy         print the UCI changes (a `uci batch` script) that move cameras a hardware switch
                  hides from the camera rules into a network of their own; applies nothing
   status         ask the running daemon for its status
+  probe          have the router connect to the Command Center's port of each forward now, and say
+                 which answer (exits 1 when one does not); at most once per 10 s
   selftest       check the pure core on this CPU against known answers (for new ports, qemu)
   gen-token      print a new random API token (32 hex digits from /dev/urandom)
   rpcd list      (rpcd exec plugin) the methods LuCI may call, as JSON
@@ -33,7 +35,7 @@ options:
   --nft PATH           (run) the nft program (default: nft from PATH)
   --ubus PATH          (run, print-ruleset, remedy) the ubus tool that asks netifd for the networks' devices
   --fw4-include FILE   (run, check) the installed fw4 include (default /usr/share/nftables.d/…/30-wilife.nft)
-  --json               (status) print the raw JSON; (print-ruleset) print only the nft JSON
+  --json               (status, probe) print the raw JSON; (print-ruleset) print only the nft JSON
   --text               (print-ruleset) print only the nft text
 ";
 
@@ -113,6 +115,7 @@ pub fn main(args: &[String]) -> i32 {
         "print-ruleset" => print_ruleset(a),
         "remedy" => remedy(a),
         "status" => status(a),
+        "probe" => probe(a),
         "selftest" => selftest(),
         "gen-token" => gen_token(),
         other => {
@@ -331,21 +334,63 @@ fn remedy(a: Args) -> i32 {
 }
 
 /// Minimal HTTP GET to the local daemon.
-fn status(a: Args) -> i32 {
-    let access = match config::api_access(&a.config) {
-        Ok(access) => access,
-        Err(e) => {
-            eprintln!("wilife-agent: {e}");
-            return 1;
-        }
-    };
+/// The running agent's API on loopback (its port from the config) and its answer to one request;
+/// `Err` is the exit status, the reason printed.
+fn ask_api(a: &Args, method: &str, path: &str) -> Result<(SocketAddr, u16, String), i32> {
+    let access = config::api_access(&a.config).map_err(|e| {
+        eprintln!("wilife-agent: {e}");
+        1
+    })?;
     let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), access.port);
-    let (code, body) = match crate::client::request(addr, "GET", "/api/v1/status", None) {
+    let (code, body) = crate::client::request(addr, method, path, None).map_err(|e| {
+        eprintln!("wilife-agent: {e}");
+        1
+    })?;
+    Ok((addr, code, body))
+}
+
+/// `probe`: runs the end-to-end probe now; one line per port tried, then the problem if any.
+fn probe(a: Args) -> i32 {
+    let (_, code, body) = match ask_api(&a, "POST", "/api/v1/probe") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("wilife-agent: {e}");
-            return 1;
+        Err(status) => return status,
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let problem = &v["probe"]["problem"];
+    if a.json || code != 200 {
+        println!("{}", body.trim());
+        return if code == 200 && problem.is_null() {
+            0
+        } else {
+            1
+        };
+    }
+    let tried = v["probe"]["tried"].as_array().cloned().unwrap_or_default();
+    if tried.is_empty() {
+        println!("no forward in force: nothing to try");
+    }
+    for t in &tried {
+        println!(
+            "TCP {} (external port {}): {} after {} ms",
+            t["address"].as_str().unwrap_or("?"),
+            t["external_port"],
+            t["verdict"].as_str().unwrap_or("?"),
+            t["ms"]
+        );
+    }
+    match problem.as_str() {
+        Some(p) => {
+            println!("{p}");
+            1
         }
+        None => 0,
+    }
+}
+
+fn status(a: Args) -> i32 {
+    let (addr, code, body) = match ask_api(&a, "GET", "/api/v1/status") {
+        Ok(r) => r,
+        Err(status) => return status,
     };
     if a.json || code != 200 {
         println!("{}", body.trim());

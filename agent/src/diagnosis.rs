@@ -82,6 +82,7 @@ pub fn diagnose(snap: &Snapshot, now: SystemTime) -> Diagnosis {
     reasons.extend(wan_reasons(snap, &wan));
     reasons.extend(command_center_reasons(snap, now));
     reasons.extend(firewall_reasons(snap));
+    reasons.extend(probe_reasons(snap));
     reasons.extend(switching_reasons(snap));
     let external = external(snap);
     let blocking = reasons.iter().any(|r| r.severity == Severity::Blocking);
@@ -263,6 +264,20 @@ fn command_center_reasons(snap: &Snapshot, now: SystemTime) -> Vec<Reason> {
     } else {
         Vec::new()
     }
+}
+
+/// The router's own connection to the Command Center's port found no listener, or was dropped (a
+/// PC firewall): every connection from the internet would fare the same.
+fn probe_reasons(snap: &Snapshot) -> Vec<Reason> {
+    let problem = snap.probe.as_ref().and_then(|p| p.problem.as_deref());
+    problem.map_or_else(Vec::new, |p| {
+        let mut message: Vec<char> = p.chars().collect();
+        message[0] = message[0].to_ascii_uppercase();
+        vec![blocking(
+            "command_center_not_answering",
+            format!("{}.", message.into_iter().collect::<String>()),
+        )]
+    })
 }
 
 /// Our tables, or fw4's acceptance of what they grant, are not in force.

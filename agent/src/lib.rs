@@ -20,6 +20,7 @@ pub mod http;
 pub mod net;
 pub mod netlink;
 pub mod owner;
+pub mod probe;
 pub mod queue;
 pub mod random;
 pub mod rpcd;

@@ -4,6 +4,7 @@
 
 use crate::consts::DECISIONS_KEPT;
 use crate::firewall::apply::Nft;
+use crate::probe::{Report, Trigger, ANSWER_WAIT};
 use crate::queue::Queue;
 use crate::status::{Decision, Snapshot};
 use crate::upnp::error::Refusal;
@@ -17,6 +18,8 @@ use std::time::Duration;
 
 /// How long a request thread waits for the state owner.
 const OWNER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Probe asks that may wait for the probe thread (the API's and rpcd's callers beyond get no run).
+const PROBES_WAITING: usize = 4;
 
 /// What the state owner acts on.
 pub enum Event {
@@ -38,13 +41,20 @@ pub struct Outcome {
     pub sessions_ended: usize,
 }
 
-/// State shared with the API and IGD threads: the snapshot (written only by the owner), the nft runner,
-/// the decision log and the way to the owner.
+/// A probe run's answer: the report, or how long until one is allowed.
+pub type ProbeAnswer = Result<Report, Duration>;
+/// A probe asked of the probe thread, and where to answer (none: after a mapping change).
+pub type ProbeAsk = (Trigger, Option<Arc<Queue<ProbeAnswer>>>);
+
+/// State shared with the API and IGD threads: the snapshot (written only by the owner, and the probe
+/// and upstream threads' parts by them), the nft runner, the decision log, the way to the owner and
+/// to the probe thread.
 pub struct Shared {
     pub snapshot: Mutex<Snapshot>,
     pub nft: Nft,
     pub decisions: Mutex<VecDeque<Decision>>,
     pub owner: Arc<Queue<Event>>,
+    pub probes: Queue<ProbeAsk>,
 }
 
 /// Why the state owner could not be asked.
@@ -61,7 +71,24 @@ impl Shared {
             nft,
             decisions: Mutex::new(VecDeque::new()),
             owner,
+            probes: Queue::new(PROBES_WAITING),
         }
+    }
+
+    /// Runs the end-to-end probe now and waits for it; `None` when the probe thread is busy with
+    /// other asks or gone.
+    pub fn probe(&self) -> Option<ProbeAnswer> {
+        let reply = Arc::new(Queue::new(1));
+        self.probes
+            .push((Trigger::OnDemand, Some(reply.clone())))
+            .ok()?;
+        // A run waits for its slowest SYN; asks ahead of this one may each run too.
+        reply.pop_timeout(ANSWER_WAIT * (PROBES_WAITING as u32 + 1))
+    }
+
+    /// A probe once the rate limit allows, after the forwards changed.
+    pub fn probe_later(&self) {
+        let _ = self.probes.push((Trigger::MappingChange, None));
     }
 
     /// Hands a mapping change to the state owner and waits for its answer (an nft apply takes tens of

@@ -84,6 +84,10 @@ impl<T> Queue<T> {
         self.state.lock().unwrap().closed = true;
         self.ready.notify_all();
     }
+
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().unwrap().closed
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,10 @@ const READ: &[(&str, &str)] = &[
     ("health", "/api/v1/health"),
 ];
 
+/// The end-to-end probe, run now (a read grant suffices: it changes nothing, and the agent keeps its
+/// rate).
+const PROBE: (&str, &str) = ("probe", "/api/v1/probe");
+
 /// The largest argument document accepted on stdin.
 pub const MAX_INPUT: u64 = 64 * 1024;
 
@@ -33,6 +37,7 @@ pub fn list() -> Value {
     for (name, _) in READ {
         m.insert((*name).into(), json!({}));
     }
+    m.insert(PROBE.0.into(), json!({}));
     m.insert(
         "delete_mapping".into(),
         json!({"protocol": "str", "port": 32}),
@@ -61,6 +66,9 @@ pub fn plan<'a>(access: &'a ApiAccess, method: &str, input: &str) -> Result<Plan
     };
     if let Some((_, path)) = READ.iter().find(|(n, _)| *n == method) {
         return Ok(("GET", path.to_string(), None));
+    }
+    if method == PROBE.0 {
+        return Ok(("POST", PROBE.1.to_string(), None));
     }
     if method != "delete_mapping" {
         let shown: String = method.chars().take(40).collect();
@@ -140,9 +148,15 @@ mod tests {
             "cameras",
             "outbound",
             "health",
+            "probe",
         ] {
             assert_eq!(l[m], json!({}), "{m}");
         }
+        let c = config(None);
+        assert_eq!(
+            plan(&c, "probe", "").unwrap(),
+            ("POST", "/api/v1/probe".to_string(), None)
+        );
         assert_eq!(l["delete_mapping"], json!({"protocol": "str", "port": 32}));
     }
 

@@ -235,6 +235,8 @@ pub struct Snapshot {
     pub state_error: Option<String>,
     /// What the gateway upstream forwards for us (double NAT).
     pub upstream: UpstreamStatus,
+    /// The last end-to-end probe (the probe thread's).
+    pub probe: Option<crate::probe::Report>,
 }
 
 impl Snapshot {
@@ -270,6 +272,7 @@ impl Snapshot {
             bridge_error: None,
             state_error: None,
             upstream: UpstreamStatus::initial(mode),
+            probe: None,
         }
     }
 

@@ -80,6 +80,15 @@ fn every_answer_of_the_api_validates_against_the_openapi_document() {
         cams["body"].as_str().unwrap().contains("\"present\":true"),
         "{cams}"
     );
+    // The mapping's own probe ran (nothing listens on the Command Center); another one at once is
+    // refused by the rate limit.
+    lab.time_until(Duration::from_secs(5), || {
+        !lab.api_get("/api/v1/probe")["probe"].is_null()
+    })
+    .expect("the mapping's probe");
+    assert_eq!(a.call(&lab, "GET", "/api/v1/probe", local, None), 200);
+    assert_eq!(a.call(&lab, "POST", "/api/v1/probe", local, None), 429);
+    assert_eq!(a.call(&lab, "PUT", "/api/v1/probe", local, None), 405);
     // Errors are documented too.
     assert_eq!(
         a.call(&lab, "GET", "/api/v1/status", "evil.example:8780", None),

@@ -103,7 +103,8 @@ fn the_rpcd_plugin_answers_what_the_api_answers() {
     assert_eq!(
         list,
         json!({"status": {}, "diagnosis": {}, "mappings": {}, "cameras": {}, "remedy": {},
-               "outbound": {}, "health": {}, "delete_mapping": {"protocol": "str", "port": 32}})
+               "outbound": {}, "health": {}, "probe": {},
+               "delete_mapping": {"protocol": "str", "port": 32}})
     );
     for (method, path) in [
         ("status", "/api/v1/status"),
@@ -119,6 +120,11 @@ fn the_rpcd_plugin_answers_what_the_api_answers() {
     }
     let (_, m, _) = rpcd(&lab, &plugin, &["call", "mappings"], "");
     assert_eq!(m["mappings"][0]["external_port"], 20570, "{m}");
+    // The probe, run on demand: the mapping's own run a moment ago holds the rate limit.
+    let (ok, p, _) = rpcd(&lab, &plugin, &["call", "probe"], "{}");
+    assert!(ok);
+    assert_eq!(p["status"], 429, "{p}");
+    assert!(p["error"].as_str().unwrap().contains("ask again in"), "{p}");
 
     // Delete: the mapping goes, with the API's answer; a second delete is a clear error.
     let args = r#"{"protocol": "TCP", "port": 20570}"#;
@@ -257,7 +263,9 @@ const HOSTILE: &str = "WiLife<img src=x onerror=window.PWNED=1>";
 fn the_views_render_real_answers_in_a_headless_browser() {
     let (lab, cfg, text) = camera_lab();
     let plugin = plugin(&lab, &cfg);
-    // The direct case: the cc and the camera are on the network, the cc has mapped its port.
+    // The direct case: the cc and the camera are on the network, the cc has mapped its port and
+    // listens on it (the end-to-end probe finds it).
+    let _cc = lab.echo_server(&lab.cc, 20570, "cc");
     lab.say_hello_to_router(&lab.cc);
     lab.say_hello_to_router(&lab.camera);
     assert_eq!(lab.add_mapping(&lab.cc, 20570, "TCP", CC_IP, 3600), 0);

@@ -266,10 +266,12 @@ fn the_package_as_shipped_works_on_a_router_and_follows_the_wan_device() {
         .unwrap()
         .iter()
         .filter(|(_, args)| **args == json!({}));
-    assert_eq!(reads.clone().count(), 7, "{listed}");
+    assert_eq!(reads.clone().count(), 8, "{listed}");
     for (method, _) in reads {
         let v = rpcd(&lab, &root, method, "{}");
-        assert!(v.get("error").is_none(), "{method}: {v}");
+        // The probe (the only one that acts) may answer that it ran moments ago: an answer too.
+        let limited = method == "probe" && v["status"] == 429;
+        assert!(v.get("error").is_none() || limited, "{method}: {v}");
     }
     assert_eq!(
         rpcd(&lab, &root, "status", "{}")["firewall"]["fw4_include"]["in_fw4_ruleset"],
@@ -446,7 +448,12 @@ fn a_read_only_luci_user_can_read_nothing_that_holds_the_api_token() {
                     let method = method.as_str().unwrap();
                     assert_ne!(method, "delete_mapping", "{group}: a change in read");
                     let answer = rpcd(&lab, &root, method, "{}");
-                    assert!(answer.get("error").is_none(), "{method}: {answer}");
+                    // The probe may answer that it ran moments ago (at the start): an answer too.
+                    let limited = method == "probe" && answer["status"] == 429;
+                    assert!(
+                        answer.get("error").is_none() || limited,
+                        "{method}: {answer}"
+                    );
                     assert!(!answer.to_string().contains(&token), "{group}: {method}");
                     checked += 1;
                 }

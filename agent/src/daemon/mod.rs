@@ -17,6 +17,7 @@ use crate::firewall::{Forward, NetFacts};
 use crate::net::{self, dhcp, NetState};
 use crate::netlink;
 use crate::owner::{Event, Shared};
+use crate::probe;
 use crate::queue::Queue;
 use crate::status::Snapshot;
 use crate::upnp::description::Identity;
@@ -60,6 +61,8 @@ struct Owner {
     applied: Option<Applied>,
     facts: NetFacts,
     forwards: Vec<Forward>,
+    /// The forwards the last end-to-end probe was asked for.
+    probed: Vec<Forward>,
     mappings: Vec<Mapping>,
     identity: Identity,
     /// When set, the last apply failed and is retried at this instant.
@@ -162,6 +165,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
     let fw4_include = include_status(&opts.fw4_include, config.connmark, None);
     let snapshot = Snapshot::new(config.clone(), fw4_include);
     let shared = Arc::new(Shared::new(snapshot, nft, events.clone()));
+    probe::worker::start(shared.clone());
     let upstream = {
         let shared = shared.clone();
         Worker::start(move |status| shared.snapshot.lock().unwrap().upstream = status)
@@ -205,6 +209,7 @@ impl Owner {
             applied: None,
             facts: NetFacts::default(),
             forwards: Vec::new(),
+            probed: Vec::new(),
             mappings: Vec::new(),
             identity: Identity::default(),
             retry_at: None,
@@ -242,6 +247,7 @@ impl Owner {
         self.sync_services(services);
         self.publish_upnp(&services.igd);
         self.want_upstream(services);
+        self.probe_changed();
     }
 
     /// Takes events until a stop signal; the timers run after every event too, so a stream of requests
@@ -266,6 +272,7 @@ impl Owner {
             self.run_due(&mut timers, services);
             self.publish_upnp(&services.igd);
             self.want_upstream(services);
+            self.probe_changed();
         }
     }
 
@@ -360,8 +367,19 @@ impl Owner {
         }
         services.api.stop();
         services.upstream.stop();
+        self.shared.probes.close();
         if let Err(e) = self.shared.nft.delete_table() {
             error!("could not remove table inet wilife: {e}");
+        }
+    }
+
+    /// Asks for an end-to-end probe when the forwards changed (the probe thread keeps its rate).
+    fn probe_changed(&mut self) {
+        if self.forwards != self.probed {
+            self.probed = self.forwards.clone();
+            if !self.forwards.is_empty() {
+                self.shared.probe_later();
+            }
         }
     }
 
