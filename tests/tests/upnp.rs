@@ -582,10 +582,22 @@ fn api_lists_mappings_and_delete_needs_the_token_and_cuts_live_sessions() {
         api(&lab, "GET", "/api/v1/mappings/tcp/20570", Some(TOKEN)).0,
         405
     );
+    // The viewer's flow only: the router's own probe of the Command Center (after the mapping
+    // was granted) is a flow to port 20570 too, but to the CC's address, not the public one.
+    let public = WAN_IP.to_string();
     let conntrack = || {
         let out = lab.exec(
             &lab.router,
-            &["conntrack", "-L", "-p", "tcp", "--orig-port-dst", "20570"],
+            &[
+                "conntrack",
+                "-L",
+                "-p",
+                "tcp",
+                "--orig-dst",
+                &public,
+                "--orig-port-dst",
+                "20570",
+            ],
         );
         String::from_utf8_lossy(&out.stdout).lines().count()
     };
