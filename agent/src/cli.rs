@@ -349,7 +349,7 @@ fn ask_api(a: &Args, method: &str, path: &str) -> Result<(SocketAddr, u16, Strin
     Ok((addr, code, body))
 }
 
-/// `probe`: runs the end-to-end probe now; one line per port tried, then the problem if any.
+/// `probe`: runs the end-to-end probe now; one line per hop of each port, then the problem if any.
 fn probe(a: Args) -> i32 {
     let (_, code, body) = match ask_api(&a, "POST", "/api/v1/probe") {
         Ok(r) => r,
@@ -365,18 +365,24 @@ fn probe(a: Args) -> i32 {
             1
         };
     }
-    let tried = v["probe"]["tried"].as_array().cloned().unwrap_or_default();
-    if tried.is_empty() {
+    let hops = v["probe"]["hops"].as_array().cloned().unwrap_or_default();
+    if hops.is_empty() {
         println!("no forward in force: nothing to try");
     }
-    for t in &tried {
-        println!(
-            "TCP {} (external port {}): {} after {} ms",
-            t["address"].as_str().unwrap_or("?"),
-            t["external_port"],
-            t["verdict"].as_str().unwrap_or("?"),
-            t["ms"]
-        );
+    for t in &hops {
+        let hop = t["hop"].as_str().unwrap_or("?").replace('_', " ");
+        let port = &t["external_port"];
+        match (t["verdict"].as_str().unwrap_or("?"), t["why"].as_str()) {
+            ("not_tried", why) => println!(
+                "{hop} (external port {port}): not tried: {}",
+                why.unwrap_or("?")
+            ),
+            (verdict, _) => println!(
+                "{hop} TCP {} (external port {port}): {verdict} after {} ms",
+                t["address"].as_str().unwrap_or("?"),
+                t["ms"]
+            ),
+        }
     }
     match problem.as_str() {
         Some(p) => {

@@ -3,6 +3,7 @@
 
 use crate::config::{CommandCenter, DirectAccess};
 use crate::net::{self, wan_address_kind, WanAddressKind};
+use crate::probe::Hop;
 use crate::status::Snapshot;
 use crate::upstream::cascade::{Idle, Standing};
 use serde::Serialize;
@@ -87,11 +88,10 @@ pub fn diagnose(snap: &Snapshot, now: SystemTime) -> Diagnosis {
     let external = external(snap);
     let blocking = reasons.iter().any(|r| r.severity == Severity::Blocking);
     if !blocking && external.is_none() && c.direct_access == DirectAccess::Upnp {
-        reasons.push(Reason {
-            code: "no_mapping_yet",
-            severity: Severity::Warning,
-            message: "The Command Center has not asked for a port over UPnP yet; it does when remote viewing is set up in direct mode.".into(),
-        });
+        reasons.push(warning(
+            "no_mapping_yet",
+            "The Command Center has not asked for a port over UPnP yet; it does when remote viewing is set up in direct mode.".into(),
+        ));
     }
     Diagnosis {
         direct_possible: !blocking,
@@ -111,6 +111,14 @@ fn blocking(code: &'static str, message: String) -> Reason {
     Reason {
         code,
         severity: Severity::Blocking,
+        message,
+    }
+}
+
+fn warning(code: &'static str, message: String) -> Reason {
+    Reason {
+        code,
+        severity: Severity::Warning,
         message,
     }
 }
@@ -266,18 +274,25 @@ fn command_center_reasons(snap: &Snapshot, now: SystemTime) -> Vec<Reason> {
     }
 }
 
-/// The router's own connection to the Command Center's port found no listener, or was dropped (a
-/// PC firewall): every connection from the internet would fare the same.
+/// The router's own connections along a viewer's path: the Command Center's port found no listener
+/// or was dropped (a PC firewall), or the public address did not lead there — every connection from
+/// the internet would fare the same (blocking); or the gateway upstream did not loop a connection
+/// back, which many gateways never do (a warning: only a viewer outside can tell).
 fn probe_reasons(snap: &Snapshot) -> Vec<Reason> {
-    let problem = snap.probe.as_ref().and_then(|p| p.problem.as_deref());
-    problem.map_or_else(Vec::new, |p| {
-        let mut message: Vec<char> = p.chars().collect();
-        message[0] = message[0].to_ascii_uppercase();
-        vec![blocking(
-            "command_center_not_answering",
-            format!("{}.", message.into_iter().collect::<String>()),
-        )]
-    })
+    let Some(p) = &snap.probe else {
+        return Vec::new();
+    };
+    let (Some(hop), Some(problem)) = (p.broken_hop, p.problem.as_deref()) else {
+        return Vec::new();
+    };
+    let mut message: Vec<char> = problem.chars().collect();
+    message[0] = message[0].to_ascii_uppercase();
+    let message = format!("{}.", message.into_iter().collect::<String>());
+    vec![match hop {
+        Hop::CommandCenter => blocking("command_center_not_answering", message),
+        Hop::PublicAddress => blocking("forward_not_answering", message),
+        Hop::Gateway => warning("gateway_path_unconfirmed", message),
+    }]
 }
 
 /// Our tables, or fw4's acceptance of what they grant, are not in force.
@@ -311,11 +326,7 @@ fn switching_reasons(snap: &Snapshot) -> Vec<Reason> {
                 Verdict::SameSegment => "camera_same_segment",
                 Verdict::Enforced | Verdict::Unknown => return None,
             };
-            Some(Reason {
-                code,
-                severity: Severity::Warning,
-                message: p.message.clone(),
-            })
+            Some(warning(code, p.message.clone()))
         })
         .collect()
 }

@@ -582,9 +582,9 @@ fn api_lists_mappings_and_delete_needs_the_token_and_cuts_live_sessions() {
         api(&lab, "GET", "/api/v1/mappings/tcp/20570", Some(TOKEN)).0,
         405
     );
-    // The viewer's flow only: the router's own probe of the Command Center (after the mapping
-    // was granted) is a flow to port 20570 too, but to the CC's address, not the public one.
-    let public = WAN_IP.to_string();
+    // The viewer's flow only: the router's own probes (after the mapping was granted) are flows to
+    // port 20570 too, from the router.
+    let viewer_ip = REMOTE_IP.to_string();
     let conntrack = || {
         let out = lab.exec(
             &lab.router,
@@ -593,8 +593,8 @@ fn api_lists_mappings_and_delete_needs_the_token_and_cuts_live_sessions() {
                 "-L",
                 "-p",
                 "tcp",
-                "--orig-dst",
-                &public,
+                "--orig-src",
+                &viewer_ip,
                 "--orig-port-dst",
                 "20570",
             ],

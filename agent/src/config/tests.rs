@@ -740,3 +740,34 @@ fn a_duplicate_section_is_said_once() {
         "{errors}"
     );
 }
+
+/// docs/CONFIGURATION.md documents exactly the sections and options the code accepts: a heading
+/// `### config TYPE` per section type, then a table with one row per option, its name first.
+#[test]
+fn the_configuration_doc_lists_exactly_the_options_the_code_accepts() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CONFIGURATION.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let mut documented: Vec<(String, Vec<String>)> = Vec::new();
+    for line in doc.lines() {
+        if let Some(kind) = line.strip_prefix("### config ") {
+            documented.push((kind.trim().to_string(), Vec::new()));
+        } else if line.starts_with("## ") || line.starts_with("### ") {
+            documented.push((String::new(), Vec::new()));
+        } else if let (Some((_, options)), Some(row)) =
+            (documented.last_mut(), line.strip_prefix("| `"))
+        {
+            options.push(row.split('`').next().unwrap().to_string());
+        }
+    }
+    documented.retain(|(kind, _)| !kind.is_empty());
+    let code: Vec<(String, Vec<String>)> = (validate::SECTION_TYPES.iter())
+        .map(|(kind, options)| {
+            let options = options.iter().map(|o| o.to_string()).collect();
+            (kind.to_string(), options)
+        })
+        .collect();
+    assert_eq!(
+        documented, code,
+        "docs/CONFIGURATION.md and config/validate.rs disagree"
+    );
+}

@@ -58,7 +58,7 @@ const UPNP_OPTIONS: &[&str] = &[
     "uuid",
 ];
 /// Section types and the options each accepts.
-const SECTION_TYPES: &[(&str, &[&str])] = &[
+pub(super) const SECTION_TYPES: &[(&str, &[&str])] = &[
     ("agent", AGENT_OPTIONS),
     ("direct", DIRECT_OPTIONS),
     ("command_center", COMMAND_CENTER_OPTIONS),

@@ -192,11 +192,13 @@ fn set_type(v: &Value) -> String {
     }
 }
 
-/// nft prints standard priorities by name (`dstnat - 10`; the bridge family's filter is -200).
+/// nft prints standard priorities by name (`dstnat - 10`; the bridge family's filter is -200), but
+/// a nat output hook's in numbers (`-110`).
 fn priority(family: &str, ty: &str, hook: &str, prio: i64) -> String {
     let base = match (family, ty, hook) {
         ("bridge", _, _) => ("filter", -200),
-        (_, "nat", "prerouting") | (_, "nat", "output") => ("dstnat", -100),
+        (_, "nat", "output") => return prio.to_string(),
+        (_, "nat", "prerouting") => ("dstnat", -100),
         (_, "nat", "postrouting") | (_, "nat", "input") => ("srcnat", 100),
         _ => ("filter", 0),
     };
@@ -229,7 +231,7 @@ fn expr(v: &Value, hex: bool) -> String {
             if let Some(m) = o.get("meta") {
                 let key = s(&m["key"]);
                 match key {
-                    "iifname" | "oifname" | "iif" | "oif" | "mark" => key.to_string(),
+                    "iifname" | "oifname" | "iif" | "oif" => key.to_string(),
                     _ => format!("meta {key}"),
                 }
             } else if let Some(p) = o.get("payload") {

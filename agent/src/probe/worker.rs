@@ -1,13 +1,18 @@
 //! The probe's thread: takes the asks (on demand, or after a mapping change), keeps the rate limit,
-//! sends the SYNs side by side (one poll, no thread each), publishes the report in the snapshot and logs a changed problem once.
+//! sends each step's SYNs side by side (one poll, no thread each), publishes the report in the
+//! snapshot and logs a changed problem once.
 
-use super::{problem, targets, Limiter, Report, Target, Tried, Trigger, Verdict, ANSWER_WAIT};
+use super::{
+    command_centers, onward, problem, Hop, Limiter, Outside, Report, Target, Tried, Trigger,
+    Upstream, Verdict, ANSWER_WAIT,
+};
 use crate::clock::unix_now;
 use crate::owner::{ProbeAnswer, Shared};
+use crate::upstream::cascade::Standing;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    connect, getsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    connect, getsockopt, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
 };
 use std::net::SocketAddrV4;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -56,17 +61,46 @@ fn serve(shared: &Shared) {
     }
 }
 
-/// One run over the forwards in force: published, and its problem logged when it changed.
+/// What the snapshot says of the forwards and of the path beyond the router; the probe's mark.
+fn path(shared: &Shared) -> (Vec<crate::firewall::Forward>, Outside, u32) {
+    let snap = shared.snapshot.lock().unwrap();
+    let up = &snap.upstream;
+    let upstream = match &up.standing {
+        Standing::Mapping {
+            external_address, ..
+        } if up.idle.is_none() => Some(Upstream {
+            gateway: up.gateway,
+            external: *external_address,
+            forwarded: (up.mappings.iter())
+                .map(|m| (m.port, m.external_port))
+                .collect(),
+        }),
+        _ => None,
+    };
+    let outside = Outside {
+        wan: snap.facts.wan_ipv4.first().copied(),
+        table: snap.table_present,
+        upstream,
+    };
+    (snap.forwards.clone(), outside, snap.config.connmark)
+}
+
+/// One run over the forwards in force, hop by hop: published, and its problem logged when it changed.
 fn run(shared: &Shared, trigger: Trigger) -> Report {
-    let forwards = shared.snapshot.lock().unwrap().forwards.clone();
-    let (targets, not_tried) = targets(&forwards);
-    let tried = syns(targets);
+    let (forwards, outside, mark) = path(shared);
+    let first = command_centers(&forwards);
+    let mut hops = syns(first.targets, mark);
+    let next = onward(&hops, &outside);
+    hops.extend(first.not_tried);
+    hops.extend(syns(next.targets, mark));
+    hops.extend(next.not_tried);
+    let (broken_hop, problem) = problem(&hops, &outside).unzip();
     let report = Report {
         at: unix_now(),
         trigger,
-        problem: problem(&tried),
-        tried,
-        not_tried,
+        hops,
+        broken_hop,
+        problem,
     };
     let before = shared
         .snapshot
@@ -77,8 +111,8 @@ fn run(shared: &Shared, trigger: Trigger) -> Report {
         .and_then(|r| r.problem);
     match (&before, &report.problem) {
         (_, Some(now)) if before.as_ref() != Some(now) => warning!("end-to-end probe: {now}"),
-        (Some(_), None) if !report.tried.is_empty() => {
-            info!("end-to-end probe: the Command Center answers again")
+        (Some(_), None) if !report.hops.is_empty() => {
+            info!("end-to-end probe: every hop answers again")
         }
         _ => {}
     }
@@ -86,22 +120,29 @@ fn run(shared: &Shared, trigger: Trigger) -> Report {
 }
 
 /// One connection attempt from the router to each target, side by side (a non-blocking socket each,
-/// one poll), each closed once answered; what has no answer after `ANSWER_WAIT` is dropped.
-fn syns(targets: Vec<Target>) -> Vec<Tried> {
+/// one poll), each closed once answered; what has no answer after `ANSWER_WAIT` is dropped. The
+/// public address is tried with `mark` on the socket: our probe chain takes only such connections
+/// through the forwards.
+fn syns(targets: Vec<Target>, mark: u32) -> Vec<Tried> {
+    if targets.is_empty() {
+        return Vec::new();
+    }
     let started = Instant::now();
     let mut tried: Vec<Tried> = (targets.into_iter())
         .map(|t| Tried {
             hop: t.hop,
-            address: t.address,
+            address: Some(t.address),
             external_port: t.external_port,
             verdict: Verdict::Dropped,
             ms: ANSWER_WAIT.as_millis() as u64,
+            why: None,
         })
         .collect();
     // The sockets still connecting, with their index in `tried`.
     let mut connecting: Vec<(usize, OwnedFd)> = Vec::new();
     for (i, t) in tried.iter_mut().enumerate() {
-        match open(t.address) {
+        let marked = (t.hop == Hop::PublicAddress).then_some(mark);
+        match t.address.map_or(Err(Errno::EINVAL), |to| open(to, marked)) {
             Ok(Some(fd)) => connecting.push((i, fd)),
             done => {
                 t.verdict = done.map_or_else(verdict_of, |_| Verdict::Answered);
@@ -139,14 +180,18 @@ fn syns(targets: Vec<Target>) -> Vec<Tried> {
     tried
 }
 
-/// A non-blocking connect to `to`: `None` when it connected at once, else the socket to wait on.
-fn open(to: SocketAddrV4) -> Result<Option<OwnedFd>, Errno> {
+/// A non-blocking connect to `to` (its packets carrying `mark`, if any): `None` when it connected at
+/// once, else the socket to wait on.
+fn open(to: SocketAddrV4, mark: Option<u32>) -> Result<Option<OwnedFd>, Errno> {
     let fd = socket(
         AddressFamily::Inet,
         SockType::Stream,
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         None,
     )?;
+    if let Some(mark) = mark {
+        setsockopt(&fd, sockopt::Mark, &mark)?;
+    }
     match connect(fd.as_raw_fd(), &SockaddrIn::from(to)) {
         Ok(()) => Ok(None),
         Err(Errno::EINPROGRESS) => Ok(Some(fd)),

@@ -24,6 +24,9 @@ pub const CHAIN_FORWARD: &str = "forward";
 /// them here, so they skip every rule about new and foreign flows.
 pub const CHAIN_GRANTED: &str = "granted_flows";
 pub const CHAIN_SRCNAT: &str = "srcnat";
+/// The router's own connections to its public address, marked by the end-to-end probe, take the
+/// forwards as a connection from the internet would (nat output hook).
+pub const CHAIN_PROBE: &str = "probe";
 pub const CHAIN_INPUT: &str = "input";
 
 pub const SET_WAN_IPV4: &str = "wan_ipv4";
@@ -107,6 +110,7 @@ pub fn render(d: &Desired) -> Tables {
         if reflection {
             b.reflection(c, f);
         }
+        b.probe_forward(c, f);
     }
     if upnp {
         b.upnp_rules(c, reflection);
@@ -239,6 +243,8 @@ impl Builder {
         );
         // chain input { type filter hook input priority filter - 10; policy accept; }
         self.chain(INET, CHAIN_INPUT, Some(("filter", "input", PRIO_FILTER)));
+        // chain probe { type nat hook output priority dstnat - 10; policy accept; }
+        self.chain(INET, CHAIN_PROBE, Some(("nat", "output", PRIO_DSTNAT)));
     }
 
     /// The agent's LAN-only services (UPnP IGD, the API on its default addresses) are unreachable from
@@ -416,6 +422,26 @@ impl Builder {
         self.rule(
             CHAIN_DSTNAT,
             format!("wilife: reflection tcp/{} -> {}", f.external, f.target),
+            expr,
+        );
+    }
+
+    /// The probe's way to the public address: only its marked packets, uncounted (no connection of
+    /// anyone's), to the same target as the forward.
+    fn probe_forward(&mut self, c: &Config, f: &Forward) {
+        // meta mark & BIT == BIT ip daddr @wan_ipv4 tcp dport 20570-20575 dnat ip to 192.168.1.10
+        let expr = vec![
+            packet_mark_has(c.connmark),
+            is(payload("ip", "daddr"), set_ref(SET_WAN_IPV4)),
+            is(tcp_dport(), ports(f)),
+            dnat(string(f.target), f.target_port.map(num)),
+        ];
+        self.rule(
+            CHAIN_PROBE,
+            format!(
+                "wilife: the router's probe of tcp/{} -> {}",
+                f.external, f.target
+            ),
             expr,
         );
     }

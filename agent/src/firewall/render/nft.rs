@@ -133,6 +133,11 @@ fn mark_and(bit: u32) -> E {
     json!({ "&": [ct("mark", None), bit] })
 }
 
+/// `meta mark & BIT == BIT`: a packet the agent itself marked (SO_MARK) — its probe.
+pub fn packet_mark_has(bit: u32) -> S {
+    is(json!({ "&": [meta("mark"), bit] }), json!(bit))
+}
+
 /// `ct mark & BIT == BIT`
 pub fn mark_has(bit: u32) -> S {
     is(mark_and(bit), json!(bit))

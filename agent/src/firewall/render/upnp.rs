@@ -10,7 +10,9 @@
 //! The per-element counters take the place of a static forward's named counters.
 
 use super::nft::*;
-use super::{Builder, CHAIN_DSTNAT, CHAIN_FORWARD, CHAIN_GRANTED, SET_LAN_IPV4, SET_WAN_IPV4};
+use super::{
+    Builder, CHAIN_DSTNAT, CHAIN_FORWARD, CHAIN_GRANTED, CHAIN_PROBE, SET_LAN_IPV4, SET_WAN_IPV4,
+};
 use crate::config::{Config, DirectAccess};
 use crate::consts::TABLE;
 use crate::firewall::elements::{self, Batch, Deleted};
@@ -238,6 +240,17 @@ impl Builder {
                 expr,
             );
         }
+        // meta mark & BIT == BIT ip daddr @wan_ipv4 dnat ip to tcp dport map @upnp_addr : …
+        let expr = vec![
+            packet_mark_has(c.connmark),
+            is(payload("ip", "daddr"), set_ref(SET_WAN_IPV4)),
+            dnat_by_maps(),
+        ];
+        self.rule(
+            CHAIN_PROBE,
+            "wilife: the router's probe of upnp mappings".into(),
+            expr,
+        );
     }
 
     /// The grant of the mapped flows in the forward chain (before the camera isolation rules: a
