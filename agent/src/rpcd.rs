@@ -22,11 +22,16 @@ const READ: &[(&str, &str)] = &[
     ("remedy", "/api/v1/remedy"),
     ("outbound", "/api/v1/outbound"),
     ("health", "/api/v1/health"),
+    ("last_probe", "/api/v1/probe"),
 ];
 
 /// The end-to-end probe, run now (a read grant suffices: it changes nothing, and the agent keeps its
 /// rate).
 const PROBE: (&str, &str) = ("probe", "/api/v1/probe");
+
+/// The service's init script: `start` asks procd to run the agent (LuCI's button while it is down).
+/// A method of its own, so the grant to start it is not a grant to start or stop any service.
+const INIT_SCRIPT: &str = "/etc/init.d/wilife";
 
 /// The largest argument document accepted on stdin.
 pub const MAX_INPUT: u64 = 64 * 1024;
@@ -38,6 +43,7 @@ pub fn list() -> Value {
         m.insert((*name).into(), json!({}));
     }
     m.insert(PROBE.0.into(), json!({}));
+    m.insert("start".into(), json!({}));
     m.insert(
         "delete_mapping".into(),
         json!({"protocol": "str", "port": 32}),
@@ -99,13 +105,20 @@ pub fn plan<'a>(access: &'a ApiAccess, method: &str, input: &str) -> Result<Plan
 
 /// `call METHOD` with `input` (stdin) against the agent reached by `access`.
 pub fn call(access: &ApiAccess, method: &str, input: &str) -> Value {
+    if method == "start" {
+        return start(INIT_SCRIPT);
+    }
     let (method_http, path, token) = match plan(access, method, input) {
         Ok(p) => p,
         Err(answer) => return answer,
     };
     let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), access.port);
     match client::request(addr, method_http, &path, token) {
-        Err(e) => error(format!("the wilife-agent service does not answer: {e}")),
+        // The service is not running (or not listening): the views offer to start it.
+        Err(e) => json!({
+            "error": format!("the wilife-agent service does not answer: {e}"),
+            "not_running": true,
+        }),
         Ok((status, body)) => match serde_json::from_str::<Value>(&body) {
             // The API's own error document carries the words.
             Ok(v) if status >= 400 => {
@@ -123,6 +136,25 @@ pub fn call(access: &ApiAccess, method: &str, input: &str) -> Value {
             Ok(v) => v,
             Err(e) => error(format!("the agent answered {status} with no JSON: {e}")),
         },
+    }
+}
+
+/// Runs `script start`: `{"started": true}`, or what went wrong.
+fn start(script: &str) -> Value {
+    use std::process::{Command, Stdio};
+    let run = Command::new(script)
+        .arg("start")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output();
+    match run {
+        Ok(out) if out.status.success() => json!({ "started": true }),
+        Ok(out) => error(format!(
+            "{script} start failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => error(format!("cannot run {script}: {e}")),
     }
 }
 
@@ -149,6 +181,8 @@ mod tests {
             "outbound",
             "health",
             "probe",
+            "last_probe",
+            "start",
         ] {
             assert_eq!(l[m], json!({}), "{m}");
         }
@@ -157,7 +191,26 @@ mod tests {
             plan(&c, "probe", "").unwrap(),
             ("POST", "/api/v1/probe".to_string(), None)
         );
+        assert_eq!(
+            plan(&c, "last_probe", "").unwrap(),
+            ("GET", "/api/v1/probe".to_string(), None)
+        );
         assert_eq!(l["delete_mapping"], json!({"protocol": "str", "port": 32}));
+    }
+
+    #[test]
+    fn start_runs_the_init_script_and_says_how_it_went() {
+        assert_eq!(start("/bin/true"), json!({ "started": true }));
+        let failed = start("/bin/false");
+        assert!(failed["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("/bin/false start failed"));
+        let missing = start("/nonexistent/wilife");
+        assert!(missing["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot run /nonexistent/wilife"));
     }
 
     #[test]
@@ -175,7 +228,9 @@ mod tests {
         .contains("only TCP"));
         assert!(msg(call(&c, "reboot", "{}")).contains("unknown method"));
         // Port 1 on loopback: nothing listens there.
-        assert!(msg(call(&c, "status", "")).contains("does not answer"));
+        let down = call(&c, "status", "");
+        assert!(msg(down.clone()).contains("does not answer"));
+        assert_eq!(down["not_running"], true);
         let no_token = config(None);
         assert!(msg(call(&no_token, "delete_mapping", r#"{"port": 20570}"#))
             .contains("no token in /etc/wilife/api_token"));

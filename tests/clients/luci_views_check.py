@@ -6,9 +6,11 @@ Checks the verdict, the mapping rows, the cameras, Delete; that markup in any va
 shown as text and never runs; that each failed ubus call (bare status 2, 7, access denied) spoils only
 its own section, readably; the refused reload; a read-only session; the settings form's validation
 (held to `wilife-agent check`) and that saving the shipped config unchanged stages nothing; the
-Status -> Overview include. No page may raise an uncaught error. Writes screenshots.
+Status -> Overview include; the agent down; the end-to-end test; the settings' tables and their Add
+dialog. No page may raise an uncaught error. Writes screenshots into OUT_DIR, and those the docs show
+(desktop and phone-sized) into DOCS_DIR.
 
-usage: luci_views_check.py CAPTURED.json OUT_DIR
+usage: luci_views_check.py CAPTURED.json OUT_DIR DOCS_DIR
 CAPTURED.json: {"cases": {"direct": {answers}, "relay": {answers}}, "config": "UCI text",
                 "bad_config": "UCI text", "bad_options": [...], "hints": {...}, "hostile": "markup",
                 "reload_status": {status answer}, "no_address_config": "UCI text",
@@ -16,6 +18,7 @@ CAPTURED.json: {"cases": {"direct": {answers}, "relay": {answers}}, "config": "U
 """
 import copy
 import json
+import re
 import pathlib
 import sys
 
@@ -54,6 +57,8 @@ def main():
     captured = json.loads(pathlib.Path(sys.argv[1]).read_text())
     out = pathlib.Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
+    docs = pathlib.Path(sys.argv[3])
+    docs.mkdir(parents=True, exist_ok=True)
     status_src = (VIEWS / "status.js").read_text()
     settings_src = (VIEWS / "settings.js").read_text()
     overview_src = (RESOURCES / "view/status/include/75_wilife.js").read_text()
@@ -97,6 +102,17 @@ def main():
             found = page.locator(selector)
             return found.nth(nth).inner_text() if found.count() > nth else ""
 
+        def doc_shots(name):
+            """The page as the docs show it: desktop, then phone-sized (LuCI's phone layout)."""
+            page.screenshot(path=str(docs / f"{name}.png"), full_page=True)
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.wait_for_timeout(50)
+            page.screenshot(path=str(docs / f"{name}-phone.png"), full_page=True)
+            page.set_viewport_size({"width": 1200, "height": 900})
+
+        def table_rows(table_id):
+            return page.locator(f"#{table_id} tr.tr:not(.table-titles)")
+
         def no_errors(case):
             seen = errors + page.evaluate("window.ERRORS")
             check(not seen, f"{case}: no uncaught errors {seen}")
@@ -112,13 +128,28 @@ def main():
             show(status_src, answers, uci)
             verdict = page.inner_text("#wilife-verdict")
             d = answers["luci.wilife.diagnosis"]
+            heading = shown("#wilife-remote h3")
+            check(heading == "Remote viewing", f"{case}: the heading is a heading, not the reason: {heading!r}")
             asked = [c["method"] for c in page.evaluate("window.RPC_CALLS")]
             check("remedy" not in asked, f"{case}: no remedy is asked for while the rules see every camera {asked}")
             if case == "direct":
-                want = f"Remote viewing: direct, via {wan_address(d)}"
+                want = f"Direct, via {wan_address(d)}"
                 check(verdict == want, f"{case}: verdict {verdict!r} == {want!r}")
-                rows = page.locator("#wilife-status table").nth(0).locator("tr.tr:not(.table-titles)")
+                rows = table_rows("wilife-mappings-table")
                 check(rows.count() == 2, f"{case}: two mapping rows ({rows.count()})")
+                # LuCI's own table layout: stripes, and each cell titled for the phone layout.
+                classes = [rows.nth(i).get_attribute("class") for i in range(rows.count())]
+                check(classes == ["tr cbi-rowstyle-1", "tr cbi-rowstyle-2"], f"{case}: striped rows {classes}")
+                titles = rows.nth(0).locator("td").evaluate_all("l => l.map(x => x.dataset.title || null)")
+                check(titles == ["Client", "Port", "Description", "Lease left", "Traffic", None],
+                      f"{case}: cells titled {titles}")
+                check(page.locator("#wilife-mappings-unused").count() == 0, f"{case}: no note while direct")
+                # The end-to-end test: the Command Center answered, then the public address.
+                hops = table_rows("wilife-probe-hops")
+                said = [hops.nth(i).inner_text() for i in range(hops.count())]
+                check(len(said) == 2 and "Command Center" in said[0] and "Answered" in said[0]
+                      and "Public address" in said[1] and "Answered" in said[1], f"{case}: the test's hops {said}")
+                check(page.locator("#wilife-probe-problem").count() == 0, f"{case}: no problem")
                 row = rows.nth(0).inner_text()
                 check("192.168.50.10" in row and "TCP 20570" in row and "WiLife" in row,
                       f"{case}: mapping row {row!r}")
@@ -127,16 +158,30 @@ def main():
                 check("TCP 20571" in row and captured["stored_hostile"] in row,
                       f"{case}: the hostile description as text {row!r}")
                 not_run(case)
+                # Delete spins and stays disabled until the answer (slow here on purpose).
+                page.evaluate("window.RPC_DELAY = {'luci.wilife.delete_mapping': 600}")
                 page.click("button[data-port='20570']")
+                busy = page.eval_on_selector("button[data-port='20570']", "b => [b.disabled, b.classList.contains('spinning')]")
+                check(busy == [True, True], f"{case}: Delete is disabled and spinning while it runs {busy}")
                 page.wait_for_function("window.RPC_CALLS.some(c => c.method === 'delete_mapping')")
                 calls = page.evaluate("window.RPC_CALLS.filter(c => c.method === 'delete_mapping')")
                 check(calls == [{"object": "luci.wilife", "method": "delete_mapping",
                                  "args": {"protocol": "tcp", "port": 20570}}],
                       f"{case}: Delete calls delete_mapping(tcp, 20570): {calls}")
+                # Test now: the rate limit's answer, said in a notification; the section stays.
+                page.click("#wilife-probe-run")
+                page.wait_for_function("window.RPC_CALLS.some(c => c.method === 'probe')")
+                settle()
+                note = shown("#notifications")
+                check("The test did not run" in note and "ask again in" in note, f"{case}: Test now, too soon: {note!r}")
             else:
-                want = "Remote viewing: relay only — " + d["reasons"][0]["message"]
-                check(verdict == want, f"{case}: verdict {verdict!r}")
-                check("10.0.0.2 is private" in verdict and "double NAT" in verdict, f"{case}: says why")
+                check(verdict == "Relay only", f"{case}: verdict {verdict!r}")
+                why = shown("#wilife-why")
+                check(why == d["reasons"][0]["message"], f"{case}: why {why!r}")
+                check("10.0.0.2 is private" in why and "double NAT" in why, f"{case}: says why")
+                note = page.locator("#wilife-mappings-unused")
+                check(note.count() == 1 and note.locator("a").get_attribute("href") == "#wilife-remote",
+                      f"{case}: a mapping no viewer can use links to what to do")
                 code = page.get_attribute("#wilife-verdict", "data-reason")
                 check(code == "wan_private", f"{case}: reason code {code!r}")
                 # Double NAT: the gateway upstream's section says where it stands.
@@ -145,16 +190,42 @@ def main():
                 check(state == want, f"{case}: upstream section state {state!r} == {want!r}")
             if case == "direct":
                 check(page.locator("#wilife-upstream").count() == 0, f"{case}: no upstream section")
-            cams = page.locator("#wilife-status table").nth(1).inner_text()
+            cams = shown("#wilife-cameras-table")
             check("porch" in cams and "0a:00:00:00:00:20" in cams and "present" in cams,
                   f"{case}: camera row {cams!r}")
-            fw = page.locator("#wilife-status table").nth(2).inner_text()
-            check("inet wilife, bridge wilife" in fw and "active" in fw, f"{case}: firewall {fw!r}")
+            router = shown("#wilife-router-table")
+            st = answers["luci.wilife.status"]
+            for want in ["inet wilife, bridge wilife", "active", st["version"], "Running for",
+                         "UPnP: the Command Center asks for its port", st["wan"]["device"]] + st["wan"]["ipv4"]:
+                check(want in router, f"{case}: the router section says {want!r}: {router!r}")
             check(page.locator("#wilife-reload-error").count() == 0, f"{case}: no reload error shown")
             page.evaluate("Promise.all(window.POLLS.map(f => f()))")
             check(page.inner_text("#wilife-verdict") == verdict, f"{case}: poll refresh keeps the page")
             page.screenshot(path=str(out / f"status-{case}.png"), full_page=True)
             no_errors(case)
+            # For the docs: the same answers without the test's hostile mapping, no notification.
+            clean = copy.deepcopy(answers)
+            clean["luci.wilife.mappings"]["mappings"] = [
+                m for m in clean["luci.wilife.mappings"]["mappings"] if m["description"] != captured["stored_hostile"]]
+            show(status_src, clean, uci)
+            doc_shots(f"status-{case}")
+
+        # Double NAT, for real (miniupnpd in front): the gateway section says in one sentence what it
+        # does, the verdict is direct via the gateway's address, the test went through the gateway.
+        dn = captured["double_nat"]
+        show(status_src, dn, uci)
+        d = dn["luci.wilife.diagnosis"]
+        verdict = page.inner_text("#wilife-verdict")
+        check(d["direct_possible"] and verdict == f"Direct, via {wan_address(d)}", f"double NAT: verdict {verdict!r}")
+        state = shown("#wilife-upstream-state")
+        st = dn["luci.wilife.status"]["upstream"]
+        check(page.get_attribute("#wilife-upstream", "data-state") == "mapping"
+              and "The gateway at 192.168.0.1 forwards 1 port(s) to this router over PCP" in state
+              and st["standing"]["external_address"] in state, f"double NAT: the gateway's sentence {state!r}")
+        hops = shown("#wilife-probe-hops")
+        check("Gateway upstream" in hops, f"double NAT: the test's gateway hop {hops!r}")
+        doc_shots("status-double-nat")
+        no_errors("double NAT")
 
         # Markup in every value from the agent or the config: names, reasons, errors. Shown, never run.
         h = copy.deepcopy(direct)
@@ -167,6 +238,10 @@ def main():
         h["luci.wilife.status"]["firewall"]["last_reconcile"] = {
             "at": 0, "reason": hostile, "result": "error", "error": hostile, "duration_ms": 1}
         h["luci.wilife.delete_mapping"] = {"error": hostile, "status": 404}
+        h["luci.wilife.last_probe"] = {"probe": {
+            "at": 0, "trigger": "on_demand", "broken_hop": "command_center", "problem": hostile,
+            "hops": [{"hop": "gateway", "address": None, "external_port": 20570, "verdict": "not_tried",
+                      "ms": 0, "why": hostile}]}}
         h["luci.wilife.status"]["upstream"] = {
             "mode": "auto", "gateway": hostile, "wan_address": hostile, "missing": [20571],
             "standing": {"state": "refused", "protocol": hostile, "code": 2, "name": hostile},
@@ -178,14 +253,16 @@ def main():
         settle()
         not_run("hostile")
         texts = {
-            "mapping owner": shown("#wilife-status table", 0),
-            "camera name": shown("#wilife-status table", 1),
+            "mapping owner": shown("#wilife-mappings-table"),
+            "camera name": shown("#wilife-cameras-table"),
             "summary": shown("#wilife-summary"),
             "reasons": shown("#wilife-reasons"),
             "reload error": shown("#wilife-reload-error"),
-            "firewall error": shown("#wilife-status table", 2),
+            "firewall error": shown("#wilife-router-table"),
             "delete notification": shown("#notifications"),
             "gateway upstream": shown("#wilife-upstream"),
+            "end-to-end test": shown("#wilife-probe-hops"),
+            "end-to-end problem": shown("#wilife-probe-problem"),
         }
         for what, said in texts.items():
             check(hostile in said, f"hostile: the {what} shows the markup as text: {said!r}")
@@ -203,8 +280,7 @@ def main():
         hd["luci.wilife.diagnosis"]["reasons"] = [{"code": "wan_private", "severity": "blocking", "message": hostile}]
         show(status_src, hd, uci)
         not_run("hostile verdict")
-        check(shown("#wilife-verdict") == "Remote viewing: relay only — " + hostile,
-              "hostile: the verdict shows the reason as text")
+        check(shown("#wilife-why") == hostile, "hostile: the verdict shows the reason as text")
         no_errors("hostile verdict")
 
         # A camera a hardware switch hides (the MT7621 snapshot: camera on lan2, PC on lan3), with the
@@ -224,7 +300,7 @@ def main():
         check(said == [worst["message"]], f"bypassed: the camera's sentence {said}")
         check("switched in hardware" in worst["message"] and "lan3" in worst["message"],
               f"bypassed: the sentence names the ports: {worst['message']!r}")
-        cams = shown("#wilife-status table", 1)
+        cams = shown("#wilife-cameras-table")
         check("bypassed by the switch" in cams, f"bypassed: the camera rules column {cams!r}")
         fix = shown("#wilife-remedy")
         plan = sw["remedy"]["plan"]
@@ -289,7 +365,8 @@ def main():
 
         # One failed call at a time: its section says why, readably; the others render; nothing is uncaught.
         sections = {"diagnosis": "#wilife-verdict", "mappings": "button[data-port='20570']",
-                    "cameras": "text=0a:00:00:00:00:20", "status": "text=inet wilife, bridge wilife"}
+                    "cameras": "text=0a:00:00:00:00:20", "status": "text=inet wilife, bridge wilife",
+                    "last_probe": "#wilife-probe-hops"}
         failures_of = {2: "The wilife-agent service did not answer (ubus status 2: Invalid argument)",
                        7: "The wilife-agent service did not answer (ubus status 7: Request timeout)",
                        "denied": "RPC call to luci.wilife/%s failed with error -32002: Access denied"}
@@ -339,14 +416,15 @@ def main():
 
         # Status -> Overview: one line, direct or relay or why not; markup as text.
         denied = {"$error": [-32002, "Access denied"]}
+        relay_reason = captured["cases"]["relay"]["luci.wilife.diagnosis"]["reasons"][0]["message"]
         for case, answers, want in [
-            ("direct", direct, "Remote viewing: direct, via " + wan_address(direct["luci.wilife.diagnosis"])),
-            ("relay", captured["cases"]["relay"], "Remote viewing: relay only — The WAN address 10.0.0.2 is private"),
+            ("direct", direct, "Remote viewing: Direct, via " + wan_address(direct["luci.wilife.diagnosis"])),
+            ("relay", captured["cases"]["relay"], "Remote viewing: Relay only\n\n" + relay_reason),
             ("failed", dict(direct, **{"luci.wilife.diagnosis": 7}),
-             "Remote viewing: unknown — The wilife-agent service did not answer (ubus status 7: Request timeout)"),
-            ("hostile", hd, "Remote viewing: relay only — " + hostile),
+             "Remote viewing: unknown. The wilife-agent service did not answer (ubus status 7: Request timeout)"),
+            ("hostile", hd, "Remote viewing: Relay only\n\n" + hostile),
             ("denied", dict(direct, **{"luci.wilife.diagnosis": denied, "luci.wilife.cameras": 2}),
-             "Remote viewing: unknown — The call to the wilife-agent service failed: "
+             "Remote viewing: unknown. The call to the wilife-agent service failed: "
              "RPC call to luci.wilife/diagnosis failed with error -32002: Access denied"),
         ]:
             if not show(overview_src, answers, uci, fn="showInclude"):
@@ -355,22 +433,92 @@ def main():
             check(want in line, f"overview {case}: {line!r} has {want!r}")
             if case in ("direct", "relay"):
                 check("Cameras present: 1 of 1" in line, f"overview {case}: cameras {line!r}")
+            link = page.get_attribute("#wilife-overview a", "href")
+            check(link == "/cgi-bin/luci/admin/services/wilife/status", f"overview {case}: links to the app {link!r}")
             not_run(f"overview {case}")
             if case == "direct":
                 page.screenshot(path=str(out / "overview-direct.png"), full_page=True)
+                doc_shots("overview")
             no_errors(f"overview {case}")
 
-        hints = {"luci-rpc.getHostHints": captured["hints"]}
+        # The agent down: one box says so and how to start it (not a failure in every section); Start
+        # calls the plugin's start; a read-only session cannot.
+        down = captured["down"]
+        show(status_src, down, uci)
+        boxes = page.locator("#wilife-status > .cbi-section")
+        check(boxes.count() == 1 and page.locator("#wilife-down").count() == 1,
+              f"down: one box ({boxes.count()})")
+        said = shown("#wilife-down")
+        check("not running" in said and "service wilife start" in said, f"down: says how to start it {said!r}")
+        page.screenshot(path=str(out / "status-down.png"), full_page=True)
+        doc_shots("status-down")
+        page.click("#wilife-start")
+        page.wait_for_function("window.RPC_CALLS.some(c => c.method === 'start')")
+        busy = page.eval_on_selector("#wilife-start", "b => b.disabled")
+        check(busy, "down: Start is disabled while it runs")
+        no_errors("down")
+        show(status_src, down, uci, readonly=True)
+        check(page.eval_on_selector("#wilife-start", "b => b.disabled"), "down, read-only: Start disabled")
+        no_errors("down, read-only")
+
+        # getHostHints keys MACs in upper case, as the real one does; the form shows them in lower case.
+        hints = {"luci-rpc.getHostHints": {mac.upper(): h for mac, h in captured["hints"].items()}}
         show(settings_src, hints, uci)
-        cc_ip = page.input_value("fieldset[data-section='command_center'] input[data-option='ip']")
+        cc_ip = page.input_value("[data-section='command_center'] input[data-option='ip']")
         check(cc_ip == "192.168.50.10", f"settings: Command Center ip {cc_ip!r}")
-        cam_mac = page.input_value("fieldset[data-section='camera'] input[data-option='mac']")
+        cam_mac = page.input_value("[data-section='camera'] input[data-option='mac']")
         check(cam_mac == "0a:00:00:00:00:20", f"settings: camera mac {cam_mac!r}")
+        choices = page.eval_on_selector_all("datalist option", "l => l.map(o => o.value + ' ' + o.textContent)")
+        upper_mac = re.compile(r"(?=[0-9a-fA-F:]*[A-F])[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
+        check(len(choices) >= 3 and not any(upper_mac.search(c) for c in choices),
+              f"settings: MAC addresses in lower case among the choices {choices}")
+        # Command Centers and cameras are LuCI tables, a row each, the cells titled for phones.
+        for section in ["command_center", "camera"]:
+            rows = page.locator(f"[data-section='{section}'] tr.cbi-section-table-row")
+            check(rows.count() == 1, f"settings: {section} is a table with a row each ({rows.count()})")
+        titles = page.eval_on_selector_all("[data-section='camera'] tr.cbi-section-table-row td",
+                                           "l => l.map(x => x.dataset.title || null)")
+        check(titles == ["Name", "MAC address", "Fixed IP address", None], f"settings: camera cells {titles}")
+        # UPnP and the gateway upstream have their fields; missing from this config, LuCI offers to add them.
+        check(page.locator("[data-create='upnp']").count() == 1 and page.locator("[data-create='upstream']").count() == 1,
+              "settings: the UPnP and gateway sections can be added")
         invalid = page.eval_on_selector_all(".cbi-input-invalid", "l => l.map(x => x.dataset.option)")
         check(invalid == [], f"settings: the agent-accepted config shows no invalid field ({invalid})")
         check(page.query_selector("[data-option='api_token']") is None,
               "settings: no API token field (the token is root's alone)")
         page.screenshot(path=str(out / "settings.png"), full_page=True)
+        # Add: the new camera lives in the dialog only; without a MAC, Save is refused and stages
+        # nothing; Dismiss leaves no trace; with a MAC, exactly the new section is staged.
+        page.click("[data-section='camera'] .cbi-button-add")
+        page.click("#modal-save")
+        settle()
+        refusal = shown("#modal-error")
+        check('Option "MAC address" must not be empty' in refusal, f"settings: Add without a MAC is refused: {refusal!r}")
+        check(page.evaluate("window.UCI_CHANGES") == [], "settings: the refused camera staged nothing")
+        page.click("#modal-dismiss")
+        check(page.evaluate("Object.keys(window.UCI).filter(k => k.startsWith('new'))") == [],
+              "settings: Dismiss takes the new camera back out")
+        page.click("[data-section='camera'] .cbi-button-add")
+        page.fill("#modal input[data-option='name']", "garage")
+        page.fill("#modal input[data-option='mac']", "0a:00:00:00:00:99")
+        page.click("#modal-save")
+        settle()
+        staged = page.evaluate("window.UCI_CHANGES")
+        check([c for c in staged if "new2" in c] == [["add", "camera", "new2"], ["set", "new2", "name", "garage"],
+                                                     ["set", "new2", "mac", "0a:00:00:00:00:99"]],
+              f"settings: the new camera is staged, and only it: {staged}")
+        rows = page.locator("[data-section='camera'] tr.cbi-section-table-row")
+        check(rows.count() == 2, f"settings: the table shows the new camera ({rows.count()})")
+        no_errors("settings add")
+        shipped = uci_sections(captured["shipped_config"])
+        show(settings_src, hints, shipped)
+        check(page.locator("[data-section='upnp'] [data-option='max_per_client']").count() == 1
+              and page.locator("[data-section='upstream'] [data-option='mode']").count() == 1,
+              "settings: UPnP and gateway upstream fields")
+        # For the docs: the lab's Command Center and camera in the shipped config.
+        show(settings_src, hints, dict(shipped, **{k: v for k, v in uci.items()
+                                                   if v[".type"] in ("command_center", "camera")}))
+        doc_shots("settings")
         show(settings_src, hints, uci_sections(captured["bad_config"]))
         invalid = page.eval_on_selector_all(".cbi-input-invalid",
                                             "l => l.map(x => [x.dataset.option, x.dataset.error])")
@@ -394,7 +542,7 @@ def main():
         show(settings_src, hints, uci_sections(captured["shipped_config"]))
         unchanged = page.evaluate("MAP.save()")
         check(unchanged == [], f"settings: saving the shipped config unchanged stages nothing: {unchanged}")
-        page.uncheck("fieldset[data-section='direct'] input[data-option='reflection']")
+        page.uncheck("[data-section='direct'] input[data-option='reflection']")
         page.fill("input[data-option='presence_timeout']", "")
         staged = [c for c in page.evaluate("MAP.save()") if c not in unchanged]
         check(staged == [["delete", "main", "presence_timeout"], ["set", "direct", "reflection", "0"]],

@@ -3,7 +3,7 @@
 // libuci, read in openwrt/luci and openwrt/uci), including the traps:
 // - E(tag, attrs, 'string') inserts the string as HTML (dom.append: innerHTML); in an array, a string
 //   becomes a text node;
-// - rpc.declare(): window.RPC_ANSWERS['object.method'] is the answer. A number is a bare ubus status
+// - rpc.declare(): window.RPC_ANSWERS['object.method'] is the answer (after window.RPC_DELAY[...] ms). A number is a bare ubus status
 //   (rpcd's answer when the plugin printed no object, 7 on a timeout), handed to the view as it is with
 //   `expect: {}`; {"$error": [code, message]} rejects as rpc.js does (-32002 "Access denied"). Calls are
 //   recorded in window.RPC_CALLS;
@@ -14,6 +14,15 @@
 //   does (a Flag equal to its default with rmempty is deleted, an empty Value is deleted with rmempty and
 //   refused without) and records in window.UCI_CHANGES what libuci would stage (setting an option to its
 //   own value stages nothing, deleting an existing option does).
+// - cbi_update_table(table, rows, placeholder) fills a table as ui.Table.update does: a row per entry
+//   (`tr.tr.cbi-rowstyle-1/2`), each cell `td.td` with `data-title` from its column's heading (LuCI's
+//   phone layout shows it), a string cell inserted as HTML (the same trap as E()), a placeholder row
+//   when there is none;
+// - ui.createHandlerFn(ctx, fn, ...) gives a click handler that marks the button `spinning` and
+//   disabled until fn's promise settles;
+// - form.GridSection renders its sections as table rows; Add puts a new section into the form only
+//   and opens it in a dialog: Save validates it (a refusal keeps the dialog and stages nothing),
+//   Dismiss takes the new section out again (form.js handleAdd / handleModalCancel).
 // It does not stand in for LuCI's real widgets, themes, session handling or translations.
 'use strict';
 
@@ -31,7 +40,39 @@ window._ = function(s) { return s; };
 
 window.L = {
 	env: {},
-	hasViewPermission: function() { return !window.READONLY; }
+	hasViewPermission: function() { return !window.READONLY; },
+	/** luci.js url(): the path under LuCI's script URL. */
+	url: function() {
+		return '/cgi-bin/luci/' + Array.prototype.slice.call(arguments).join('/');
+	}
+};
+
+/** cbi.js cbi_update_table over ui.Table.update, as they are (see the header). */
+window.cbi_update_table = function(table, data, placeholder) {
+	var target = (table instanceof Node) ? table : document.querySelector(table);
+	if (!target)
+		return;
+	var headings = Array.prototype.slice.call(target.firstElementChild.querySelectorAll('th'));
+	var rows = target.querySelectorAll('tr'), n = 0;
+	(data || []).forEach(function(row) {
+		var tr = E('tr', { 'class': 'tr' });
+		for (var i = 0; i < headings.length; i++) {
+			var text = (headings[i].innerText || '').trim();
+			var cell = Array.isArray(row[i]) ? row[i][1] : row[i];
+			tr.appendChild(E('td', { 'class': 'td', 'data-title': text !== '' ? text : null },
+				cell != null ? cell : ''));
+		}
+		tr.classList.add('cbi-rowstyle-' + ((n % 2) ? 2 : 1));
+		if (rows[n + 1])
+			target.replaceChild(tr, rows[n + 1]);
+		else
+			target.appendChild(tr);
+		n++;
+	});
+	while (rows[++n])
+		target.removeChild(rows[n]);
+	if (placeholder && target.firstElementChild === target.lastElementChild)
+		target.appendChild(E('tr', { 'class': 'tr placeholder' }, [ E('td', { 'class': 'td' }, placeholder) ]));
 };
 
 /** luci.js dom.create() and dom.append(), as they are. */
@@ -107,7 +148,10 @@ var stubs = {
 						ret = d.expect[key];
 					break;
 				}
-				return Promise.resolve(ret);
+				// window.RPC_DELAY['object.method']: an answer that takes this many ms (a slow router).
+				var delay = (window.RPC_DELAY || {})[d.object + '.' + d.method];
+				return delay ? new Promise(function(done) { window.setTimeout(function() { done(ret); }, delay); }) :
+					Promise.resolve(ret);
 			};
 		},
 		getStatusText: function(code) {
@@ -124,6 +168,20 @@ var stubs = {
 		}
 	},
 	ui: {
+		createHandlerFn: function(ctx, fn) {
+			var args = Array.prototype.slice.call(arguments, 2);
+			if (typeof fn === 'string')
+				fn = ctx[fn];
+			return function(ev) {
+				var t = ev.currentTarget;
+				t.classList.add('spinning');
+				t.disabled = true;
+				return Promise.resolve(fn.apply(ctx, args.concat([ ev ]))).finally(function() {
+					t.classList.remove('spinning');
+					t.disabled = false;
+				});
+			};
+		},
 		addNotification: function(title, children, cls) {
 			document.getElementById('notifications').appendChild(E('div', { 'class': 'alert-message ' + (cls || '') }, [
 				title ? E('h4', {}, title) : '',
@@ -221,12 +279,29 @@ var stubs = {
 			var el = this.widgets[sid];
 			return { setValue: function(v) { el.value = v; }, getValue: function() { return el.value; } };
 		};
+		/** validation.js, for the datatypes the views use: an empty value passes (rmempty decides). */
+		var datatypes = {
+			'macaddr': [ /^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$/i, 'valid MAC address' ],
+			'ip4addr("nomask")': [ /^((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])$/,
+				'valid IPv4 address' ],
+			'port': [ /^([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$/, 'valid port value' ]
+		};
+		function datatypeCheck(datatype, value) {
+			var d = datatypes[datatype];
+			if (!datatype || value == null || value === '')
+				return true;
+			if (!d)
+				throw new Error('the harness does not know the datatype ' + datatype);
+			return d[0].test(value) ? true : 'Expecting: ' + d[1];
+		}
 		/** Validates the current form value; marks the widget; true or the message. */
 		Option.prototype.check = function(sid) {
 			var el = this.widgets[sid];
 			if (!el || this.type === 'Button')
 				return true;
-			var check = this.validate ? this.validate(sid, this.formvalue(sid)) : true;
+			var check = datatypeCheck(this.datatype, this.formvalue(sid));
+			if (check === true && this.validate)
+				check = this.validate(sid, this.formvalue(sid));
 			el.classList.toggle('cbi-input-invalid', check !== true);
 			if (check !== true)
 				el.setAttribute('data-error', check);
@@ -236,7 +311,14 @@ var stubs = {
 			msg.textContent = check !== true ? check : '';
 			return check;
 		};
-		Option.prototype.widget = function(section) {
+		/** A cell of a GridSection: the value as text, or its widget where the option is editable. */
+		Option.prototype.cell = function(section) {
+			if (this.editable)
+				return this.widget(section, true);
+			var v = this.cfgvalue(section['.name']);
+			return E('div', {}, [ v != null ? String(v) : '-' ]);
+		};
+		Option.prototype.widget = function(section, compact) {
 			var sid = section['.name'], value = this.cfgvalue(sid) != null ? this.cfgvalue(sid) : (this.default || '');
 			var ro = (this.readonly != null) ? this.readonly : this.map.readonly;
 			var el;
@@ -257,15 +339,22 @@ var stubs = {
 			el.disabled = !!ro;
 			el.setAttribute('data-option', this.option);
 			this.widgets[sid] = el;
-			return E('div', { 'class': 'cbi-value' }, [
-				E('label', { 'class': 'cbi-value-title' }, [ this.title ]),
-				E('div', { 'class': 'cbi-value-field' }, [ el, E('div', { 'class': 'cbi-value-error' }, []),
-					this.description ? E('div', { 'class': 'cbi-value-description' }, [ this.description ]) : '' ])
+			var field = E('div', { 'class': 'cbi-value-field' }, [ el, E('div', { 'class': 'cbi-value-error' }, []),
+				this.description && !compact ? E('div', { 'class': 'cbi-value-description' }, [ this.description ]) : '' ]);
+			if (this.choices.length && el.tagName === 'INPUT')
+				field.appendChild(E('datalist', { 'id': 'choices-' + this.option }, this.choices.map(function(c) {
+					return E('option', { 'value': c[0] }, [ c[1] ]);
+				})));
+			if (compact)
+				return field;
+			return E('div', { 'class': 'cbi-value', 'data-name': this.option }, [
+				E('label', { 'class': 'cbi-value-title' }, [ this.title ]), field
 			]);
 		};
 		/** form.js AbstractValue.parse (Flag: FlagValue.parse), then uci.js and libuci. */
 		Option.prototype.parse = function(sid, staged) {
-			if (this.type === 'Button')
+			// Not rendered (a GridSection's column that is not editable): not the form's to change.
+			if (this.type === 'Button' || !this.widgets[sid])
 				return;
 			var check = this.check(sid), title = this.title || this.option;
 			if (check !== true)
@@ -309,12 +398,89 @@ var stubs = {
 				return self.kind === 'NamedSection' ? s['.name'] === self.name : s['.type'] === self.stype;
 			});
 		};
+		/** form.js GridSection.handleAdd: the new section exists in the form only, in a dialog. */
+		var added = 0;
+		Section.prototype.handleAdd = function() {
+			var self = this, sid = 'new' + (++added);
+			window.UCI[sid] = { '.name': sid, '.type': this.stype, '.anonymous': true, '.new': true };
+			var dismiss = function() {
+				delete window.UCI[sid];
+				self.options.forEach(function(o) { delete o.widgets[sid]; });
+				stubs.ui.hideModal();
+			};
+			stubs.ui.showModal(this.title, [
+				E('div', { 'class': 'cbi-section-node', 'data-sid': sid },
+					this.options.map(function(o) { return o.widget(window.UCI[sid]); })),
+				E('div', { 'class': 'right' }, [
+					E('button', { 'class': 'cbi-button', 'id': 'modal-dismiss', 'click': dismiss }, [ 'Dismiss' ]), ' ',
+					E('button', { 'class': 'cbi-button cbi-button-positive important', 'id': 'modal-save', 'click': function() {
+						return self.map.save().then(function() {
+							delete window.UCI[sid]['.new'];
+							stubs.ui.hideModal();
+							return self.map.rerender();
+						}, function(e) {
+							document.getElementById('modal').appendChild(
+								E('p', { 'class': 'alert-message warning', 'id': 'modal-error' }, [ e.message ]));
+						});
+					} }, [ 'Save' ])
+				])
+			]);
+		};
+		/** GridSection.handleRemove: the section goes, and the form is saved. */
+		Section.prototype.handleRemove = function(sid) {
+			delete window.UCI[sid];
+			window.UCI_CHANGES.push([ 'remove', sid ]);
+			return this.map.rerender();
+		};
+		Section.prototype.renderGrid = function() {
+			var self = this, ro = this.map.readonly;
+			var cols = this.options.filter(function(o) { return !o.modalonly; });
+			var table = E('table', { 'class': 'table cbi-section-table' }, [
+				E('tr', { 'class': 'tr cbi-section-table-titles' }, cols.map(function(o) {
+					return E('th', { 'class': 'th cbi-section-table-cell' }, [ o.title ]);
+				}).concat(this.addremove ? [ E('th', { 'class': 'th cbi-section-table-cell cbi-section-actions' }, []) ] : []))
+			]);
+			this.sections().forEach(function(s, i) {
+				var tr = E('tr', { 'class': 'tr cbi-section-table-row cbi-rowstyle-' + (i % 2 ? 2 : 1), 'data-sid': s['.name'] },
+					cols.map(function(o) { return E('td', { 'class': 'td cbi-value-field', 'data-title': o.title }, [ o.cell(s) ]); }));
+				if (self.addremove)
+					tr.appendChild(E('td', { 'class': 'td cbi-section-table-cell nowrap cbi-section-actions' }, [
+						E('button', { 'class': 'cbi-button cbi-button-remove', 'disabled': ro ? '' : null,
+							'click': function() { return self.handleRemove(s['.name']); } }, [ 'Delete' ])
+					]));
+				table.appendChild(tr);
+			});
+			if (!this.sections().length)
+				table.appendChild(E('tr', { 'class': 'tr placeholder' }, [
+					E('td', { 'class': 'td' }, [ E('em', {}, [ 'This section contains no values yet' ]) ])
+				]));
+			return E('div', { 'class': 'cbi-section cbi-tblsection', 'data-section': this.stype }, [
+				E('h3', {}, [ this.title ]),
+				this.description ? E('div', { 'class': 'cbi-section-descr' }, [ this.description ]) : '',
+				table,
+				this.addremove ? E('div', { 'class': 'cbi-section-create' }, [
+					E('button', { 'class': 'cbi-button cbi-button-add', 'disabled': ro ? '' : null,
+						'click': function() { return self.handleAdd(); } }, [ 'Add' ])
+				]) : ''
+			]);
+		};
 		Section.prototype.render = function() {
+			if (this.kind === 'GridSection')
+				return this.renderGrid();
 			var self = this, sections = this.sections();
-			if (self.kind === 'NamedSection' && !sections.length)
-				sections = [ { '.name': self.name, '.type': self.stype } ];
+			// form.js NamedSection: a missing section is not shown; with addremove, a button creates it.
+			var create = (self.kind === 'NamedSection' && !sections.length && self.addremove) ?
+				E('div', { 'class': 'cbi-section-create' }, [
+					E('button', { 'class': 'cbi-button cbi-button-add', 'data-create': self.name,
+						'disabled': this.map.readonly ? '' : null, 'click': function() {
+							window.UCI[self.name] = { '.name': self.name, '.type': self.stype, '.new': true };
+							return self.map.rerender();
+						} }, [ 'Add' ])
+				]) : '';
 			return E('fieldset', { 'class': 'cbi-section', 'data-section': self.stype }, [
 				E('h3', {}, [ self.title ]),
+				self.description ? E('div', { 'class': 'cbi-section-descr' }, [ self.description ]) : '',
+				create,
 				E('div', {}, sections.map(function(s) {
 					return E('div', { 'class': 'cbi-section-node', 'data-sid': s['.name'] },
 						self.options.map(function(o) { return o.widget(s); }));
@@ -350,13 +516,23 @@ var stubs = {
 				E('div', {}, this.sections.map(function(s) { return s.render(); }))
 			]);
 			this.each(function(o, sid) { o.check(sid); });
+			this.node = node;
 			return Promise.resolve(node);
+		};
+		Map.prototype.rerender = function() {
+			var old = this.node;
+			return this.render().then(function(node) { old.replaceWith(node); });
 		};
 		/** Resolves with what it staged (also in window.UCI_CHANGES); rejects as form.js does. */
 		Map.prototype.save = function() {
 			var staged = [];
 			try {
-				this.each(function(o, sid) { o.parse(sid, staged); });
+				var adds = [];
+				this.each(function(o, sid) {
+					if (window.UCI[sid]['.new'] && adds.indexOf(sid) < 0)
+						adds.push(sid), staged.push([ 'add', window.UCI[sid]['.type'], sid ]);
+					o.parse(sid, staged);
+				});
 			}
 			catch (e) {
 				return Promise.reject(e);
@@ -365,7 +541,7 @@ var stubs = {
 			return Promise.resolve(staged);
 		};
 		var f = { Map: Map };
-		[ 'NamedSection', 'TypedSection', 'Flag', 'ListValue', 'Value', 'Button' ].forEach(function(k) { f[k] = { kind: k }; });
+		[ 'NamedSection', 'TypedSection', 'GridSection', 'Flag', 'ListValue', 'Value', 'Button' ].forEach(function(k) { f[k] = { kind: k }; });
 		return f;
 	})()
 };

@@ -103,7 +103,7 @@ fn the_rpcd_plugin_answers_what_the_api_answers() {
     assert_eq!(
         list,
         json!({"status": {}, "diagnosis": {}, "mappings": {}, "cameras": {}, "remedy": {},
-               "outbound": {}, "health": {}, "probe": {},
+               "outbound": {}, "health": {}, "probe": {}, "last_probe": {}, "start": {},
                "delete_mapping": {"protocol": "str", "port": 32}})
     );
     for (method, path) in [
@@ -113,6 +113,7 @@ fn the_rpcd_plugin_answers_what_the_api_answers() {
         ("cameras", "/api/v1/cameras"),
         ("remedy", "/api/v1/remedy"),
         ("outbound", "/api/v1/outbound"),
+        ("last_probe", "/api/v1/probe"),
     ] {
         let (ok, got, _) = rpcd(&lab, &plugin, &["call", method], "{}");
         assert!(ok, "{method}");
@@ -184,9 +185,9 @@ fn menu_and_acl_are_well_formed_and_point_at_what_the_package_holds() {
     let write = acl["luci-app-wilife"]["write"]["ubus"]["luci.wilife"]
         .as_array()
         .unwrap();
-    // Least privilege: reading never includes the one write method; every method is granted once.
-    assert!(!read.contains(&json!("delete_mapping")));
-    assert_eq!(write, &vec![json!("delete_mapping")]);
+    // Least privilege: reading never includes a method that acts; every method is granted once.
+    assert!(!read.contains(&json!("delete_mapping")) && !read.contains(&json!("start")));
+    assert_eq!(write, &vec![json!("delete_mapping"), json!("start")]);
     for m in list.as_object().unwrap().keys() {
         assert!(
             read.contains(&json!(m)) || write.contains(&json!(m)),
@@ -248,7 +249,7 @@ fn rpcd_methods() -> Value {
 /// rpcd answers for the status view, keyed as the harness wants them (`object.method`).
 fn capture(lab: &Lab, plugin: &Root) -> Value {
     let mut answers = serde_json::Map::new();
-    for m in ["diagnosis", "mappings", "cameras", "status"] {
+    for m in ["diagnosis", "mappings", "cameras", "status", "last_probe"] {
         let (_, v, _) = rpcd(lab, plugin, &["call", m], "{}");
         assert!(v.get("error").is_none(), "{m}: {v}");
         answers.insert(format!("luci.wilife.{m}"), v);
@@ -256,12 +257,48 @@ fn capture(lab: &Lab, plugin: &Root) -> Value {
     Value::Object(answers)
 }
 
+/// Behind an ISP router (miniupnpd, NAT-PMP): the Command Center's mapping carried upstream and
+/// reachable from the internet, the end-to-end test through the gateway; the views' answers then.
+fn double_nat_case() -> Value {
+    let mut lab = Lab::new();
+    let _isp = lab.behind_isp(&["natpmp"]);
+    let _cc = lab.echo_server(&lab.cc, 20570, "cc");
+    let text = lab.config(
+        "upnp",
+        &format!("config camera\n\toption name 'porch'\n\toption mac '{CAMERA_MAC}'\n"),
+    );
+    let cfg = lab.write_config("wilife", &text);
+    lab.start_upnp_agent(&cfg);
+    lab.say_hello_to_router(&lab.cc);
+    lab.say_hello_to_router(&lab.camera);
+    assert_eq!(lab.add_mapping(&lab.cc, 20570, "TCP", CC_IP, 3600), 0);
+    let internet = lab.internet.clone();
+    lab.time_until(Duration::from_secs(15), || {
+        lab.reaches(&internet, (WAN_IP, 20570).into())
+    })
+    .expect("reachable through both NATs");
+    // The test after the mapping ran before the gateway forwarded it: once more, now.
+    lab.time_until(Duration::from_secs(12), || {
+        lab.http(
+            &lab.router,
+            (std::net::Ipv4Addr::LOCALHOST, API_PORT).into(),
+            "POST",
+            "/api/v1/probe",
+            "127.0.0.1:8780",
+        )
+        .is_ok_and(|(code, _)| code == 200)
+    })
+    .expect("an on-demand test");
+    let plugin = plugin(&lab, &cfg);
+    capture(&lab, &plugin)
+}
+
 /// Markup a LAN client or a config may carry; the views must show it as text and never run it.
 const HOSTILE: &str = "WiLife<img src=x onerror=window.PWNED=1>";
 
 #[test]
 fn the_views_render_real_answers_in_a_headless_browser() {
-    let (lab, cfg, text) = camera_lab();
+    let (mut lab, cfg, text) = camera_lab();
     let plugin = plugin(&lab, &cfg);
     // The direct case: the cc and the camera are on the network, the cc has mapped its port and
     // listens on it (the end-to-end probe finds it).
@@ -303,9 +340,19 @@ fn the_views_render_real_answers_in_a_headless_browser() {
         let (_, c, _) = rpcd(lab, &plugin, &["call", "cameras"], "{}");
         d["direct_possible"] == direct && c["cameras"][0]["present"] == true
     };
-    lab.time_until(Duration::from_secs(3), || ready(&lab, true))
+    // ... and the end-to-end test has reached the Command Center through the public address.
+    let probed = |lab: &Lab| {
+        let (_, p, _) = rpcd(lab, &plugin, &["call", "last_probe"], "{}");
+        (p["probe"]["hops"].as_array().into_iter().flatten())
+            .any(|h| h["hop"] == "public_address" && h["verdict"] == "answered")
+    };
+    lab.time_until(Duration::from_secs(5), || ready(&lab, true) && probed(&lab))
         .expect("the direct case is reached");
     let mut direct = capture(&lab, &plugin);
+    // Test now, right after the run the mappings made: the rate limit's answer.
+    let (_, too_soon, _) = rpcd(&lab, &plugin, &["call", "probe"], "{}");
+    assert_eq!(too_soon["status"], 429, "{too_soon}");
+    direct["luci.wilife.probe"] = too_soon;
     // What Delete gets back, for real (the mapping is gone afterwards).
     let (_, deleted, _) = rpcd(
         &lab,
@@ -394,6 +441,7 @@ fn the_views_render_real_answers_in_a_headless_browser() {
     let captured = json!({
         "switching": switching,
         "cases": {"direct": direct, "relay": relay},
+        "double_nat": double_nat_case(),
         "config": text,
         "bad_config": bad_config,
         "bad_options": bad.iter().map(|b| b.0).collect::<Vec<_>>(),
@@ -404,14 +452,28 @@ fn the_views_render_real_answers_in_a_headless_browser() {
         "no_address_config": no_address,
         "shipped_config": fs::read_to_string(shipped).unwrap(),
     });
+    // The agent stopped: what every method answers then, and what Start answers.
+    lab.stop_agent();
+    let mut down = serde_json::Map::new();
+    for m in ["diagnosis", "mappings", "cameras", "status", "last_probe"] {
+        let (_, v, _) = rpcd(&lab, &plugin, &["call", m], "{}");
+        assert_eq!(v["not_running"], true, "{m}: {v}");
+        down.insert(format!("luci.wilife.{m}"), v);
+    }
+    down.insert("luci.wilife.start".into(), json!({"started": true}));
+    let mut captured = captured;
+    captured["down"] = Value::Object(down);
     let file = lab.dir.join("captured.json");
     fs::write(&file, serde_json::to_string_pretty(&captured).unwrap()).unwrap();
-    // Screenshots are kept as artefacts of the run.
+    // Screenshots are kept as artefacts of the run; those the README and docs show are made anew in
+    // docs/screenshots, so they stay current.
     let shots = repo_root().join("target/luci-screenshots");
+    let docs = repo_root().join("docs/screenshots");
     let out = Command::new("python3")
         .arg(repo_root().join("tests/clients/luci_views_check.py"))
         .arg(&file)
         .arg(&shots)
+        .arg(&docs)
         .output()
         .expect("python3 (tests/run.sh and .ci/run install playwright and chromium)");
     let report = format!(
@@ -434,12 +496,29 @@ fn the_views_render_real_answers_in_a_headless_browser() {
         "status-remedy-confirm.png",
         "overview-direct.png",
         "settings.png",
+        "status-down.png",
     ] {
         let bytes = fs::read(shots.join(png)).unwrap();
         assert!(
             bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
             "{png}"
         );
+    }
+    for page in [
+        "status-direct",
+        "status-relay",
+        "status-double-nat",
+        "status-down",
+        "overview",
+        "settings",
+    ] {
+        for shot in [format!("{page}.png"), format!("{page}-phone.png")] {
+            let bytes = fs::read(docs.join(&shot)).unwrap();
+            assert!(
+                bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+                "{shot}"
+            );
+        }
     }
 }
 

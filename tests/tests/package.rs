@@ -261,12 +261,13 @@ fn the_package_as_shipped_works_on_a_router_and_follows_the_wan_device() {
         b"",
     );
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    // (`start` takes no arguments either, but it acts: it is tried below, with the agent stopped.)
     let reads = listed
         .as_object()
         .unwrap()
         .iter()
-        .filter(|(_, args)| **args == json!({}));
-    assert_eq!(reads.clone().count(), 8, "{listed}");
+        .filter(|(name, args)| **args == json!({}) && *name != "start");
+    assert_eq!(reads.clone().count(), 9, "{listed}");
     for (method, _) in reads {
         let v = rpcd(&lab, &root, method, "{}");
         // The probe (the only one that acts) may answer that it ran moments ago: an answer too.
@@ -388,6 +389,18 @@ fn the_package_as_shipped_works_on_a_router_and_follows_the_wan_device() {
     lab.wait_log_count("configuration reloaded", 2, Duration::from_secs(5));
     let del = rpcd(&lab, &root, "delete_mapping", r#"{"port":20573}"#);
     assert!(del.get("error").is_none(), "{del}");
+
+    // Stopped, the plugin says so (LuCI then offers to start it); its `start` runs the init script,
+    // and procd starts the agent again.
+    root.ash(&lab, &["/etc/rc.common", "/etc/init.d/wilife", "stop"]);
+    assert_eq!(procd.act(&mut lab, &root), vec![Did::Stopped]);
+    assert_eq!(rpcd(&lab, &root, "status", "{}")["not_running"], true);
+    assert_eq!(rpcd(&lab, &root, "start", "{}"), json!({"started": true}));
+    assert_eq!(procd.act(&mut lab, &root), vec![Did::Started]);
+    let back = lab.time_until(Duration::from_secs(5), || {
+        rpcd(&lab, &root, "status", "{}").get("error").is_none()
+    });
+    assert!(back.is_some(), "the agent answers again:\n{}", lab.log());
 
     // Removal: default_prerm stops the agent (its tables go), our postrm lets fw4 drop the include.
     root.ash(&lab, &["/usr/lib/opkg/info/wilife-agent.prerm", "remove"]);

@@ -304,6 +304,8 @@ fn gateway_problem(hops: &[Tried], outside: &Outside) -> Option<String> {
     let t = (hops.iter()).find(|t| t.hop == Hop::Gateway && failed(t))?;
     let how = match t.verdict {
         Verdict::Refused => "it was refused".to_string(),
+        // An error at once (ICMP unreachable), not a timeout.
+        _ if t.ms < ANSWER_WAIT.as_millis() as u64 => "it was unreachable".to_string(),
         _ => format!("no reply in {} s", ANSWER_WAIT.as_secs()),
     };
     let gateway = (outside.upstream.as_ref())
@@ -523,6 +525,19 @@ mod tests {
             sentence.starts_with("the gateway at 192.168.0.1 forwards 198.51.100.7:20570 to this router, but a connection to it from inside did not come through (it was refused)"),
             "{sentence}"
         );
+        // An error at once is not a timeout.
+        let mut unreachable = at(
+            Hop::Gateway,
+            SocketAddrV4::new(UP, 20570),
+            20570,
+            Verdict::Dropped,
+        );
+        unreachable.ms = 3;
+        let hops = [tried(20570, Verdict::Answered), unreachable];
+        assert!(problem(&hops, &o)
+            .unwrap()
+            .1
+            .contains("did not come through (it was unreachable)"));
         // Not tried is no failure.
         let skipped = Tried::not_tried(Hop::Gateway, None, 20570, "x");
         let hops = [tried(20570, Verdict::Answered), skipped];

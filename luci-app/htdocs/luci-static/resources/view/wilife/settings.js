@@ -27,13 +27,21 @@ function portRange(section_id, value) {
 	return a <= b ? true : _('The range is reversed');
 }
 
-/** The LAN's known hosts as choices: value MAC or IP, label with the host name. */
+/** A whole number from min to max, or empty (the default). */
+function number(min, max) {
+	return function(section_id, value) {
+		return (!value || (/^[0-9]+$/.test(value) && +value >= min && +value <= max)) ? true :
+			_('Use a number from %d to %d').format(min, max);
+	};
+}
+
+/** The LAN's known hosts as choices: value MAC or IP, label with the host name (MACs in lower case, as LuCI shows them). */
 function hostChoices(option, hosts, by) {
-	Object.keys(hosts || {}).sort().forEach(function(mac) {
-		var h = hosts[mac], ip = (h.ipaddrs || h.ipv4 || [])[0];
+	Object.keys(hosts || {}).sort().forEach(function(key) {
+		var h = hosts[key], mac = key.toLowerCase(), ip = (h.ipaddrs || h.ipv4 || [])[0];
 		var label = (h.name ? h.name + ' ' : '') + '(' + (by == 'mac' ? (ip || mac) : mac) + ')';
 		if (by == 'mac')
-			option.value(mac.toLowerCase(), mac.toLowerCase() + ' ' + label);
+			option.value(mac, mac + ' ' + label);
 		else if (ip)
 			option.value(ip, ip + ' ' + label);
 	});
@@ -64,10 +72,7 @@ return view.extend({
 		o = s.option(form.Value, 'presence_timeout', _('Presence timeout (s)'),
 			_('A camera or Command Center not seen for this long is shown as absent.'));
 		o.placeholder = '300';
-		o.validate = function(section_id, value) {
-			return (!value || (/^[0-9]+$/.test(value) && +value >= 1 && +value <= 86400)) ? true :
-				_('Use a number of seconds from 1 to 86400');
-		};
+		o.validate = number(1, 86400);
 
 		s = m.section(form.NamedSection, 'direct', 'direct', _('Direct-mode ports'));
 		o = s.option(form.Value, 'ports', _('Port range'));
@@ -79,12 +84,16 @@ return view.extend({
 		o.default = '1';
 		o.rmempty = false;
 
-		s = m.section(form.TypedSection, 'command_center', _('Command Center PCs'),
-			_('No PC may map ports until it is listed here.'));
+		// Tables, as LuCI lists hosts: a row each, Add opens the new one in a dialog and stages it
+		// only once it is valid (a camera without a MAC, which `wilife-agent check` refuses, never).
+		s = m.section(form.GridSection, 'command_center', _('Command Center PCs'),
+			_('No PC may map ports until it is listed here. Give its IP address, its MAC address, or both.'));
 		s.anonymous = true;
 		s.addremove = true;
 		o = s.option(form.Value, 'name', _('Name'));
+		o.editable = true;
 		o = s.option(form.Value, 'ip', _('IP address'));
+		o.editable = true;
 		o.datatype = 'ip4addr("nomask")';
 		o.validate = function(section_id, value) {
 			return (value || this.section.formvalue(section_id, 'mac')) ? true :
@@ -92,18 +101,23 @@ return view.extend({
 		};
 		hostChoices(o, hosts, 'ip');
 		o = s.option(form.Value, 'mac', _('MAC address'));
+		o.editable = true;
 		o.datatype = 'macaddr';
 		hostChoices(o, hosts, 'mac');
 
-		s = m.section(form.TypedSection, 'camera', _('Cameras'), _('Cameras are known by MAC address.'));
+		s = m.section(form.GridSection, 'camera', _('Cameras'),
+			_('Cameras are known by MAC address; give an IP address only if the camera has a fixed one.'));
 		s.anonymous = true;
 		s.addremove = true;
 		o = s.option(form.Value, 'name', _('Name'));
+		o.editable = true;
 		o = s.option(form.Value, 'mac', _('MAC address'));
+		o.editable = true;
 		o.datatype = 'macaddr';
 		o.rmempty = false;
 		hostChoices(o, hosts, 'mac');
-		o = s.option(form.Value, 'ip', _('Fixed IP address'), _('Only if the camera has one; otherwise it is learned.'));
+		o = s.option(form.Value, 'ip', _('Fixed IP address'));
+		o.editable = true;
 		o.datatype = 'ip4addr("nomask")';
 
 		s = m.section(form.NamedSection, 'cameras', 'camera_rules', _('Camera rules'));
@@ -134,6 +148,40 @@ return view.extend({
 		o.validate = port;
 		o = s.option(form.Flag, 'remote_client', _('Remote viewing client on the LAN (TCP 80, 443, 554, 1755, direct ports)'));
 		o.rmempty = false;
+
+		s = m.section(form.NamedSection, 'upnp', 'upnp', _('UPnP'),
+			_('How far the Command Center\'s UPnP requests may go (mode UPnP only).'));
+		s.addremove = true;
+		o = s.option(form.Flag, 'any_lan_host', _('Any LAN host may map ports'),
+			_('Off: only the Command Center PCs listed above. On: any LAN host, to itself only.'));
+		o.rmempty = false;
+		o = s.option(form.Value, 'max_per_client', _('Mappings per host'));
+		o.placeholder = '2';
+		o.validate = number(1, 64);
+		o = s.option(form.Value, 'max_lease', _('Longest lease (s)'), _('0: no limit.'));
+		o.placeholder = '0';
+		o.validate = number(0, 31536000);
+		o = s.option(form.Flag, 'same_port', _('Internal port must equal the external one'));
+		o.default = '1';
+		o.rmempty = false;
+		o = s.option(form.Value, 'port', _('IGD port'), _('TCP port of the UPnP service on the LAN.'));
+		o.placeholder = '5431';
+		o.validate = port;
+		o = s.option(form.Value, 'notify_interval', _('Announcement interval (s)'));
+		o.placeholder = '300';
+		o.validate = number(30, 86400);
+
+		s = m.section(form.NamedSection, 'upstream', 'upstream', _('Gateway upstream (double NAT)'),
+			_('When this router\'s WAN address is private, the router in front of it is asked to forward the same ports (PCP, NAT-PMP or its UPnP).'));
+		s.addremove = true;
+		o = s.option(form.ListValue, 'mode', _('Ask the gateway'));
+		o.value('auto', _('When the WAN address is private (recommended)'));
+		o.value('enabled', _('Always'));
+		o.value('off', _('Never'));
+		o.default = 'auto';
+		o = s.option(form.Value, 'lease', _('Lease asked for (s)'), _('Renewed at half of what the gateway grants.'));
+		o.placeholder = '3600';
+		o.validate = number(120, 86400);
 
 		return m.render();
 	}

@@ -14,6 +14,9 @@ var callCameras = wilife.declare('cameras');
 var callStatus = wilife.declare('status');
 var callRemedy = wilife.declare('remedy');
 var callDeleteMapping = wilife.declare('delete_mapping', [ 'protocol', 'port' ]);
+var callProbe = wilife.declare('probe');
+var callLastProbe = wilife.declare('last_probe');
+var callStart = wilife.declare('start');
 var text = wilife.text;
 
 // A session with only the read grant: LuCI shows the page, and the buttons that write are disabled.
@@ -42,23 +45,10 @@ function ago(unix) {
 	return duration(Math.max(0, Math.floor(Date.now() / 1000) - unix)) + ' ' + _('ago');
 }
 
-/** A table; a cell is a node or a value (inserted as text). */
-function table(titles, rows, empty) {
-	var t = E('table', { 'class': 'table' }, [
-		E('tr', { 'class': 'tr table-titles' }, titles.map(function(title) {
-			return E('th', { 'class': 'th' }, text(title));
-		}))
-	]);
-	if (!rows.length)
-		t.appendChild(E('tr', { 'class': 'tr placeholder' }, [
-			E('td', { 'class': 'td', 'colspan': titles.length }, E('em', {}, text(empty)))
-		]));
-	rows.forEach(function(cells) {
-		t.appendChild(E('tr', { 'class': 'tr' }, cells.map(function(c) {
-			return E('td', { 'class': 'td' }, c instanceof Node ? c : text(c));
-		})));
-	});
-	return t;
+/** A sentence from the agent, as a sentence: capital first letter, full stop. */
+function sentence(s) {
+	s = String(s == null ? '' : s);
+	return s.charAt(0).toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? '' : '.');
 }
 
 function failed(title, answer) {
@@ -68,9 +58,25 @@ function failed(title, answer) {
 	]);
 }
 
+var HOPS = {
+	command_center: _('Command Center'),
+	public_address: _('Public address, through the forward'),
+	gateway: _('Gateway upstream')
+};
+
+function hopResult(h) {
+	switch (h.verdict) {
+	case 'answered': return _('Answered in %d ms').format(h.ms);
+	case 'refused': return _('Refused: nothing listens on this port');
+	// A timeout, or an error that came back at once (unreachable).
+	case 'dropped': return h.ms >= 1900 ? _('No reply in %d s').format(Math.round(h.ms / 1000)) : _('Unreachable');
+	default: return _('Not tried: %s').format(h.why || '');
+	}
+}
+
 return view.extend({
 	load: function() {
-		return Promise.all([ callDiagnosis(), callMappings(), callCameras(), callStatus() ]).then(function(data) {
+		return Promise.all([ callDiagnosis(), callMappings(), callCameras(), callStatus(), callLastProbe() ]).then(function(data) {
 			// The remedy is asked for only while a hardware switch hides a camera.
 			var hidden = (data[2].cameras || []).some(function(x) { return x.verdict == 'bypassed_by_switch'; });
 			return hidden ? callRemedy().then(function(r) { return data.concat([ r ]); }) : data.concat([ null ]);
@@ -88,28 +94,70 @@ return view.extend({
 		]);
 	},
 
-	/** The verdict in one sentence, then the reasons. */
+	/** The agent does not run: one box that says so and how to start it, instead of a failure in every section. */
+	renderDown: function(s) {
+		return E('div', { 'class': 'cbi-section', 'id': 'wilife-down' }, [
+			E('h3', {}, text(_('The wilife-agent service is not running'))),
+			E('p', {}, [
+				text(_('Nothing on this page can be shown until it runs. Start it here, or on the router with ')),
+				E('code', {}, text('service wilife start')), text('.')
+			]),
+			E('p', { 'class': 'alert-message warning wilife-failed' }, text(sentence(s.error))),
+			E('button', {
+				'class': 'cbi-button cbi-button-action important',
+				'id': 'wilife-start',
+				'disabled': isReadonlyView,
+				'click': ui.createHandlerFn(this, 'handleStart')
+			}, text(_('Start the service')))
+		]);
+	},
+
+	/** The verdict in a few words, why (the first blocking reason), then the other reasons. */
 	renderVerdict: function(d) {
 		if (d.error)
 			return failed(_('Remote viewing'), d);
-		var first = (d.reasons || [])[0];
-		// The first blocking reason is the headline already; the list shows the others.
-		var reasons = (d.reasons || []).filter(function(r) { return d.direct_possible || r !== first; }).map(function(r) {
+		var why = wilife.why(d), first = (d.reasons || [])[0];
+		var reasons = (d.reasons || []).filter(function(r) { return r.message !== why; }).map(function(r) {
 			return E('li', { 'class': 'wilife-reason ' + r.severity, 'data-code': r.code }, text(r.message));
 		});
-		return E('div', { 'class': 'cbi-section' }, [
-			E('h3', { 'id': 'wilife-verdict', 'class': d.direct_possible ? 'direct' : 'relay', 'data-reason': first ? first.code : '' },
-				text(wilife.verdict(d))),
+		return E('div', { 'class': 'cbi-section', 'id': 'wilife-remote' }, [
+			E('h3', {}, text(_('Remote viewing'))),
+			E('p', { 'id': 'wilife-verdict', 'class': d.direct_possible ? 'direct' : 'relay', 'data-reason': first ? first.code : '' },
+				E('strong', {}, text(wilife.verdict(d)))),
+			why ? E('p', { 'id': 'wilife-why' }, text(why)) : '',
 			d.direct_possible ? E('p', { 'id': 'wilife-summary' }, text(d.summary)) : '',
 			reasons.length ? E('ul', { 'id': 'wilife-reasons' }, reasons) : ''
 		]);
 	},
 
-	renderMappings: function(m) {
+	/** The end-to-end test: each hop the router tried along a viewer's path, and a button to test now. */
+	renderProbe: function(p) {
+		var r = p.error ? null : p.probe;
+		var rows = (r ? r.hops : []).map(function(h) {
+			return [ HOPS[h.hop] || h.hop, h.address || '-', h.external_port,
+				E('span', { 'class': 'wilife-hop ' + h.verdict }, text(hopResult(h))) ];
+		});
+		return E('div', { 'class': 'cbi-section', 'id': 'wilife-probe' }, [
+			E('h3', {}, text(_('End-to-end test'))),
+			E('p', { 'class': 'cbi-section-descr' }, text(_('The router connects along the path a remote viewer\'s connection takes: to the Command Center, then through its own public address, and behind double NAT through the gateway\'s. It tests after every change of the ports, and when you ask (at most once every 10 s).'))),
+			p.error ? E('p', { 'class': 'alert-message warning wilife-failed' }, text(p.error)) :
+				wilife.table('wilife-probe-hops', [ _('Step'), _('Address'), _('External port'), _('Result') ], rows,
+					r ? _('No port is forwarded: nothing to test.') : _('Not tested yet.')),
+			r && r.problem ? E('p', { 'id': 'wilife-probe-problem', 'class': 'alert-message warning' }, text(sentence(r.problem))) : '',
+			r ? E('p', { 'class': 'wilife-probe-at' }, text(_('Tested %s.').format(ago(r.at)))) : '',
+			E('button', {
+				'class': 'cbi-button cbi-button-action',
+				'id': 'wilife-probe-run',
+				'click': ui.createHandlerFn(this, 'handleProbe')
+			}, text(_('Test now')))
+		]);
+	},
+
+	renderMappings: function(m, d) {
 		if (m.error)
 			return failed(_('Port mappings'), m);
-		var self = this;
-		var rows = (m.mappings || []).map(function(x) {
+		var self = this, list = m.mappings || [];
+		var rows = list.map(function(x) {
 			return [
 				x.internal_client + (x.owner ? ' (' + x.owner + ')' : ''),
 				'TCP ' + x.external_port + (x.internal_port != x.external_port ? ' → ' + x.internal_port : ''),
@@ -120,14 +168,20 @@ return view.extend({
 					'class': 'cbi-button cbi-button-remove',
 					'data-port': x.external_port,
 					'disabled': isReadonlyView,
-					'click': function() { return self.handleDelete(x.external_port); }
+					'click': ui.createHandlerFn(self, 'handleDelete', x.external_port)
 				}, text(_('Delete')))
 			];
 		});
-		return E('div', { 'class': 'cbi-section' }, [
+		// A mapping no viewer can use while the verdict is relay only: say so, and where to look.
+		var unused = list.length && d && !d.error && !d.direct_possible;
+		return E('div', { 'class': 'cbi-section', 'id': 'wilife-mappings' }, [
 			E('h3', {}, text(_('Port mappings'))),
-			table([ _('Client'), _('Port'), _('Description'), _('Lease left'), _('Traffic'), '' ], rows,
-				_('No port is mapped.'))
+			unused ? E('p', { 'id': 'wilife-mappings-unused', 'class': 'alert-message warning' }, [
+				text(_('These ports are mapped, but remote viewers cannot reach them yet. ')),
+				E('a', { 'href': '#wilife-remote' }, text(_('See why, and what to do.')))
+			]) : '',
+			wilife.table('wilife-mappings-table', [ _('Client'), _('Port'), _('Description'), _('Lease left'), _('Traffic'), '' ],
+				rows, _('No port is mapped.'))
 		]);
 	},
 
@@ -155,10 +209,10 @@ return view.extend({
 		}).map(function(x) {
 			return E('p', { 'class': 'alert-message warning wilife-switching', 'data-verdict': x.verdict }, text(x.verdict_message));
 		});
-		return E('div', { 'class': 'cbi-section' }, [
+		return E('div', { 'class': 'cbi-section', 'id': 'wilife-cameras' }, [
 			E('h3', {}, text(_('Cameras'))),
-			table([ _('Name'), _('MAC'), _('IP'), _('Present'), _('Last seen'), _('To the Command Center'), _('Camera rules') ], rows,
-				_('No camera is configured.'))
+			wilife.table('wilife-cameras-table', [ _('Name'), _('MAC'), _('IP'), _('Present'), _('Last seen'), _('To the Command Center'), _('Camera rules') ],
+				rows, _('No camera is configured.'))
 		].concat(said, [ this.renderRemedy(remedy) ]));
 	},
 
@@ -236,57 +290,75 @@ return view.extend({
 		});
 	},
 
-	/** Double NAT: what the gateway upstream forwards to this router (hidden while the WAN is public). */
+	/** Double NAT: what the gateway upstream does for this router, in one sentence (hidden while the WAN is public). */
 	renderUpstream: function(s) {
-		// A failed status call is said once, in the firewall section.
+		// A failed status call is said once, in the router section.
 		var u = s.error ? null : s.upstream;
 		if (!u || u.idle == 'wan_public')
 			return '';
 		var protocols = { pcp: 'PCP', natpmp: 'NAT-PMP', upnp: 'UPnP' };
-		var st = u.standing || {}, state;
+		var st = u.standing || {}, at = u.gateway ? ' ' + _('at %s').format(u.gateway) : '', said;
+		var proto = protocols[st.protocol] || st.protocol;
+		var taken = u.taken || [], missing = (u.missing || []).filter(function(p) { return taken.indexOf(p) < 0; });
 		if (u.idle == 'off')
-			state = _('not asked (mode off)');
+			said = _('Not asked: carrying ports to the gateway is off (Settings, gateway upstream).');
 		else if (u.idle == 'no_gateway')
-			state = _('no default route through the WAN');
+			said = _('There is no default route through the WAN, so there is no gateway to ask.');
+		else if (u.idle == 'no_wan_address')
+			said = _('The WAN has no IPv4 address yet.');
 		else if (u.idle)
-			state = _('nothing to forward yet');
+			said = _('Nothing to forward yet: no port is mapped on this router.');
 		else if (st.state == 'mapping')
-			state = _('forwards for this router (%s)').format(protocols[st.protocol] || st.protocol);
+			said = _('The gateway%s forwards %d port(s) to this router over %s; its public address is %s.')
+				.format(at, (u.mappings || []).length, proto, st.external_address);
 		else if (st.state == 'refused')
-			state = _('refused (%s result %s, %s)').format(protocols[st.protocol] || st.protocol, st.code, st.name);
+			said = _('The gateway%s refused over %s (result %s, %s): forward the ports on it by hand.').format(at, proto, st.code, st.name);
 		else if (st.state == 'no_service')
-			state = _('answers neither PCP nor NAT-PMP');
+			said = _('The gateway%s answers neither PCP, NAT-PMP nor UPnP: turn one of them on there, or forward the ports on it by hand.').format(at);
 		else
-			state = _('asking');
+			said = _('Asking the gateway%s…').format(at);
+		var notes = [];
+		if (taken.length)
+			notes.push(_('Another device holds port(s) %s at the gateway: the Command Center is told to use another port.').format(taken.join(', ')));
+		if (missing.length && !u.idle)
+			notes.push(_('Not forwarded by the gateway yet: port(s) %s.').format(missing.join(', ')));
 		var rows = (u.mappings || []).map(function(m) {
 			return [ 'TCP ' + m.external_port + ' → ' + (u.wan_address || '?') + ':' + m.port,
 				protocols[m.protocol] || m.protocol, duration(m.expires_in_s) ];
 		});
 		return E('div', { 'class': 'cbi-section', 'id': 'wilife-upstream', 'data-state': u.idle || st.state }, [
 			E('h3', {}, text(_('Gateway upstream (double NAT)'))),
-			table([ _('Gateway'), _('State'), _('External address'), _('Not forwarded yet'), _('Taken there by another host') ], [[
-				u.gateway || _('none'),
-				state,
-				st.external_address || '-',
-				(u.missing || []).length ? (u.missing || []).join(', ') : '-',
-				(u.taken || []).length ? (u.taken || []).join(', ') : '-'
-			]], ''),
-			rows.length ? table([ _('Forward'), _('Protocol'), _('Expires in') ], rows, '') : ''
+			E('p', { 'id': 'wilife-upstream-state' }, text(said)),
+			notes.length ? E('ul', {}, notes.map(function(n) { return E('li', {}, text(n)); })) : '',
+			rows.length ? wilife.table('wilife-upstream-table', [ _('Forward'), _('Protocol'), _('Expires in') ], rows) : ''
 		]);
 	},
 
-	renderFirewall: function(s) {
+	/** The agent and the router as it sees them: version, uptime, mode, WAN, firewall. */
+	renderRouter: function(s) {
 		if (s.error)
-			return failed(_('Firewall'), s);
-		var fw = s.firewall, r = fw.last_reconcile;
-		return E('div', { 'class': 'cbi-section' }, [
-			E('h3', {}, text(_('Firewall'))),
-			table([ _('Tables'), _('In force'), _('fw4 include'), _('Last update') ], [[
-				fw.tables.join(', '),
-				fw.table_present ? _('yes') : _('NO'),
-				fw.fw4_include.in_fw4_ruleset ? _('active') : _('NOT ACTIVE'),
-				r ? r.result + ' (' + r.reason + ', ' + ago(r.at) + ')' + (r.error ? ': ' + r.error : '') : _('none')
-			]], '')
+			return failed(_('Router'), s);
+		var fw = s.firewall, r = fw.last_reconcile, w = s.wan || {};
+		var modes = { upnp: _('UPnP: the Command Center asks for its port'), static: _('Static forwards'), off: _('Off: relay only') };
+		var wan = (w.device || _('no device')) + ((w.ipv4 || []).length ? ', ' + w.ipv4.join(', ') : '') +
+			(w.up === false ? ' (' + _('down') + ')' : '');
+		var rows = [
+			[ _('Agent version'), s.version ],
+			[ _('Running for'), duration(s.uptime_s) ],
+			[ _('Direct access'), s.enabled ? (modes[s.mode] || s.mode) : _('Disabled in the settings') ],
+			[ _('WAN'), wan ],
+			[ _('Firewall tables'), fw.tables.join(', ') + (fw.table_present ? '' : ' — ' + _('not in force')) ],
+			[ _('firewall4 include'), fw.fw4_include.in_fw4_ruleset ? _('active') : _('not active: reinstall the package, then run fw4 reload') ],
+			[ _('Last firewall update'), r ? _('%s (%s, %s)').format(r.result, r.reason, ago(r.at)) + (r.error ? ': ' + r.error : '') : _('none') ]
+		];
+		return E('div', { 'class': 'cbi-section', 'id': 'wilife-router' }, [
+			E('h3', {}, text(_('Router'))),
+			E('table', { 'class': 'table', 'id': 'wilife-router-table' }, rows.map(function(row) {
+				return E('tr', { 'class': 'tr' }, [
+					E('td', { 'class': 'td left', 'width': '33%' }, text(row[0])),
+					E('td', { 'class': 'td left' }, text(row[1]))
+				]);
+			}))
 		]);
 	},
 
@@ -294,9 +366,13 @@ return view.extend({
 		var node = this.node, self = this;
 		while (node.firstChild)
 			node.removeChild(node.firstChild);
+		if (data[3].not_running) {
+			node.appendChild(this.renderDown(data[3]));
+			return;
+		}
 		// Each section on its own: an answer the view cannot read spoils that section only.
-		[ [ 'renderReloadError', 3 ], [ 'renderVerdict', 0 ], [ 'renderMappings', 1 ], [ 'renderCameras', 2, 4 ],
-		  [ 'renderFirewall', 3 ], [ 'renderUpstream', 3 ] ].forEach(function(p) {
+		[ [ 'renderReloadError', 3 ], [ 'renderVerdict', 0 ], [ 'renderProbe', 4 ], [ 'renderMappings', 1, 0 ],
+		  [ 'renderCameras', 2, 5 ], [ 'renderUpstream', 3 ], [ 'renderRouter', 3 ] ].forEach(function(p) {
 			var e;
 			try {
 				e = self[p[0]](data[p[1]], data[p[2]]);
@@ -309,12 +385,38 @@ return view.extend({
 		});
 	},
 
+	refresh: function() {
+		var self = this;
+		return this.load().then(function(data) { self.update(data); });
+	},
+
 	handleDelete: function(port) {
 		var self = this;
 		return callDeleteMapping('tcp', port).then(function(res) {
 			if (res.error)
 				ui.addNotification(null, E('p', {}, text(_('The mapping was not deleted: %s').format(res.error))), 'danger');
-			return self.load().then(function(data) { self.update(data); });
+			return self.refresh();
+		});
+	},
+
+	handleProbe: function() {
+		var self = this;
+		return callProbe().then(function(res) {
+			if (res.error)
+				ui.addNotification(null, E('p', {}, text(_('The test did not run: %s').format(res.error))), 'warning');
+			return self.refresh();
+		});
+	},
+
+	handleStart: function() {
+		var self = this;
+		return callStart().then(function(res) {
+			if (res.error) {
+				ui.addNotification(null, E('p', {}, text(_('The service did not start: %s').format(res.error))), 'danger');
+				return;
+			}
+			// procd starts it; its API answers a moment later.
+			return new Promise(function(done) { window.setTimeout(done, 2000); }).then(function() { return self.refresh(); });
 		});
 	},
 
@@ -322,9 +424,7 @@ return view.extend({
 		var self = this;
 		this.node = E('div', { 'id': 'wilife-status' });
 		this.update(data);
-		poll.add(function() {
-			return self.load().then(function(d) { self.update(d); });
-		}, 5);
+		poll.add(function() { return self.refresh(); }, 5);
 		return E('div', {}, [ E('h2', {}, text(_('WiLife cameras'))), this.node ]);
 	},
 
