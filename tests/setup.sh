@@ -11,6 +11,8 @@ if [ "$what" = tests ]; then
     # Real UPnP peers and tools for the IGD tests: miniupnpc's upnpc, conntrack-tools.
     command -v upnpc >/dev/null || need+=(miniupnpc)
     command -v conntrack >/dev/null || need+=(conntrack)
+    # The API guide's examples are run as shown (tests/tests/docs.rs).
+    command -v curl >/dev/null || need+=(curl)
     # The router builds run under qemu-user; build-packages.sh installs its own toolchain pieces.
     command -v qemu-mips-static >/dev/null || need+=(qemu-user-static)
     # The LuCI views are rendered in Debian's Chromium, driven by Playwright (PyPI) without its own browser.

@@ -1,3 +1,4 @@
+pub mod docs;
 pub mod lab;
 pub mod openwrt;
 pub mod packages;

@@ -11,6 +11,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+use wilife_lab::docs::{shown, Shell, Shown, PACKAGE_MANAGER};
 use wilife_lab::lab::*;
 use wilife_lab::openwrt::{ApkInstalled, Root};
 use wilife_lab::packages::*;
@@ -954,4 +955,135 @@ fn what_the_readme_and_comments_tell_a_user_works_on_openwrt() {
             );
         }
     }
+}
+
+/// Installing or removing a package: what the router test does with the stand-ins of opkg and apk.
+fn installs_or_removes(c: &str) -> bool {
+    [
+        "apk add --allow-untrusted ",
+        "opkg install /",
+        "apk del ",
+        "opkg remove ",
+    ]
+    .iter()
+    .any(|p| c.starts_with(p))
+}
+
+/// The names an install or a removal the docs show uses are the packages' (ARCH: this router's).
+fn names_are_the_packages(s: &Shown) {
+    let words: Vec<&str> = s.command.split_whitespace().collect();
+    let file_name = |p: std::path::PathBuf| p.file_name().unwrap().to_string_lossy().to_string();
+    match words[..2] {
+        ["apk", "add"] => {
+            let want = [
+                file_name(apk("wilife-agent", "x86_64")),
+                file_name(apk("luci-app-wilife", "noarch")),
+            ];
+            let given: Vec<String> = (words[3..].iter())
+                .map(|f| f.rsplit('/').next().unwrap().replace("ARCH", "x86_64"))
+                .collect();
+            assert_eq!(given, want, "{s}");
+        }
+        ["opkg", "install"] => {
+            let want = [
+                file_name(ipk("wilife-agent", "x86_64")),
+                file_name(ipk("luci-app-wilife", "all")),
+            ];
+            let given: Vec<String> = (words[2..].iter())
+                .map(|f| f.rsplit('/').next().unwrap().replace("ARCH", "x86_64"))
+                .collect();
+            assert_eq!(given, want, "{s}");
+        }
+        _ => assert_eq!(words[2..], ["luci-app-wilife", "wilife-agent"], "{s}"),
+    }
+}
+
+/// Every command the README and docs/ show for the router, as shown (the example Command Center's
+/// address is the lab's), in the order a reader meets them, on a router with both packages installed
+/// as opkg installs them; procd does what each asks. Installs and removals: their names are the
+/// packages', and the router is set up and torn down as opkg does it.
+#[test]
+fn the_docs_router_commands_run_on_an_installed_router() {
+    let all: Vec<Shown> = shown()
+        .into_iter()
+        .filter(|s| s.shell == Shell::Router && !PACKAGE_MANAGER.contains(&s.command.as_str()))
+        .collect();
+    let (packaging, commands): (Vec<Shown>, Vec<Shown>) = all
+        .into_iter()
+        .partition(|s| installs_or_removes(&s.command));
+    assert!(
+        packaging.len() == 4 && commands.len() >= 15,
+        "{packaging:?}\n{commands:?}"
+    );
+    packaging.iter().for_each(names_are_the_packages);
+    let (mut lab, root, mut procd, did) = installed_router(&UP, "");
+    assert!(did.contains(&Did::Started), "{did:?}");
+    let _cc = lab.echo_server(&lab.cc.clone(), 20570, "cc");
+    let mut mapped = false;
+    let mut reloads = 0;
+    for s in &commands {
+        let command = s.command.replace("192.168.1.10", &CC_IP.to_string());
+        // What the API guide's and the README's checks look at: the Command Center's mapping, made
+        // once the README's steps have authorised it.
+        if !mapped && (command.contains("probe") || command.contains("delete_mapping")) {
+            assert_eq!(
+                lab.add_mapping(&lab.cc, 20570, "TCP", CC_IP, 0),
+                0,
+                "{}",
+                lab.log()
+            );
+            mapped = true;
+        }
+        let run = || root.run(&lab, true, &["ash", "-c", &command], &[], b"");
+        let mut out = run();
+        // The probe runs at most once per 10 s: a mapping has just made one.
+        if command == "wilife-agent probe" {
+            for _ in 0..12 {
+                if out.status.success() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+                out = run();
+            }
+        }
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        // What is run to be read says something.
+        let reads = ["wilife-agent ", "ubus ", "cat "]
+            .iter()
+            .any(|p| command.starts_with(p));
+        assert!(
+            out.status.success() && (!reads || !said.trim().is_empty()),
+            "{s}\n{said}{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            lab.log()
+        );
+        if command.starts_with("ubus call luci.wilife") || command == "wilife-agent rpcd list" {
+            let v: Value =
+                serde_json::from_str(&said).unwrap_or_else(|e| panic!("{s}: {e}: {said}"));
+            assert!(v.get("error").is_none(), "{s}: {v}");
+        }
+        for done in procd.act(&mut lab, &root) {
+            assert!(
+                matches!(done, Did::Signalled(nix::sys::signal::Signal::SIGHUP)),
+                "{s}: {done:?}"
+            );
+            reloads += 1;
+            lab.wait_log_count("configuration reloaded", reloads, Duration::from_secs(5));
+        }
+    }
+    assert!(
+        reloads >= 2,
+        "the README's and the docs' reloads reached the agent: {reloads}"
+    );
+    // Removal, as `opkg remove` does it: each package's prerm, then postrm, where it has them.
+    for package in ["luci-app-wilife", "wilife-agent"] {
+        for script in ["prerm", "postrm"] {
+            let path = format!("/usr/lib/opkg/info/{package}.{script}");
+            if root.exists(&path) {
+                root.ash(&lab, &[&path, "remove"]);
+            }
+        }
+    }
+    assert!(procd.act(&mut lab, &root).contains(&Did::Stopped));
+    assert!(!lab.table_present());
 }
