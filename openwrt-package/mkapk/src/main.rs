@@ -6,6 +6,11 @@
 //!
 //! KEY: name, version, description, arch, license, origin, maintainer, url, depends (apk words separated
 //! by spaces), build-time. Every file is owned by root; with SOURCE_DATE_EPOCH set, every mtime is it.
+//!
+//!   wilife-mkapk gzip < FILE > FILE.gz
+//!
+//! gzip's format, compressed by Zopfli (no name, no time: the same input gives the same bytes), for
+//! the .ipk's members.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +27,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Vec<String>) -> Result<(), String> {
+    if args.first().map(String::as_str) == Some("gzip") {
+        return gzip();
+    }
     let mut info = package::Info::default();
     let mut files: Option<PathBuf> = None;
     let mut output: Option<PathBuf> = None;
@@ -91,8 +99,23 @@ fn run(args: Vec<String>) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", output.display()))
 }
 
+/// stdin to stdout, gzip'd by Zopfli.
+fn gzip() -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut data = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut data)
+        .map_err(|e| format!("stdin: {e}"))?;
+    let mut out = Vec::new();
+    package::deflate(zopfli::Format::Gzip, &data, &mut out);
+    std::io::stdout()
+        .write_all(&out)
+        .map_err(|e| format!("stdout: {e}"))
+}
+
 const USAGE: &str =
     "usage: wilife-mkapk --info name:NAME --info version:VER-rREL --info arch:ARCH \
 [--info KEY:VALUE...] --files DIR [--script TYPE:FILE...] --output FILE.apk
 KEY: name version description arch license origin maintainer url depends build-time
-TYPE: pre-install post-install pre-deinstall post-deinstall pre-upgrade post-upgrade trigger";
+TYPE: pre-install post-install pre-deinstall post-deinstall pre-upgrade post-upgrade trigger
+       wilife-mkapk gzip < FILE > FILE.gz";

@@ -5,7 +5,6 @@ use crate::adb::{self, Block, Heap, Val};
 use crate::depend::Dependency;
 use crate::schema::{self, acl, dependency, dir, file, info, package};
 use sha2::{Digest, Sha256};
-use std::io::Write;
 
 /// What `apk info` shows of a package.
 #[derive(Clone, Debug, Default)]
@@ -291,10 +290,18 @@ fn scripts_object(h: &mut Heap, scripts: &[(String, Vec<u8>)]) -> Val {
 /// The `.apk` as OpenWrt's are: "ADBd" and the whole stream in raw deflate.
 pub fn compress(stream: &[u8]) -> Vec<u8> {
     let mut out = schema::MAGIC_DEFLATE.to_vec();
-    let mut z = flate2::write::DeflateEncoder::new(out, flate2::Compression::best());
-    z.write_all(stream).expect("writing to memory");
-    out = z.finish().expect("writing to memory");
+    deflate(zopfli::Format::Deflate, stream, &mut out);
     out
+}
+
+/// `data` compressed by Zopfli in `format` (raw deflate, or gzip with no name and no time), onto `out`.
+pub fn deflate(format: zopfli::Format, data: &[u8], out: &mut Vec<u8>) {
+    // Five passes: as small as fifteen within 0.1 ‰ on the agent's binary, in a third of the time.
+    let options = zopfli::Options {
+        iteration_count: std::num::NonZeroU64::new(5).unwrap(),
+        ..Default::default()
+    };
+    zopfli::compress(options, format, data, out).expect("writing to memory");
 }
 
 fn join(dir: &str, name: &str) -> String {
