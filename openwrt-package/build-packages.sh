@@ -54,10 +54,12 @@ fi
 export SOURCE_DATE_EPOCH
 
 ensure_tools() {
-    if ! rustup run "$NIGHTLY" rustc --version >/dev/null 2>&1 \
-        || ! rustup component list --toolchain "$NIGHTLY" --installed | grep -q '^rust-src' \
-        || ! rustup component list --toolchain "$NIGHTLY" --installed | grep -q '^llvm-tools'; then
+    if ! rustup run "$NIGHTLY" rustc --version >/dev/null 2>&1; then
         rustup toolchain install "$NIGHTLY" --profile minimal --component rust-src --component llvm-tools
+    fi
+    local have; have=$(rustup component list --toolchain "$NIGHTLY" --installed)
+    if ! grep -q '^rust-src' <<<"$have" || ! grep -q '^llvm-tools' <<<"$have"; then
+        rustup component add --toolchain "$NIGHTLY" rust-src llvm-tools
     fi
     objcopy="$(rustup run "$NIGHTLY" rustc --print sysroot)/lib/rustlib/$(rustup run "$NIGHTLY" rustc -vV | sed -n 's/^host: //p')/bin/llvm-objcopy"
     python3 -c 'import ziglang' 2>/dev/null || python3 -m pip install -q "ziglang==$ZIGLANG"

@@ -973,27 +973,25 @@ fn installs_or_removes(c: &str) -> bool {
 fn names_are_the_packages(s: &Shown) {
     let words: Vec<&str> = s.command.split_whitespace().collect();
     let file_name = |p: std::path::PathBuf| p.file_name().unwrap().to_string_lossy().to_string();
+    // The files after the first `skip` words, this router's ARCH in their names, are `want`.
+    let files = |skip: usize, want: [std::path::PathBuf; 2]| {
+        let given: Vec<String> = (words[skip..].iter())
+            .map(|f| f.rsplit('/').next().unwrap().replace("ARCH", "x86_64"))
+            .collect();
+        assert_eq!(given, want.map(file_name), "{s}");
+    };
     match words[..2] {
-        ["apk", "add"] => {
-            let want = [
-                file_name(apk("wilife-agent", "x86_64")),
-                file_name(apk("luci-app-wilife", "noarch")),
-            ];
-            let given: Vec<String> = (words[3..].iter())
-                .map(|f| f.rsplit('/').next().unwrap().replace("ARCH", "x86_64"))
-                .collect();
-            assert_eq!(given, want, "{s}");
-        }
-        ["opkg", "install"] => {
-            let want = [
-                file_name(ipk("wilife-agent", "x86_64")),
-                file_name(ipk("luci-app-wilife", "all")),
-            ];
-            let given: Vec<String> = (words[2..].iter())
-                .map(|f| f.rsplit('/').next().unwrap().replace("ARCH", "x86_64"))
-                .collect();
-            assert_eq!(given, want, "{s}");
-        }
+        ["apk", "add"] => files(
+            3,
+            [
+                apk("wilife-agent", "x86_64"),
+                apk("luci-app-wilife", "noarch"),
+            ],
+        ),
+        ["opkg", "install"] => files(
+            2,
+            [ipk("wilife-agent", "x86_64"), ipk("luci-app-wilife", "all")],
+        ),
         _ => assert_eq!(words[2..], ["luci-app-wilife", "wilife-agent"], "{s}"),
     }
 }

@@ -390,21 +390,24 @@ return view.extend({
 		return this.load().then(function(data) { self.update(data); });
 	},
 
+	/** An action's answer: a failure said in a notification (`failed`, with the agent's words), then the page again. */
+	afterAction: function(res, failed, level) {
+		if (res.error)
+			ui.addNotification(null, E('p', {}, text(failed.format(res.error))), level);
+		return this.refresh();
+	},
+
 	handleDelete: function(port) {
 		var self = this;
 		return callDeleteMapping('tcp', port).then(function(res) {
-			if (res.error)
-				ui.addNotification(null, E('p', {}, text(_('The mapping was not deleted: %s').format(res.error))), 'danger');
-			return self.refresh();
+			return self.afterAction(res, _('The mapping was not deleted: %s'), 'danger');
 		});
 	},
 
 	handleProbe: function() {
 		var self = this;
 		return callProbe().then(function(res) {
-			if (res.error)
-				ui.addNotification(null, E('p', {}, text(_('The test did not run: %s').format(res.error))), 'warning');
-			return self.refresh();
+			return self.afterAction(res, _('The test did not run: %s'), 'warning');
 		});
 	},
 
