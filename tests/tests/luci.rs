@@ -279,14 +279,7 @@ fn double_nat_case() -> Value {
     .expect("reachable through both NATs");
     // The test after the mapping ran before the gateway forwarded it: once more, now.
     lab.time_until(Duration::from_secs(12), || {
-        lab.http(
-            &lab.router,
-            (std::net::Ipv4Addr::LOCALHOST, API_PORT).into(),
-            "POST",
-            "/api/v1/probe",
-            "127.0.0.1:8780",
-        )
-        .is_ok_and(|(code, _)| code == 200)
+        lab.api_post("/api/v1/probe").0 == 200
     })
     .expect("an on-demand test");
     let plugin = plugin(&lab, &cfg);

@@ -5,7 +5,6 @@
 //! subnet; after each change of the forwards and on demand, at most once per 10 s.
 
 use serde_json::Value;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use wilife_lab::lab::*;
 
@@ -52,11 +51,7 @@ fn verdicts(report: &Value) -> Vec<(u64, String)> {
 }
 
 fn post_probe(lab: &Lab) -> (u16, Value) {
-    let to = SocketAddr::from((Ipv4Addr::LOCALHOST, API_PORT));
-    let (code, body) = lab
-        .http(&lab.router, to, "POST", "/api/v1/probe", "127.0.0.1:8780")
-        .expect("API answers");
-    (code, serde_json::from_str(&body).expect("JSON"))
+    lab.api_post("/api/v1/probe")
 }
 
 fn diagnosis_reason(lab: &Lab) -> Option<Value> {

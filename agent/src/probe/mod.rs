@@ -243,17 +243,10 @@ fn failed(t: &Tried) -> bool {
 }
 
 fn command_center_problem(hops: &[Tried]) -> Option<String> {
-    let own = |host: Ipv4Addr| {
-        (hops.iter()).filter(move |t| {
-            t.hop == Hop::CommandCenter
-                && t.verdict != Verdict::NotTried
-                && t.address.is_some_and(|a| *a.ip() == host)
-        })
-    };
-    let mut hosts: Vec<Ipv4Addr> = (hops.iter())
-        .filter(|t| t.hop == Hop::CommandCenter && t.verdict != Verdict::NotTried)
-        .filter_map(|t| t.address.map(|a| *a.ip()))
-        .collect();
+    let tried =
+        || (hops.iter()).filter(|t| t.hop == Hop::CommandCenter && t.verdict != Verdict::NotTried);
+    let own = |host: Ipv4Addr| tried().filter(move |t| t.address.is_some_and(|a| *a.ip() == host));
+    let mut hosts: Vec<Ipv4Addr> = tried().filter_map(|t| t.address.map(|a| *a.ip())).collect();
     hosts.dedup();
     hosts.into_iter().find_map(|host| {
         if own(host).any(|t| t.verdict == Verdict::Answered) {

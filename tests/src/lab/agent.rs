@@ -203,6 +203,18 @@ impl Lab {
         self.api_get("/api/v1/status")
     }
 
+    /// POST to the API from the router's loopback: the status and the JSON answer.
+    pub fn api_post(&self, path: &str) -> (u16, serde_json::Value) {
+        let to = SocketAddr::from((Ipv4Addr::LOCALHOST, API_PORT));
+        let (code, body) = self
+            .http(&self.router, to, "POST", path, "127.0.0.1:8780")
+            .expect("API answers");
+        (
+            code,
+            serde_json::from_str(&body).expect("the API answers JSON"),
+        )
+    }
+
     /// GET an API document from the router's loopback; panics unless 200 with JSON.
     pub fn api_get(&self, path: &str) -> serde_json::Value {
         let to = SocketAddr::from((Ipv4Addr::LOCALHOST, API_PORT));

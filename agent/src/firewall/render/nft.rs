@@ -128,24 +128,24 @@ pub fn within(left: E, right: E) -> S {
     matches(left, "in", right)
 }
 
-/// `ct mark & BIT`
-fn mark_and(bit: u32) -> E {
-    json!({ "&": [ct("mark", None), bit] })
+/// `MARK & BIT` (`ct mark` or `meta mark`)
+fn bit_of(mark: E, bit: u32) -> E {
+    json!({ "&": [mark, bit] })
 }
 
 /// `meta mark & BIT == BIT`: a packet the agent itself marked (SO_MARK) — its probe.
 pub fn packet_mark_has(bit: u32) -> S {
-    is(json!({ "&": [meta("mark"), bit] }), json!(bit))
+    is(bit_of(meta("mark"), bit), json!(bit))
 }
 
 /// `ct mark & BIT == BIT`
 pub fn mark_has(bit: u32) -> S {
-    is(mark_and(bit), json!(bit))
+    is(bit_of(ct("mark", None), bit), json!(bit))
 }
 
 /// `ct mark & BIT != BIT`
 pub fn mark_lacks(bit: u32) -> S {
-    not(mark_and(bit), json!(bit))
+    not(bit_of(ct("mark", None), bit), json!(bit))
 }
 
 /// `ct mark set ct mark | BIT`: the handshake fw4's include accepts.
